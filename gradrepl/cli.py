@@ -1,0 +1,115 @@
+"""Command line: `gradrepl [SCRIPT]` opens the app, `gradrepl replay SCRIPT` runs headless.
+
+Start-up is kept light: the kernel process is launched as soon as the script has been
+read, before jupyter_client (or anything else heavy) is imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from gradrepl import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+def replay_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradrepl replay",
+        description="Run a script's cells (# %% percent format, sphinx-gallery or .ipynb) "
+        "in a fresh kernel and print a notebook-like transcript.",
+    )
+    parser.add_argument("script", help="the script or notebook to run")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per cell per line")
+    parser.add_argument("--keep-going", action="store_true", help="run the remaining cells after a failing one")
+    parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
+    return parser
+
+
+def app_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradrepl",
+        description="A terminal REPL for watching PyTorch autograd.",
+        epilog="Headless: gradrepl replay SCRIPT [--json] [--keep-going] (see gradrepl replay --help).",
+    )
+    parser.add_argument("script", nargs="?", help="a script to resume: its cells run, then the session goes on")
+    parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
+    return parser
+
+
+def run_replay(argv: list[str]) -> int:
+    args = replay_parser().parse_args(argv)
+    from gradrepl.cells import ScriptError, read_script
+
+    try:
+        script = read_script(Path(args.script))
+    except ScriptError as err:
+        print(err, file=sys.stderr)
+        return EXIT_USAGE
+    if not script.code_cells:
+        print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
+        return EXIT_OK
+
+    from gradrepl.replay import replay, writer_for
+    from gradrepl.kernel.session import KernelError, KernelSession
+
+    session = KernelSession(cwd=script.path.parent if script.path else None)
+    session.launch()
+    write = writer_for(args.json, script.path)
+
+    async def main() -> int:
+        try:
+            return await replay(script, write, keep_going=args.keep_going, cell_timeout=args.cell_timeout, session=session)
+        finally:
+            await session.shutdown()
+
+    try:
+        return asyncio.run(main())
+    except KernelError as err:
+        print(err, file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("gradrepl: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_app(argv: list[str]) -> int:
+    args = app_parser().parse_args(argv)
+    if args.script is not None:
+        from gradrepl.cells import ScriptError, read_script
+
+        try:
+            read_script(Path(args.script))
+        except ScriptError as err:
+            print(err, file=sys.stderr)
+            return EXIT_USAGE
+    print(
+        "gradrepl: the interactive app is not built yet; "
+        "use `gradrepl replay SCRIPT` to run a script headless.",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "replay":
+        return run_replay(argv[1:])
+    return run_app(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""The probe: runs inside the kernel and turns torch objects into plain data.
+
+This is the only gradrepl module that touches torch, and it never imports it: torch is
+looked up in sys.modules, so a namespace without torch costs nothing and the kernel
+behaves exactly as Jupyter's until the user imports torch.
+
+After every (non-silent) cell the probe sends one `comm_msg` on IOPub, parented to the
+cell's execute_request, carrying a CellReport: the snapshot of every named tensor, the
+cell's error frames mapped to lines of the user's file, and the backward events.
+Nothing it defines lands in the user's namespace. It never raises into the user's cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import sys
+import traceback
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+COMM_TARGET = "gradrepl.probe"
+ORIGIN_KEY = "gradrepl"
+
+MAX_TENSORS = 2000
+MAX_CONTAINER_ITEMS = 64
+PREVIEW_EDGE = 3
+PYTHON_STATS_LIMIT = 4096
+FULL_STATS_LIMIT = 1 << 20
+SAMPLE_SIZE = 1 << 16
+
+_IPYTHON_CACHE_NAME = re.compile(r"^(_+|_\d+|_i+\d*|_[oid]h|__\w+__)$")
+
+
+# ---------------------------------------------------------------- tensor data
+
+
+def _numbers_from(values: list[Any]) -> list[float]:
+    numbers: list[float] = []
+    for value in values:
+        if isinstance(value, complex):
+            numbers.append(abs(value))
+        else:
+            numbers.append(float(value))
+    return numbers
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, complex):
+        return f"{value.real:g}{value.imag:+g}j"
+    return value
+
+
+def _python_stats(flat: list[Any], numel: int) -> dict[str, Any]:
+    numbers = _numbers_from(flat)
+    nan = sum(1 for x in numbers if math.isnan(x))
+    inf = sum(1 for x in numbers if math.isinf(x))
+    finite = [x for x in numbers if math.isfinite(x)]
+    return {
+        "norm": _plain(math.sqrt(sum(x * x for x in numbers))) if numbers else 0.0,
+        "min": min(finite) if finite else None,
+        "max": max(finite) if finite else None,
+        "nan": nan,
+        "inf": inf,
+        "sampled": False,
+        "sample_size": numel,
+    }
+
+
+def _strided_sample(t: Any, limit: int) -> Any:
+    """A view of at most `limit` elements spread over the whole tensor (no copy)."""
+    steps = [1] * t.dim()
+    sizes = list(t.shape)
+
+    def kept(dim: int) -> int:
+        return -(-sizes[dim] // steps[dim])
+
+    while math.prod(kept(d) for d in range(len(sizes))) > limit:
+        widest = max(range(len(sizes)), key=kept)
+        steps[widest] *= 2
+    return t[tuple(slice(None, None, s) for s in steps)]
+
+
+def _torch_stats(torch: Any, t: Any, numel: int) -> dict[str, Any]:
+    sampled = numel > FULL_STATS_LIMIT
+    part = _strided_sample(t, SAMPLE_SIZE) if sampled else t
+    values = part.to(torch.complex128 if part.is_complex() else torch.float64)
+    if values.is_complex():
+        values = values.abs()
+    values = values.reshape(-1)
+    n = values.numel()
+    nan_mask = torch.isnan(values)
+    inf_mask = torch.isinf(values)
+    finite = values[~(nan_mask | inf_mask)]
+    square_sum = float(values.square().sum())
+    norm = math.sqrt(square_sum * numel / n) if sampled and n else math.sqrt(square_sum)
+    return {
+        "norm": _plain(norm),
+        "min": float(finite.min()) if finite.numel() else None,
+        "max": float(finite.max()) if finite.numel() else None,
+        "nan": int(nan_mask.sum()),
+        "inf": int(inf_mask.sum()),
+        "sampled": sampled,
+        "sample_size": n,
+    }
+
+
+def _reshape(flat: list[Any], shape: list[int]) -> Any:
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_reshape(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def _insert_gaps(nested: Any, gaps: list[int | None]) -> Any:
+    """Put a "…" marker where each cut dimension lost its middle."""
+    if not gaps or not isinstance(nested, list):
+        return nested
+    inner = [_insert_gaps(item, gaps[1:]) for item in nested]
+    gap = gaps[0]
+    if gap is not None:
+        inner = inner[:gap] + ["…"] + inner[gap:]
+    return inner
+
+
+def _preview_of_large(torch: Any, t: Any) -> tuple[Any, bool]:
+    """First and last PREVIEW_EDGE entries along every dimension, gathered in one copy."""
+    shape = list(t.shape)
+    gaps: list[int | None] = []
+    kept_shape: list[int] = []
+    index: list[Any] = []
+    for dim, size in enumerate(shape):
+        if size > 2 * PREVIEW_EDGE:
+            positions = list(range(PREVIEW_EDGE)) + list(range(size - PREVIEW_EDGE, size))
+            gaps.append(PREVIEW_EDGE)
+        else:
+            positions = list(range(size))
+            gaps.append(None)
+        kept_shape.append(len(positions))
+        view_shape = [1] * len(shape)
+        view_shape[dim] = len(positions)
+        index.append(torch.tensor(positions, dtype=torch.long).view(view_shape))
+    corner = t[tuple(index)] if index else t
+    flat = corner.reshape(-1).tolist()
+    return _insert_gaps(_plain_nested(_reshape(flat, kept_shape)), gaps), any(g is not None for g in gaps)
+
+
+def _plain_nested(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain_nested(v) for v in value]
+    return _plain(value)
+
+
+def describe_values(torch: Any, t: Any) -> dict[str, Any]:
+    """Preview and stats of a (detached, strided) tensor's values, bounded in cost."""
+    numel = t.numel()
+    if t.is_quantized:
+        t = t.dequantize()
+    if numel <= PYTHON_STATS_LIMIT and all(size <= 2 * PREVIEW_EDGE for size in t.shape):
+        flat = t.reshape(-1).tolist()
+        return {
+            "preview": _plain_nested(_reshape(flat, list(t.shape))),
+            "truncated": False,
+            "stats": _python_stats(flat, numel) if numel and t.dtype != torch.bool else None,
+        }
+    preview, truncated = _preview_of_large(torch, t)
+    stats: dict[str, Any] | None = None
+    if numel and t.dtype != torch.bool:
+        if numel <= PYTHON_STATS_LIMIT:
+            flat = t.reshape(-1).tolist()
+            stats = _python_stats(flat, numel)
+        else:
+            stats = _torch_stats(torch, t, numel)
+    return {"preview": preview, "truncated": truncated, "stats": stats}
+
+
+def describe_tensor(torch: Any, name: str, t: Any) -> dict[str, Any]:
+    """Everything the front end shows of one tensor, as plain data."""
+    info: dict[str, Any] = {
+        "name": name,
+        "shape": list(t.shape),
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "device": str(t.device),
+        "layout": str(t.layout).removeprefix("torch."),
+        "requires_grad": bool(t.requires_grad),
+        "is_leaf": bool(t.is_leaf),
+        "grad_fn": type(t.grad_fn).__name__ if t.grad_fn is not None else None,
+        "retains_grad": bool(t.retains_grad),
+        "version": int(t._version),
+        "type": type(t).__name__,
+        "data": None,
+        "grad": None,
+        "note": None,
+    }
+    try:
+        info["data"] = _describe_data(torch, t)
+    except Exception as exc:  # odd layouts, meta tensors, user subclasses
+        info["note"] = f"values not shown: {type(exc).__name__}: {exc}"[:200]
+    if t.is_leaf or t.retains_grad:
+        grad = t.grad
+        if grad is not None:
+            try:
+                info["grad"] = _describe_data(torch, grad)
+            except Exception as exc:
+                info["note"] = f"grad not shown: {type(exc).__name__}: {exc}"[:200]
+    return info
+
+
+def _describe_data(torch: Any, t: Any) -> dict[str, Any] | None:
+    if t.layout != torch.strided:
+        raise ValueError(f"{t.layout} layout")
+    if t.device.type == "meta":
+        return None
+    values = t.detach()
+    if values.device.type != "cpu":
+        values = _strided_sample(values, SAMPLE_SIZE).cpu() if values.numel() > SAMPLE_SIZE else values.cpu()
+    return describe_values(torch, values)
+
+
+# ---------------------------------------------------------------- namespace walk
+
+
+def _user_names(shell: Any) -> Iterator[tuple[str, Any]]:
+    hidden = shell.user_ns_hidden
+    missing = object()
+    for name, value in list(shell.user_ns.items()):
+        if not isinstance(name, str) or _IPYTHON_CACHE_NAME.match(name):
+            continue
+        if hidden.get(name, missing) is value:
+            continue
+        yield name, value
+
+
+def _key_label(key: Any) -> str | None:
+    if isinstance(key, str):
+        return repr(key)
+    if isinstance(key, (int, bool)):
+        return str(int(key))
+    return None
+
+
+def named_tensors(torch: Any, shell: Any) -> Iterator[tuple[str, Any]]:
+    """Each tensor reachable by a name the user wrote, one container level deep."""
+    tensor_type = torch.Tensor
+    module_type = torch.nn.Module
+    for name, value in _user_names(shell):
+        if isinstance(value, tensor_type):
+            yield name, value
+        elif isinstance(value, module_type):
+            for label, item in module_type.named_parameters(value):
+                yield f"{name}.{label}", item
+            for label, item in module_type.named_buffers(value):
+                if item is not None:
+                    yield f"{name}.{label}", item
+        elif type(value) in (list, tuple):
+            for index, item in enumerate(value[:MAX_CONTAINER_ITEMS]):
+                if isinstance(item, tensor_type):
+                    yield f"{name}[{index}]", item
+        elif type(value) is dict:
+            for count, (key, item) in enumerate(list(value.items())):
+                if count >= MAX_CONTAINER_ITEMS:
+                    break
+                label = _key_label(key)
+                if label is not None and isinstance(item, tensor_type):
+                    yield f"{name}[{label}]", item
+
+
+def _guarded(torch: Any) -> contextlib.ExitStack:
+    """No autograd recording, no user __torch_function__ overrides, no warnings."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.no_grad())
+    disable = getattr(torch._C, "DisableTorchFunctionSubclass", None)
+    if disable is not None:
+        stack.enter_context(disable())
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+def snapshot(shell: Any) -> dict[str, Any]:
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "Tensor") or not hasattr(torch, "nn"):
+        return {"tensors": [], "notes": []}
+    tensors: list[dict[str, Any]] = []
+    notes: list[str] = []
+    skipped = 0
+    with _guarded(torch):
+        for name, t in named_tensors(torch, shell):
+            if len(tensors) >= MAX_TENSORS:
+                skipped += 1
+                continue
+            try:
+                tensors.append(describe_tensor(torch, name, t))
+            except Exception as exc:
+                notes.append(f"{name}: not shown ({type(exc).__name__})")
+    if skipped:
+        notes.append(f"{skipped} more tensors not shown (limit {MAX_TENSORS})")
+    return {"tensors": tensors, "notes": notes}
+
+
+# ---------------------------------------------------------------- errors
+
+
+class CellOrigins:
+    """Remembers which file and line each compiled cell came from, by its code name."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, Any] | None = None
+        self.by_code_name: dict[str, dict[str, Any]] = {}
+
+    def wrap_compiler(self, compiler: Any) -> None:
+        original = compiler.cache
+
+        def cache(transformed_code: str, number: int = 0, raw_code: str | None = None) -> str:
+            name = original(transformed_code, number, raw_code)
+            if self.current is not None:
+                self.by_code_name[name] = self.current
+            return name
+
+        compiler.cache = cache
+
+    def script_line(self, code_name: str | None, lineno: int | None) -> tuple[str | None, int | None]:
+        origin = self.by_code_name.get(code_name or "")
+        if origin is None or lineno is None:
+            return None, None
+        return origin.get("file"), int(origin.get("line", 1)) + lineno - 1
+
+
+def error_frames(exc: BaseException, origins: CellOrigins) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        file, line = origins.script_line(frame.filename, frame.lineno)
+        frames.append(
+            {
+                "filename": frame.filename,
+                "lineno": frame.lineno,
+                "name": frame.name,
+                "text": (frame.line or "").strip(),
+                "script_file": file,
+                "script_line": line,
+            }
+        )
+    if isinstance(exc, SyntaxError):
+        file, line = origins.script_line(exc.filename, exc.lineno)
+        frames.append(
+            {
+                "filename": exc.filename,
+                "lineno": exc.lineno,
+                "name": "<module>",
+                "text": (exc.text or "").strip(),
+                "script_file": file,
+                "script_line": line,
+            }
+        )
+    return frames
+
+
+# ---------------------------------------------------------------- wiring
+
+
+class Probe:
+    def __init__(self, shell: Any, kernel: Any) -> None:
+        self.shell = shell
+        self.kernel = kernel
+        self.origins = CellOrigins()
+        self.comm: Any = None
+        self.backward_events: list[dict[str, Any]] = []
+
+    def pre_run_cell(self, info: Any) -> None:
+        try:
+            parent = self.kernel.get_parent() if self.kernel is not None else {}
+            metadata = (parent or {}).get("metadata") or getattr(info, "cell_meta", None) or {}
+            origin = metadata.get(ORIGIN_KEY)
+            self.origins.current = origin if isinstance(origin, dict) else None
+            self.backward_events = []
+        except Exception:
+            self.origins.current = None
+
+    def post_run_cell(self, result: Any) -> None:
+        try:
+            self.send(self.report(result))
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self.send({"tensors": [], "notes": [f"probe failed: {type(exc).__name__}: {exc}"]})
+
+    def report(self, result: Any) -> dict[str, Any]:
+        exc = result.error_before_exec or result.error_in_exec
+        report = snapshot(self.shell)
+        report["execution_count"] = result.execution_count
+        report["backward"] = self.backward_events
+        report["frames"] = error_frames(exc, self.origins) if exc is not None else []
+        return report
+
+    def send(self, data: dict[str, Any]) -> None:
+        if self.comm is None:
+            import comm
+
+            self.comm = comm.create_comm(target_name=COMM_TARGET, data={})
+        self.comm.send(data)
+
+
+def install(shell: Any, kernel: Any) -> Probe:
+    probe = Probe(shell, kernel)
+    probe.origins.wrap_compiler(shell.compile)
+    shell.events.register("pre_run_cell", probe.pre_run_cell)
+    shell.events.register("post_run_cell", probe.post_run_cell)
+    return probe

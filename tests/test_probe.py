@@ -1,0 +1,165 @@
+"""The probe, run in this process on a stand-in shell: plain data out, bounded cost, never raises."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gradrepl.kernel import probe  # noqa: E402
+
+
+def shell_with(**names: Any) -> SimpleNamespace:
+    hidden = {"In": [], "Out": {}, "exit": object()}
+    user_ns = dict(hidden)
+    user_ns.update({"_": 1, "__": 2, "_i3": "x", "_5": torch.ones(1), "__name__": "__main__"})
+    user_ns.update(names)
+    return SimpleNamespace(user_ns=user_ns, user_ns_hidden=hidden)
+
+
+def by_name(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in snapshot["tensors"]}
+
+
+def test_seed_variable_after_three_backwards_shows_accumulated_grad() -> None:
+    varibale = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    v_out = torch.mean(varibale**2)
+    for _ in range(3):
+        v_out.backward(retain_graph=True)
+    tensors = by_name(probe.snapshot(shell_with(varibale=varibale, v_out=v_out)))
+
+    assert tensors["varibale"]["grad"]["preview"] == [[1.5, 3.0], [4.5, 6.0]]
+    assert tensors["varibale"]["is_leaf"] is True
+    assert tensors["varibale"]["grad_fn"] is None
+    assert tensors["v_out"]["grad_fn"] == "MeanBackward0"
+    assert tensors["v_out"]["grad"] is None
+    assert tensors["v_out"]["data"]["preview"] == 7.5
+    assert tensors["varibale"]["shape"] == [2, 2]
+    assert tensors["varibale"]["dtype"] == "float32"
+    assert tensors["varibale"]["device"] == "cpu"
+
+
+def test_snapshot_is_plain_json_data() -> None:
+    x = torch.tensor([1.0, float("nan"), float("inf")])
+    snap = probe.snapshot(shell_with(x=x, c=torch.tensor([1 + 2j]), b=torch.tensor([True])))
+    assert json.loads(json.dumps(snap, allow_nan=False)) == snap
+    stats = by_name(snap)["x"]["data"]["stats"]
+    assert (stats["nan"], stats["inf"], stats["min"], stats["max"]) == (1, 1, 1.0, 1.0)
+
+
+def test_names_one_level_deep_in_containers_and_modules() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    fc = torch.nn.Module()
+    fc.fc = torch.nn.Linear(1, 1)
+    names = by_name(
+        probe.snapshot(
+            shell_with(
+                params=[torch.ones(1), "not a tensor", torch.zeros(2)],
+                pair=(torch.ones(1),),
+                d={"w": torch.ones(1), 3: torch.ones(1), (1, 2): torch.ones(1)},
+                nested=[[torch.ones(1)]],
+                model=model,
+                net=fc,
+            )
+        )
+    ).keys()
+    assert {"params[0]", "params[2]", "pair[0]", "d['w']", "d[3]"} <= names
+    assert {"model.0.weight", "model.0.bias", "model.1.running_mean", "net.fc.weight"} <= names
+    assert not any(name.startswith("nested") for name in names)
+    assert not any(name.startswith("d[(") for name in names)
+
+
+def test_ipython_caches_and_hidden_names_are_not_user_tensors() -> None:
+    names = by_name(probe.snapshot(shell_with(_w=torch.ones(1)))).keys()
+    assert list(names) == ["_w"]
+
+
+def test_huge_tensor_costs_a_bounded_slice() -> None:
+    big = torch.arange(10**8, dtype=torch.float32).view(10**4, 10**4)
+    info = probe.describe_tensor(torch, "big", big)
+    preview = info["data"]["preview"]
+    assert info["data"]["truncated"] is True
+    assert len(preview) == 7 and preview[3] == "…"
+    assert preview[0] == [0.0, 1.0, 2.0, "…", 9997.0, 9998.0, 9999.0]
+    assert preview[-1][-1] == float(big[-1, -1])
+    stats = info["data"]["stats"]
+    assert stats["sampled"] is True and stats["sample_size"] <= probe.SAMPLE_SIZE
+    assert stats["min"] == 0.0 and stats["max"] > 9.9e7
+
+
+def test_stats_exact_below_the_limit() -> None:
+    t = torch.arange(10_000, dtype=torch.float64)
+    stats = probe.describe_tensor(torch, "t", t)["data"]["stats"]
+    assert stats["sampled"] is False
+    assert stats["norm"] == pytest.approx(float(t.norm()))
+    assert (stats["min"], stats["max"]) == (0.0, 9999.0)
+
+
+def test_non_leaf_grad_is_not_read_and_warns_nothing() -> None:
+    x = torch.ones(2, requires_grad=True)
+    y = x * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        info = probe.describe_tensor(torch, "y", y)
+    assert info["grad"] is None and info["is_leaf"] is False
+
+
+def test_retained_grad_of_non_leaf_is_shown() -> None:
+    x = torch.ones(2, requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    y.sum().backward()
+    info = probe.describe_tensor(torch, "y", y)
+    assert info["retains_grad"] is True
+    assert info["grad"]["preview"] == [1.0, 1.0]
+
+
+def test_reading_values_changes_nothing() -> None:
+    x = torch.ones(3, requires_grad=True)
+    before = x._version
+    probe.snapshot(shell_with(x=x))
+    assert x._version == before and x.grad is None and x.grad_fn is None
+
+
+class Hostile(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[override]
+        raise RuntimeError("no")
+
+    def __repr__(self) -> str:  # type: ignore[override]
+        raise RuntimeError("no repr")
+
+
+def test_odd_tensors_never_raise() -> None:
+    shell = shell_with(
+        meta=torch.empty(3, device="meta"),
+        sparse=torch.eye(3).to_sparse(),
+        hostile=torch.ones(2).as_subclass(Hostile),
+        empty=torch.empty(0, 3),
+        ints=torch.arange(5),
+    )
+    tensors = by_name(probe.snapshot(shell))
+    assert set(tensors) == {"meta", "sparse", "hostile", "empty", "ints"}
+    assert tensors["sparse"]["note"].startswith("values not shown")
+    assert tensors["meta"]["data"] is None
+    assert tensors["empty"]["data"]["stats"] is None
+    assert tensors["ints"]["data"]["stats"]["max"] == 4.0
+
+
+def test_without_torch_imported_the_snapshot_is_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch")
+    assert probe.snapshot(shell_with(x=1)) == {"tensors": [], "notes": []}
+
+
+def test_tensor_count_is_capped_with_a_note() -> None:
+    many = {f"t{i}": torch.ones(1) for i in range(probe.MAX_TENSORS + 5)}
+    snap = probe.snapshot(shell_with(**many))
+    assert len(snap["tensors"]) == probe.MAX_TENSORS
+    assert snap["notes"] == [f"5 more tensors not shown (limit {probe.MAX_TENSORS})"]
