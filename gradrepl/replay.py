@@ -8,6 +8,7 @@ one JSON line.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,8 @@ class CellRecord:
 def short_traceback(frames: tuple[ErrorFrame, ...], script_name: str) -> list[str]:
     """The frames a reader needs: every one in the script, and the innermost library frame."""
     lines = ["Traceback (most recent call last):"]
+    first_in_script = next((i for i, f in enumerate(frames) if f.in_script), 0)
+    frames = frames[first_in_script:]  # what comes before is the kernel's own machinery
     hidden = 0
     for index, frame in enumerate(frames):
         innermost = index == len(frames) - 1
@@ -208,4 +211,5 @@ def writer_for(json_lines: bool, script_path: Path | None, out: IO[str] = sys.st
     if json_lines:
         return JsonLinesWriter(out)
     name = script_path.name if script_path else "<script>"
-    return TextWriter(out, name, color=out.isatty())
+    color = out.isatty() and not os.environ.get("NO_COLOR")
+    return TextWriter(out, name, color=color)

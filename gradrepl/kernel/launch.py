@@ -5,7 +5,6 @@ Runs as `python -c <bootstrap> -f CONNECTION_FILE [--preimport MODULE]...`, see 
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from pathlib import Path
@@ -38,9 +37,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from gradrepl.kernel import probe
 
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     app = IPKernelApp.instance()
-    app.initialize(args)
+    # gradrepl keeps its own history: cells are not written into the user's IPython database.
+    app.initialize([*args, "--HistoryManager.hist_file=:memory:"])
     probe.install(app.shell, app.kernel)
     app.start()
 

@@ -1,0 +1,212 @@
+"""`gradrepl replay`: fidelity with Jupyter, the transcript, exit codes and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, EXAMPLES
+from gradrepl.kernel.events import ErrorFrame
+from gradrepl.replay import short_traceback
+
+ADDRESS = re.compile(r"0x[0-9a-f]+")
+RECORDED = sorted(DATA.glob("*.jupyter.json"))
+
+
+def gradrepl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gradrepl", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def json_records(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def without_addresses(text: str | None) -> str | None:
+    return None if text is None else ADDRESS.sub("0x…", text)
+
+
+def test_every_example_has_a_recorded_jupyter_run() -> None:
+    stems = {p.name.removesuffix(".jupyter.json") for p in RECORDED}
+    assert stems == {p.stem for p in EXAMPLES.glob("*.py")}
+    assert "seed_autograd" in stems
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("recording", RECORDED, ids=lambda p: p.name.removesuffix(".jupyter.json"))
+def test_replay_matches_jupyter_cell_for_cell(recording: Path) -> None:
+    script = EXAMPLES / (recording.name.removesuffix(".jupyter.json") + ".py")
+    expected = json.loads(recording.read_text())
+    run = gradrepl("replay", "--json", "--keep-going", str(script))
+    records = json_records(run.stdout)
+    assert len(records) == len(expected), run.stderr
+    for got, want in zip(records, expected):
+        assert got["cell"] == want["cell"]
+        assert without_addresses(got["stdout"]) == without_addresses(want["stdout"]), f"cell {want['cell']}"
+        assert got["stderr"] == want["stderr"], f"cell {want['cell']}"
+        assert without_addresses(got["result"]) == without_addresses(want["result"]), f"cell {want['cell']}"
+        assert (got["error"] or {}).get("ename") == want["ename"], f"cell {want['cell']}"
+        assert got["status"] == ("error" if want["ename"] else "ok")
+    assert run.returncode == (1 if any(w["ename"] for w in expected) else 0)
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.kernel
+def test_json_lines_carry_every_field_of_a_cell() -> None:
+    run = gradrepl("replay", "--json", str(EXAMPLES / "seed_autograd.py"))
+    assert run.returncode == 0, run.stderr
+    records = json_records(run.stdout)
+    assert [r["cell"] for r in records] == list(range(1, 13))
+    fields = {"cell", "line", "source", "status", "stdout", "stderr", "result", "error", "tensors", "backward"}
+    assert all(fields <= set(r) for r in records)
+    assert [r["line"] for r in records[:3]] == [5, 10, 16]
+    assert records[0]["source"].startswith("import torch")
+    fourth = {t["name"]: t for t in records[3]["tensors"]}
+    assert fourth["varibale"]["grad"]["preview"] == [[0.5, 1.0], [1.5, 2.0]]
+    assert fourth["v_out"]["grad_fn"] == "MeanBackward0"
+    assert all(r["backward"] == [] for r in records)
+
+
+@pytest.fixture
+def failing_script(tmp_path: Path) -> Path:
+    script = tmp_path / "failing.py"
+    script.write_text(
+        "# %% [markdown]\n# A script whose second cell fails.\n\n"
+        "# %%\nfirst = 1\nprint('one')\n\n"
+        "# %%\ndef helper():\n    return 1 / 0\n\nhelper()\n\n"
+        "# %%\nprint('three')\n\n"
+        "# %%\nbroken = (\n"
+    )
+    return script
+
+
+@pytest.mark.kernel
+def test_text_transcript_stops_at_the_first_failure_with_file_lines(failing_script: Path) -> None:
+    run = gradrepl("replay", str(failing_script))
+    assert run.returncode == 1
+    out = run.stdout
+    assert "In [1]:  # failing.py, line 5" in out
+    assert "one\n" in out
+    assert 'File "failing.py", line 12, in <module>\n    helper()' in out
+    assert 'File "failing.py", line 10, in helper\n    return 1 / 0' in out
+    assert "ZeroDivisionError: division by zero" in out
+    assert "three" not in out
+    assert run.stderr == ""
+
+
+@pytest.mark.kernel
+def test_keep_going_runs_the_rest_and_a_syntax_error_is_that_cells_error(failing_script: Path) -> None:
+    run = gradrepl("replay", "--json", "--keep-going", str(failing_script))
+    assert run.returncode == 1
+    records = json_records(run.stdout)
+    assert [r["status"] for r in records] == ["ok", "error", "ok", "error"]
+    assert records[2]["stdout"] == "three\n"
+    syntax = records[3]["error"]
+    assert syntax["ename"] == "SyntaxError"
+    assert syntax["line"] == 18
+
+
+@pytest.mark.kernel
+def test_notebook_and_sphinx_scripts_replay(tmp_path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# title"), nbformat.v4.new_code_cell("x = 20\nx + 1")]
+    (tmp_path / "n.ipynb").write_text(nbformat.writes(nb))
+    (tmp_path / "g.py").write_text('"""\nTitle\n=====\n"""\nx = 1\n\n' + "#" * 30 + "\n# Prose\n\nx + 1\n")
+    notebook = json_records(gradrepl("replay", "--json", str(tmp_path / "n.ipynb")).stdout)
+    gallery = json_records(gradrepl("replay", "--json", str(tmp_path / "g.py")).stdout)
+    assert [r["result"] for r in notebook] == ["21"]
+    assert [r["result"] for r in gallery] == [None, "2"]
+    assert [r["line"] for r in gallery] == [5, 10]
+
+
+@pytest.mark.kernel
+def test_script_runs_in_its_own_folder(tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("beside the script")
+    (tmp_path / "s.py").write_text("# %%\nopen('data.txt').read()\n")
+    run = gradrepl("replay", "--json", "s.py", cwd=tmp_path)
+    assert json_records(run.stdout)[0]["result"] == "'beside the script'"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: d / "missing.py", "no such file"),
+        (lambda d: d, "is a directory"),
+        (lambda d: _write(d / "bin.py", b"\x00\x01\x02"), "binary file"),
+        (lambda d: _write(d / "latin.py", "x = 'caf\xe9'\n".encode("latin-1")), "not UTF-8"),
+        (lambda d: _write(d / "bad.ipynb", b"{not json"), "not a valid notebook"),
+    ],
+    ids=["missing", "directory", "binary", "non-utf8", "bad-ipynb"],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, make, message: str) -> None:
+    target = make(tmp_path)
+    run = gradrepl("replay", str(target))
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("gradrepl: ")
+    assert run.stdout == ""
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_a_script_without_code_cells_says_so(tmp_path: Path) -> None:
+    script = tmp_path / "prose.py"
+    script.write_text("# %% [markdown]\n# Only words here.\n")
+    run = gradrepl("replay", str(script))
+    assert run.returncode == 0
+    assert run.stderr.strip() == f"gradrepl: '{script}' has no code cells: nothing to run"
+
+
+def test_bad_options_are_usage_errors() -> None:
+    run = gradrepl("replay", "--cell-timeout", "soon", "x.py")
+    assert run.returncode == 2
+    assert "not a number of seconds: 'soon'" in run.stderr
+
+
+def test_short_traceback_keeps_script_frames_and_the_innermost() -> None:
+    frames = (
+        ErrorFrame("/ipython/interactiveshell.py", 3600, "run_code", "exec(code)"),
+        ErrorFrame("/tmp/cell.py", 2, "<module>", "y.backward()", "s.py", 41),
+        ErrorFrame("/torch/_tensor.py", 600, "backward", "torch.autograd.backward()"),
+        ErrorFrame("/torch/autograd/__init__.py", 300, "backward", "_engine_run_backward()"),
+        ErrorFrame("/torch/autograd/graph.py", 800, "_engine_run_backward", "run_backward()"),
+    )
+    assert short_traceback(frames, "s.py") == [
+        "Traceback (most recent call last):",
+        '  File "s.py", line 41, in <module>',
+        "    y.backward()",
+        "  ... 2 frames in library code",
+        '  File "/torch/autograd/graph.py", line 800, in _engine_run_backward',
+        "    run_backward()",
+    ]
+
+
+def test_source_is_highlighted_only_for_a_terminal() -> None:
+    import io
+
+    from gradrepl.replay import CellRecord, TextWriter
+
+    record = CellRecord(1, 3, "x = 1  # note", "ok", 1, "", "", "1", None, [], [])
+    plain, colored = io.StringIO(), io.StringIO()
+    TextWriter(plain, "s.py", color=False)(record)
+    TextWriter(colored, "s.py", color=True)(record)
+    assert plain.getvalue() == "In [1]:  # s.py, line 3\nx = 1  # note\n\nOut[1]: 1\n\n"
+    assert "\x1b[" in colored.getvalue()
+    assert re.sub(r"\x1b\[[0-9;]*m", "", colored.getvalue()) == plain.getvalue()
