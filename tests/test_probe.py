@@ -163,3 +163,41 @@ def test_tensor_count_is_capped_with_a_note() -> None:
     snap = probe.snapshot(shell_with(**many))
     assert len(snap["tensors"]) == probe.MAX_TENSORS
     assert snap["notes"] == [f"5 more tensors not shown (limit {probe.MAX_TENSORS})"]
+
+
+class FakeComm:
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, data: dict[str, Any]) -> None:
+        self.sent.append(json.loads(json.dumps(data)))
+
+
+def test_reports_carry_only_changed_tensors_and_the_front_end_rebuilds_the_table() -> None:
+    from gradrepl.kernel.events import ProbeState
+
+    shell = shell_with(a=torch.ones(2), b=torch.zeros(3))
+    p = probe.Probe(shell, kernel=None)
+    p.comm = FakeComm()
+    state = ProbeState()
+    result = SimpleNamespace(error_before_exec=None, error_in_exec=None, execution_count=1)
+
+    def cell() -> tuple[dict[str, Any], list[str]]:
+        p.post_run_cell(result)
+        sent = p.comm.sent[-1]
+        names = [t["name"] for t in state.report_from(sent).tensors]
+        return sent, names
+
+    first, names = cell()
+    assert [t["name"] for t in first["tensors_changed"]] == ["a", "b"] and names == ["a", "b"]
+
+    unchanged, names = cell()
+    assert unchanged["tensors_changed"] == [] and names == ["a", "b"]
+
+    shell.user_ns["a"].data *= 100  # .data writes do not bump _version: values are compared
+    del shell.user_ns["b"]
+    shell.user_ns["c"] = torch.ones(1)
+    changed, names = cell()
+    assert [t["name"] for t in changed["tensors_changed"]] == ["a", "c"]
+    assert names == ["a", "c"]
+    assert state.tensors["a"]["data"]["preview"] == [100.0, 100.0]

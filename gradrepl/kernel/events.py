@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gradrepl.kernel.probe import COMM_TARGET
+
 CellStatus = Literal["ok", "error", "timeout", "died"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -203,12 +205,24 @@ class CellOutcome:
         return next((e for e in reversed(self.events) if isinstance(e, ProbeReport)), None)
 
 
-def parse_iopub(msg: dict[str, Any], probe_comm_ids: set[str]) -> Event | None:
-    """The event an IOPub message carries, or None for bookkeeping messages.
+@dataclass
+class ProbeState:
+    """What the front end keeps of one kernel's probe: its comm ids (told apart from comms
+    the user's libraries open) and the tensor table its reports update."""
 
-    `probe_comm_ids` collects the comm ids the probe opened, so its messages are told
-    apart from comms the user's own libraries might open.
-    """
+    comm_ids: set[str] = field(default_factory=set)
+    tensors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def report_from(self, data: dict[str, Any]) -> ProbeReport:
+        """Apply a report's tensor delta (names in order, changed descriptions) to the table."""
+        if "tensor_names" in data:
+            changed = {t["name"]: t for t in data.get("tensors_changed") or ()}
+            self.tensors = {name: changed.get(name) or self.tensors[name] for name in data["tensor_names"]}
+        return ProbeReport.from_dict({**data, "tensors": list(self.tensors.values())})
+
+
+def parse_iopub(msg: dict[str, Any], probe: ProbeState) -> Event | None:
+    """The event an IOPub message carries, or None for bookkeeping messages."""
     kind = msg["header"]["msg_type"]
     content = msg["content"]
     if kind == "stream":
@@ -219,15 +233,9 @@ def parse_iopub(msg: dict[str, Any], probe_comm_ids: set[str]) -> Event | None:
         return Display(dict(content.get("data") or {}))
     if kind == "error":
         return Error(content.get("ename", ""), content.get("evalue", ""), tuple(content.get("traceback") or ()))
-    if kind == "comm_open" and content.get("target_name") == _probe_target():
-        probe_comm_ids.add(content["comm_id"])
+    if kind == "comm_open" and content.get("target_name") == COMM_TARGET:
+        probe.comm_ids.add(content["comm_id"])
         return None
-    if kind == "comm_msg" and content.get("comm_id") in probe_comm_ids:
-        return ProbeReport.from_dict(content.get("data") or {})
+    if kind == "comm_msg" and content.get("comm_id") in probe.comm_ids:
+        return probe.report_from(content.get("data") or {})
     return None
-
-
-def _probe_target() -> str:
-    from gradrepl.kernel.probe import COMM_TARGET
-
-    return COMM_TARGET

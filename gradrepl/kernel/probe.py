@@ -161,18 +161,43 @@ def _plain_nested(value: Any) -> Any:
     return _plain(value)
 
 
-def describe_values(torch: Any, t: Any) -> dict[str, Any]:
+class ValuesMemo:
+    """Descriptions of small tensors from the last snapshot, reused while their values are
+    equal. Values are compared, not `_version`: writes through `.data` do not bump it."""
+
+    def __init__(self) -> None:
+        self.previous: dict[tuple[Any, ...], tuple[list[Any], dict[str, Any]]] = {}
+        self.current: dict[tuple[Any, ...], tuple[list[Any], dict[str, Any]]] = {}
+
+    def next_snapshot(self) -> None:
+        self.previous, self.current = self.current, {}
+
+    def describe_small(self, torch: Any, t: Any) -> dict[str, Any]:
+        flat = t.reshape(-1).tolist()
+        key = (tuple(t.shape), t.dtype)
+        for known in (self.current.get(key + (id(t),)), self.previous.get(key + (id(t),))):
+            if known is not None and known[0] == flat:
+                self.current[key + (id(t),)] = known
+                return known[1]
+        described = {
+            "preview": _plain_nested(_reshape(flat, list(t.shape))),
+            "truncated": False,
+            "stats": _python_stats(flat, len(flat)) if flat and t.dtype != torch.bool else None,
+        }
+        self.current[key + (id(t),)] = (flat, described)
+        return described
+
+
+_NO_MEMO = ValuesMemo()
+
+
+def describe_values(torch: Any, t: Any, memo: ValuesMemo = _NO_MEMO) -> dict[str, Any]:
     """Preview and stats of a (detached, strided) tensor's values, bounded in cost."""
     numel = t.numel()
     if t.is_quantized:
         t = t.dequantize()
     if numel <= PYTHON_STATS_LIMIT and all(size <= 2 * PREVIEW_EDGE for size in t.shape):
-        flat = t.reshape(-1).tolist()
-        return {
-            "preview": _plain_nested(_reshape(flat, list(t.shape))),
-            "truncated": False,
-            "stats": _python_stats(flat, numel) if numel and t.dtype != torch.bool else None,
-        }
+        return memo.describe_small(torch, t)
     preview, truncated = _preview_of_large(torch, t)
     stats: dict[str, Any] | None = None
     if numel and t.dtype != torch.bool:
@@ -184,7 +209,7 @@ def describe_values(torch: Any, t: Any) -> dict[str, Any]:
     return {"preview": preview, "truncated": truncated, "stats": stats}
 
 
-def describe_tensor(torch: Any, name: str, t: Any) -> dict[str, Any]:
+def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo = _NO_MEMO) -> dict[str, Any]:
     """Everything the front end shows of one tensor, as plain data."""
     info: dict[str, Any] = {
         "name": name,
@@ -203,20 +228,20 @@ def describe_tensor(torch: Any, name: str, t: Any) -> dict[str, Any]:
         "note": None,
     }
     try:
-        info["data"] = _describe_data(torch, t)
+        info["data"] = _describe_data(torch, t, memo)
     except Exception as exc:  # odd layouts, meta tensors, user subclasses
         info["note"] = f"values not shown: {type(exc).__name__}: {exc}"[:200]
     if t.is_leaf or t.retains_grad:
         grad = t.grad
         if grad is not None:
             try:
-                info["grad"] = _describe_data(torch, grad)
+                info["grad"] = _describe_data(torch, grad, memo)
             except Exception as exc:
                 info["note"] = f"grad not shown: {type(exc).__name__}: {exc}"[:200]
     return info
 
 
-def _describe_data(torch: Any, t: Any) -> dict[str, Any] | None:
+def _describe_data(torch: Any, t: Any, memo: ValuesMemo) -> dict[str, Any] | None:
     if t.layout != torch.strided:
         raise ValueError(f"{t.layout} layout")
     if t.device.type == "meta":
@@ -224,7 +249,7 @@ def _describe_data(torch: Any, t: Any) -> dict[str, Any] | None:
     values = t.detach()
     if values.device.type != "cpu":
         values = _strided_sample(values, SAMPLE_SIZE).cpu() if values.numel() > SAMPLE_SIZE else values.cpu()
-    return describe_values(torch, values)
+    return describe_values(torch, values, memo)
 
 
 # ---------------------------------------------------------------- namespace walk
@@ -287,7 +312,9 @@ def _guarded(torch: Any) -> contextlib.ExitStack:
     return stack
 
 
-def snapshot(shell: Any) -> dict[str, Any]:
+def snapshot(shell: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
+    memo = memo or ValuesMemo()
+    memo.next_snapshot()
     torch = sys.modules.get("torch")
     if torch is None or not hasattr(torch, "Tensor") or not hasattr(torch, "nn"):
         return {"tensors": [], "notes": []}
@@ -300,7 +327,7 @@ def snapshot(shell: Any) -> dict[str, Any]:
                 skipped += 1
                 continue
             try:
-                tensors.append(describe_tensor(torch, name, t))
+                tensors.append(describe_tensor(torch, name, t, memo))
             except Exception as exc:
                 notes.append(f"{name}: not shown ({type(exc).__name__})")
     if skipped:
@@ -375,6 +402,8 @@ class Probe:
         self.origins = CellOrigins()
         self.comm: Any = None
         self.backward_events: list[dict[str, Any]] = []
+        self.memo = ValuesMemo()
+        self.sent: dict[str, dict[str, Any]] = {}
 
     def pre_run_cell(self, info: Any) -> None:
         try:
@@ -389,17 +418,27 @@ class Probe:
     def post_run_cell(self, result: Any) -> None:
         try:
             self.send(self.report(result))
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                self.send({"tensors": [], "notes": [f"probe failed: {type(exc).__name__}: {exc}"]})
+        except BaseException as exc:  # an interrupt that lands in the probe included
+            with contextlib.suppress(BaseException):
+                self.send({"notes": [f"probe failed: {type(exc).__name__}: {exc}"]})
 
     def report(self, result: Any) -> dict[str, Any]:
         exc = result.error_before_exec or result.error_in_exec
-        report = snapshot(self.shell)
-        report["execution_count"] = result.execution_count
-        report["backward"] = self.backward_events
-        report["frames"] = error_frames(exc, self.origins) if exc is not None else []
+        snap = snapshot(self.shell, self.memo)
+        report = {
+            "execution_count": result.execution_count,
+            "notes": snap["notes"],
+            "backward": self.backward_events,
+            "frames": error_frames(exc, self.origins) if exc is not None else [],
+        }
+        report.update(self.delta(snap["tensors"]))
         return report
+
+    def delta(self, tensors: list[dict[str, Any]]) -> dict[str, Any]:
+        """Only what changed since the last report: every name in order, and the new
+        descriptions. The front end keeps the table (see events.TensorTable)."""
+        changed = [t for t in tensors if self.sent.get(t["name"]) != t]
+        return {"tensor_names": [t["name"] for t in tensors], "tensors_changed": changed}
 
     def send(self, data: dict[str, Any]) -> None:
         if self.comm is None:
@@ -407,6 +446,9 @@ class Probe:
 
             self.comm = comm.create_comm(target_name=COMM_TARGET, data={})
         self.comm.send(data)
+        if "tensor_names" in data:
+            changed = {t["name"]: t for t in data["tensors_changed"]}
+            self.sent = {name: changed.get(name) or self.sent[name] for name in data["tensor_names"]}
 
 
 def install(shell: Any, kernel: Any) -> Probe:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from gradrepl.kernel.events import CellFinished, CellOutcome, Event, parse_iopub
+from gradrepl.kernel.events import CellFinished, CellOutcome, Event, ProbeState, parse_iopub
 from gradrepl.kernel.process import KernelProcess, launch_kernel
 from gradrepl.kernel.probe import ORIGIN_KEY
 
@@ -40,7 +40,7 @@ class KernelSession:
         self.process: KernelProcess | None = None
         self.client: Any = None
         self._death: asyncio.Future[int] | None = None
-        self._probe_comms: set[str] = set()
+        self._probe = ProbeState()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -80,12 +80,7 @@ class KernelSession:
             # IOPub is a subscription: it is live once any message (ipykernel's
             # iopub_welcome, or the status of our request) has come through.
             if await self._next_message(self.client.get_iopub_msg(), timeout=1.0) is not None:
-                await self._drain_iopub()
                 return
-
-    async def _drain_iopub(self) -> None:
-        while await self._next_message(self.client.get_iopub_msg(), timeout=0.05) is not None:
-            pass
 
     async def _next_message(self, getter: Any, timeout: float | None) -> dict[str, Any] | None:
         """The next message from a channel, or None at the timeout; KernelDied if it dies first."""
@@ -134,7 +129,7 @@ class KernelSession:
             with contextlib.suppress(Exception):
                 client.stop_channels()
         process.cleanup()
-        self._probe_comms.clear()
+        self._probe = ProbeState()
 
     async def restart(self) -> None:
         await self.shutdown()
@@ -193,7 +188,7 @@ class KernelSession:
                     continue
                 if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
                     break
-                event = parse_iopub(msg, self._probe_comms)
+                event = parse_iopub(msg, self._probe)
                 if event is not None:
                     yield event
             reply = await self._next_reply(msg_id, REPLY_GRACE)
