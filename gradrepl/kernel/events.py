@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gradrepl.kernel.probe import COMM_TARGET
+from gradrepl.kernel.probe import COMM_TARGET, apply_delta
 
 CellStatus = Literal["ok", "error", "timeout", "died"]
 
@@ -216,8 +216,7 @@ class ProbeState:
     def report_from(self, data: dict[str, Any]) -> ProbeReport:
         """Apply a report's tensor delta (names in order, changed descriptions) to the table."""
         if "tensor_names" in data:
-            changed = {t["name"]: t for t in data.get("tensors_changed") or ()}
-            self.tensors = {name: changed.get(name) or self.tensors[name] for name in data["tensor_names"]}
+            self.tensors = apply_delta(self.tensors, data)
         return ProbeReport.from_dict({**data, "tensors": list(self.tensors.values())})
 
 

@@ -174,29 +174,37 @@ class ValuesMemo:
 
     def describe_small(self, torch: Any, t: Any) -> dict[str, Any]:
         flat = t.reshape(-1).tolist()
-        key = (tuple(t.shape), t.dtype)
-        for known in (self.current.get(key + (id(t),)), self.previous.get(key + (id(t),))):
-            if known is not None and known[0] == flat:
-                self.current[key + (id(t),)] = known
-                return known[1]
-        described = {
-            "preview": _plain_nested(_reshape(flat, list(t.shape))),
-            "truncated": False,
-            "stats": _python_stats(flat, len(flat)) if flat and t.dtype != torch.bool else None,
-        }
-        self.current[key + (id(t),)] = (flat, described)
-        return described
+        key = (tuple(t.shape), t.dtype, id(t))
+        known = self.current.get(key) or self.previous.get(key)
+        if known is None or known[0] != flat:
+            known = (flat, _describe_small(torch, t, flat))
+        self.current[key] = known
+        return known[1]
 
 
-_NO_MEMO = ValuesMemo()
+def _describe_small(torch: Any, t: Any, flat: list[Any]) -> dict[str, Any]:
+    return {
+        "preview": _plain_nested(_reshape(flat, list(t.shape))),
+        "truncated": False,
+        "stats": _python_stats(flat, len(flat)) if flat and t.dtype != torch.bool else None,
+    }
 
 
-def describe_values(torch: Any, t: Any, memo: ValuesMemo = _NO_MEMO) -> dict[str, Any]:
+def apply_delta(table: dict[str, dict[str, Any]], report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The tensor table after a report: its names in order, each with its changed
+    description or else the one the table had. Used on both sides of the comm."""
+    changed = {t["name"]: t for t in report.get("tensors_changed") or ()}
+    return {name: changed.get(name) or table[name] for name in report["tensor_names"]}
+
+
+def describe_values(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
     """Preview and stats of a (detached, strided) tensor's values, bounded in cost."""
     numel = t.numel()
     if t.is_quantized:
         t = t.dequantize()
     if numel <= PYTHON_STATS_LIMIT and all(size <= 2 * PREVIEW_EDGE for size in t.shape):
+        if memo is None:
+            return _describe_small(torch, t, t.reshape(-1).tolist())
         return memo.describe_small(torch, t)
     preview, truncated = _preview_of_large(torch, t)
     stats: dict[str, Any] | None = None
@@ -209,7 +217,7 @@ def describe_values(torch: Any, t: Any, memo: ValuesMemo = _NO_MEMO) -> dict[str
     return {"preview": preview, "truncated": truncated, "stats": stats}
 
 
-def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo = _NO_MEMO) -> dict[str, Any]:
+def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
     """Everything the front end shows of one tensor, as plain data."""
     info: dict[str, Any] = {
         "name": name,
@@ -241,7 +249,7 @@ def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo = _NO_MEMO) 
     return info
 
 
-def _describe_data(torch: Any, t: Any, memo: ValuesMemo) -> dict[str, Any] | None:
+def _describe_data(torch: Any, t: Any, memo: ValuesMemo | None) -> dict[str, Any] | None:
     if t.layout != torch.strided:
         raise ValueError(f"{t.layout} layout")
     if t.device.type == "meta":
@@ -436,7 +444,7 @@ class Probe:
 
     def delta(self, tensors: list[dict[str, Any]]) -> dict[str, Any]:
         """Only what changed since the last report: every name in order, and the new
-        descriptions. The front end keeps the table (see events.TensorTable)."""
+        descriptions. The front end keeps the table (events.ProbeState)."""
         changed = [t for t in tensors if self.sent.get(t["name"]) != t]
         return {"tensor_names": [t["name"] for t in tensors], "tensors_changed": changed}
 
@@ -447,8 +455,7 @@ class Probe:
             self.comm = comm.create_comm(target_name=COMM_TARGET, data={})
         self.comm.send(data)
         if "tensor_names" in data:
-            changed = {t["name"]: t for t in data["tensors_changed"]}
-            self.sent = {name: changed.get(name) or self.sent[name] for name in data["tensor_names"]}
+            self.sent = apply_delta(self.sent, data)
 
 
 def install(shell: Any, kernel: Any) -> Probe:
