@@ -133,3 +133,20 @@ async def test_shutdown_removes_the_private_runtime_directory() -> None:
     await s.shutdown()
     assert not process.runtime_dir.exists()
     assert not process.is_alive()
+
+
+async def test_shutdown_runs_the_users_atexit_callbacks_and_exits_cleanly(tmp_path) -> None:
+    marker = tmp_path / "atexit.txt"
+    s = KernelSession()
+    await s.start()
+    process = s.process
+    assert process is not None
+    await s.run(f"import atexit\natexit.register(lambda: open({str(marker)!r}, 'w').write('ran'))")
+    await s.shutdown()
+    assert marker.read_text() == "ran"
+    assert process.process.returncode == 0
+
+
+async def test_the_user_can_still_import_debugpy(session: KernelSession) -> None:
+    outcome = await session.run("import debugpy\ndebugpy.__name__")
+    assert outcome.result is not None and outcome.result.text == "'debugpy'"

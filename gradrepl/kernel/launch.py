@@ -5,8 +5,10 @@ Runs as `python -c <bootstrap> -f CONNECTION_FILE [--preimport MODULE]...`, see 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -15,6 +17,24 @@ def _preimport(module: str) -> None:
         __import__(module)
     except BaseException:  # the user's own import will show the real error
         pass
+
+
+@contextlib.contextmanager
+def _debugpy_hidden() -> Iterator[None]:
+    """Start the kernel without the Jupyter debugger, which gradrepl never asks for.
+
+    ipykernel imports debugpy while it initialises if it can (a fifth of the start-up
+    time); a None entry in sys.modules makes that import fail. The entry is removed
+    afterwards, so user code can still import debugpy.
+    """
+    had = "debugpy" in sys.modules
+    if not had:
+        sys.modules["debugpy"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if not had and sys.modules.get("debugpy", 0) is None:
+            del sys.modules["debugpy"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,10 +58,35 @@ def main(argv: list[str] | None = None) -> None:
     from gradrepl.kernel import probe
 
     app = IPKernelApp.instance()
-    # gradrepl keeps its own history: cells are not written into the user's IPython database.
-    app.initialize([*args, "--HistoryManager.hist_file=:memory:"])
+    with _debugpy_hidden():
+        # gradrepl keeps its own history: cells are not written into the user's IPython database.
+        app.initialize([*args, "--HistoryManager.hist_file=:memory:"])
     probe.install(app.shell, app.kernel)
     app.start()
+    _exit_after_atexit()
+
+
+def _exit_after_atexit() -> None:
+    """End the kernel process once its loop has stopped, skipping interpreter teardown.
+
+    The user's atexit callbacks (and IPython's own) still run, and streams are flushed,
+    exactly as at a normal exit. What is skipped is the module-by-module teardown after
+    them, which with torch loaded takes most of a second and has no effect anyone sees.
+    """
+    import atexit
+    import os
+
+    code = 0
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        code = 1
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":
