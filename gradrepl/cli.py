@@ -46,6 +46,7 @@ def app_parser() -> argparse.ArgumentParser:
         epilog="Headless: gradrepl replay SCRIPT [--json] [--keep-going] (see gradrepl replay --help).",
     )
     parser.add_argument("script", nargs="?", help="a script to resume: its cells run, then the session goes on")
+    parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
 
@@ -88,20 +89,29 @@ def run_replay(argv: list[str]) -> int:
 
 def run_app(argv: list[str]) -> int:
     args = app_parser().parse_args(argv)
+    script = None
     if args.script is not None:
         from gradrepl.cells import ScriptError, read_script
 
         try:
-            read_script(Path(args.script))
+            script = read_script(Path(args.script))
         except ScriptError as err:
             print(err, file=sys.stderr)
             return EXIT_USAGE
-    print(
-        "gradrepl: the interactive app is not built yet; "
-        "use `gradrepl replay SCRIPT` to run a script headless.",
-        file=sys.stderr,
-    )
-    return EXIT_USAGE
+    from gradrepl.kernel.process import launch_kernel
+
+    cwd = script.path.parent if script is not None and script.path is not None else None
+    process = launch_kernel(cwd=cwd)  # loads while Textual starts
+    try:
+        from gradrepl.app.app import GradReplApp
+
+        app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout)
+        code = app.run()
+    finally:
+        if process.is_alive():
+            process.kill()
+        process.cleanup()
+    return code if isinstance(code, int) else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -150,3 +150,12 @@ async def test_shutdown_runs_the_users_atexit_callbacks_and_exits_cleanly(tmp_pa
 async def test_the_user_can_still_import_debugpy(session: KernelSession) -> None:
     outcome = await session.run("import debugpy\ndebugpy.__name__")
     assert outcome.result is not None and outcome.result.text == "'debugpy'"
+
+
+async def test_completion_comes_from_the_live_namespace(session: KernelSession) -> None:
+    await session.run("varibale_one = 1\nvaribale_two = 2")
+    completed = await session.complete("vari", 4)
+    assert completed is not None
+    matches, start, end = completed
+    assert {"varibale_one", "varibale_two"} <= set(matches)
+    assert (start, end) == (0, 4)

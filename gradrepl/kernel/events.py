@@ -118,6 +118,7 @@ class TensorInfo:
     data: Values | None
     grad: Values | None
     note: str | None
+    object: int | None = None  # the probe's number for the tensor object itself
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TensorInfo:
@@ -136,6 +137,7 @@ class TensorInfo:
             data=Values.from_dict(d.get("data")),
             grad=Values.from_dict(d.get("grad")),
             note=d.get("note"),
+            object=d.get("object"),
         )
 
 

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     app = IPKernelApp.instance()
     with _debugpy_hidden():
         # gradrepl keeps its own history: cells are not written into the user's IPython database.
-        app.initialize([*args, "--HistoryManager.hist_file=:memory:"])
+        # Completion reads the live namespace; jedi's static analysis of torch takes most of a second.
+        app.initialize([*args, "--HistoryManager.hist_file=:memory:", "--IPCompleter.use_jedi=False"])
     probe.install(app.shell, app.kernel)
     app.start()
     _exit_after_atexit()

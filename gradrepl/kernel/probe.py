@@ -16,6 +16,7 @@ import contextlib
 import math
 import re
 import sys
+import weakref
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -169,8 +170,26 @@ class ValuesMemo:
         self.previous: dict[tuple[Any, ...], tuple[list[Any], dict[str, Any]]] = {}
         self.current: dict[tuple[Any, ...], tuple[list[Any], dict[str, Any]]] = {}
 
+        self._serials: dict[int, tuple[Any, int]] = {}
+        self._next_serial = 0
+
     def next_snapshot(self) -> None:
         self.previous, self.current = self.current, {}
+
+    def serial(self, t: Any) -> int:
+        """A number for this tensor object, stable while it lives and never reused: the front
+        end tells a tensor rebound to the same name from the same tensor changed."""
+        known = self._serials.get(id(t))
+        if known is not None and known[0]() is t:
+            return known[1]
+        self._next_serial += 1
+        key = id(t)
+        try:
+            ref = weakref.ref(t, lambda _, key=key: self._serials.pop(key, None))
+        except TypeError:
+            return self._next_serial
+        self._serials[key] = (ref, self._next_serial)
+        return self._next_serial
 
     def describe_small(self, torch: Any, t: Any) -> dict[str, Any]:
         flat = t.reshape(-1).tolist()
@@ -231,6 +250,7 @@ def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = Non
         "retains_grad": bool(t.retains_grad),
         "version": int(t._version),
         "type": type(t).__name__,
+        "object": memo.serial(t) if memo is not None else None,
         "data": None,
         "grad": None,
         "note": None,

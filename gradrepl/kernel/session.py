@@ -204,6 +204,22 @@ class KernelSession:
         else:
             yield CellFinished("error", count)
 
+    async def complete(self, code: str, cursor_pos: int, timeout: float = 5.0) -> tuple[list[str], int, int] | None:
+        """The kernel's completions at `cursor_pos`: (matches, start, end), or None without a reply."""
+        if self.client is None or self._death is None or self._death.done():
+            return None
+        request = self.client.session.msg("complete_request", {"code": code, "cursor_pos": cursor_pos})
+        self.client.shell_channel.send(request)
+        try:
+            reply = await self._next_reply(request["header"]["msg_id"], timeout)
+        except KernelDied:
+            return None
+        content = (reply or {}).get("content", {})
+        if content.get("status") != "ok":
+            return None
+        matches = [str(m) for m in content.get("matches") or []]
+        return matches, int(content.get("cursor_start", cursor_pos)), int(content.get("cursor_end", cursor_pos))
+
     async def run(self, code: str, **kwargs: Any) -> CellOutcome:
         outcome = CellOutcome()
         async for event in self.execute(code, **kwargs):

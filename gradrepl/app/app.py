@@ -1,0 +1,358 @@
+"""gradrepl's app: code input, transcript, tensor inspector, backward log and status line,
+with the kernel in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList
+
+from gradrepl.app.history import History
+from gradrepl.app.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
+from gradrepl.app.runner import KernelRunner
+from gradrepl.app.screens.confirm_quit import ConfirmQuitScreen
+from gradrepl.app.screens.help import HelpScreen
+from gradrepl.app.screens.save_as import SaveAsScreen
+from gradrepl.app.screens.tensor_detail import TensorDetailScreen
+from gradrepl.app.widgets.backward_log import BackwardLog, grad_changes
+from gradrepl.app.widgets.code_input import CodeInput
+from gradrepl.app.widgets.inspector import TensorInspector
+from gradrepl.app.widgets.status_line import StatusLine
+from gradrepl.app.widgets.transcript import Transcript
+from gradrepl.app.worksheet import SessionCell, Worksheet
+from gradrepl.cells import Script
+from gradrepl.kernel.events import TensorInfo
+from gradrepl.kernel.process import KernelProcess
+
+
+class GradReplApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "gradrepl"
+    BINDINGS = [
+        Binding("ctrl+c", "interrupt", "Interrupt", priority=True),
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("f1", "help", "Help"),
+        Binding("f2", "focus_pane('inspector')", "Tensors"),
+        Binding("f3", "focus_pane('backward-log')", "Backward"),
+        Binding("f4", "focus_pane('input')", "Input"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        process: KernelProcess | None = None,
+        history: History | None = None,
+        cwd: Path | None = None,
+        cell_timeout: float | None = None,
+        stable: bool = False,
+    ) -> None:
+        super().__init__()
+        self.worksheet = Worksheet(script)
+        self.input_history = history if history is not None else History()
+        self.stable = stable  # snapshot tests: no addresses, no cursor blink
+        origin = str(script.path) if script is not None and script.path is not None else None
+        self.runner = KernelRunner(self, cwd=cwd, process=process, cell_timeout=cell_timeout, origin_file=origin)
+        self.tensors: dict[str, TensorInfo] = {}
+        self._resume_total = 0
+        self._resume_failed: list[SessionCell] = []
+        self.panes_updated: list[float] = []  # seconds from a cell's end to all panes drawn
+        self.exit_code = 0
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="top"):
+            transcript = Transcript(stable=self.stable, id="transcript")
+            transcript.border_title = "Transcript"
+            yield transcript
+            yield BackwardLog(id="backward-log")
+        yield TensorInspector(id="inspector")
+        yield OptionList(id="completions")
+        yield CodeInput(self.input_history, id="input")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.runner.launch()
+        code_input = self.query_one(CodeInput)
+        code_input.completions = self.query_one("#completions", OptionList)
+        code_input.focus()
+        status = self.query_one(StatusLine)
+        status.path = self._path_label()
+        if self.worksheet.script is not None:
+            self._resume(self.worksheet.script)
+        self.call_after_refresh(self._start_kernel)
+
+    def _path_label(self) -> str:
+        script = self.worksheet.script
+        path = self.worksheet.path or (script.path if script is not None else None)
+        if path is None:
+            return ""
+        try:
+            return str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    def _start_kernel(self) -> None:
+        self._load_completeness_checker()
+        self.run_worker(self.runner.start(), name="kernel", exclusive=True, group="kernel")
+
+    @work(thread=True, group="checker")
+    def _load_completeness_checker(self) -> None:
+        module = importlib.import_module("IPython.core.inputtransformer2")
+        manager = module.TransformerManager()
+        self.call_from_thread(setattr, self.query_one(CodeInput), "check_complete", manager.check_complete)
+
+    async def until_idle(self) -> None:
+        """Wait until the kernel is up and every submitted cell has finished (tests, bench)."""
+        await self.runner.until_idle()
+        await asyncio.sleep(0)
+
+    # ------------------------------------------------------------------ cells
+
+    def _resume(self, script: Script) -> None:
+        cells = script.code_cells
+        self._resume_total = len(cells)
+        for cell in cells:
+            self._submit(cell.source, script_line=cell.line)
+        self._show_progress()
+
+    def _submit(self, source: str, *, script_line: int | None = None, rerun: bool = False) -> SessionCell:
+        cell = self.worksheet.add(source, script_line, rerun=rerun)
+        self.query_one(Transcript).add_cell(cell)
+        self.runner.submit(cell)
+        return cell
+
+    @on(CodeInput.Submitted)
+    def _submitted(self, event: CodeInput.Submitted) -> None:
+        self._submit(event.source)
+        if self.input_history.error:
+            self.notify(self.input_history.error, severity="warning")
+            self.input_history.error = None
+
+    @on(CellStarted)
+    def _cell_started(self, event: CellStarted) -> None:
+        self.query_one(Transcript).update_prompt(event.cell)
+        self._show_progress()
+
+    @on(CellOutput)
+    def _cell_output(self, event: CellOutput) -> None:
+        self.query_one(Transcript).add_event(event.cell, event.event)
+
+    @on(CellDone)
+    def _cell_done(self, event: CellDone) -> None:
+        cell = event.cell
+        report = cell.report
+        notes = list(report.notes) if report is not None else []
+        self.query_one(Transcript).finish(cell, notes)
+        if report is not None:
+            tensors = {t.name: t for t in report.tensor_infos()}
+            self.query_one(BackwardLog).add_entry(cell.execution_count, grad_changes(self.tensors, tensors))
+            self.query_one(TensorInspector).show(tuple(tensors.values()))
+            self.tensors = tensors
+        if cell.from_script and cell.state not in ("ok", "cancelled"):
+            self._resume_failed.append(cell)
+        if cell.state == "died":
+            self.notify(
+                f"The kernel died in cell {cell.number} ({cell.reason}). Ctrl+P → Restart kernel starts a new one.",
+                severity="error",
+                timeout=10,
+            )
+        self._update_status()
+        self._show_progress()
+        received = event.received_at
+        self.call_after_refresh(lambda: self.panes_updated.append(time.perf_counter() - received))
+
+    def _show_progress(self) -> None:
+        status = self.query_one(StatusLine)
+        if not self._resume_total:
+            status.progress = ""
+            return
+        script_cells = [c for c in self.worksheet.cells if c.from_script and not c.rerun][: self._resume_total]
+        done = sum(1 for c in script_cells if c.state not in ("queued", "running"))
+        failed = ", ".join(str(c.number) for c in self._resume_failed)
+        if done < self._resume_total:
+            status.progress = f"resuming: cell {done + 1} of {self._resume_total}" + (f" (failed: {failed})" if failed else "")
+            return
+        status.progress = ""
+        self._resume_total = 0
+        name = self._path_label() or "the script"
+        if self._resume_failed:
+            self.notify(f"Resumed {name}: {done} cells, {len(self._resume_failed)} failed (cell {failed}).", severity="warning", timeout=8)
+        else:
+            self.notify(f"Resumed {name}: {done} cells ran.", timeout=5)
+
+    def _update_status(self) -> None:
+        status = self.query_one(StatusLine)
+        status.cells_run = sum(1 for c in self.worksheet.cells if c.state not in ("queued", "running", "cancelled"))
+        status.unsaved = self.worksheet.unsaved
+        status.path = self._path_label()
+
+    @on(KernelStateChanged)
+    def _kernel_state(self, event: KernelStateChanged) -> None:
+        status = self.query_one(StatusLine)
+        status.kernel_state = event.state
+        status.kernel_reason = event.reason if event.state == "dead" else ""
+        if event.state == "dead" and event.reason and not self.runner.running:
+            self.notify(f"Kernel: {event.reason}", severity="error", timeout=10)
+
+    # ------------------------------------------------------------ completion
+
+    @on(CodeInput.CompletionWanted)
+    async def _completion_wanted(self, event: CodeInput.CompletionWanted) -> None:
+        self._complete(event.code, event.cursor)
+
+    @work(group="complete", exclusive=True)
+    async def _complete(self, code: str, cursor: int) -> None:
+        answer = await self.runner.complete(code, cursor)
+        code_input = self.query_one(CodeInput)
+        if answer is None:
+            self.notify("Completion is there when the kernel is idle.", severity="warning", timeout=3)
+            return
+        if code_input.text != code:
+            return  # typed on meanwhile: the answer is stale
+        code_input.show_completions(*answer)
+
+    @on(OptionList.OptionSelected, "#completions")
+    def _completion_chosen(self, event: OptionList.OptionSelected) -> None:
+        code_input = self.query_one(CodeInput)
+        if event.option.id:
+            code_input._apply_completion(event.option.id)
+        code_input.close_completions()
+        code_input.focus()
+
+    # ------------------------------------------------------------ inspector
+
+    @on(TensorInspector.DetailWanted)
+    def _detail(self, event: TensorInspector.DetailWanted) -> None:
+        self.push_screen(TensorDetailScreen(event.tensor))
+
+    # ------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_focus_pane(self, pane: str) -> None:
+        widget = self.query_one(f"#{pane}")
+        widget.display = True
+        widget.focus()
+
+    def action_toggle_pane(self, pane: str) -> None:
+        widget = self.query_one(f"#{pane}")
+        widget.display = not widget.display
+        if not widget.display and widget.has_focus:
+            self.query_one(CodeInput).focus()
+
+    async def action_interrupt(self) -> None:
+        if self.runner.running is not None:
+            await self.runner.interrupt()
+            self.notify("Interrupt sent.", timeout=2)
+            return
+        focused = self.focused
+        if isinstance(focused, CodeInput) and focused.selected_text:
+            self.copy_to_clipboard(focused.selected_text)
+            return
+        self.notify("Nothing is running. Ctrl+Q quits.", timeout=3)
+
+    def action_run_all(self) -> None:
+        cells = self.worksheet.runnable()
+        if not cells:
+            self.notify("No cells to run yet.", timeout=3)
+            return
+        for source, line in cells:
+            self._submit(source, script_line=line, rerun=True)
+
+    @work(group="kernel-control", exclusive=True)
+    async def action_restart_kernel(self) -> None:
+        for cell in self.runner.cancel_queued():
+            self.query_one(Transcript).update_prompt(cell)
+        await self.runner.restart()
+        if self.runner.state != "dead":
+            self.tensors = {}
+            self.query_one(TensorInspector).show((), highlight_changes=False)
+            self.notify("Kernel restarted: a fresh namespace.", timeout=4)
+        self._resume_total = 0
+        self._show_progress()
+        self._update_status()
+
+    def action_clear_transcript(self) -> None:
+        self.query_one(Transcript).clear()
+        self.query_one(BackwardLog).clear()
+
+    def action_save(self) -> None:
+        path = self.worksheet.path
+        if path is None:
+            self.action_save_as()
+            return
+        self._save_to(path)
+
+    def action_save_as(self, then_quit: bool = False) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is not None and self._save_to(path) and then_quit:
+                self.run_worker(self._quit_now())
+
+        self.push_screen(SaveAsScreen(self.worksheet.suggested_path, self.worksheet.path), chosen)
+
+    def _save_to(self, path: Path) -> bool:
+        if self.worksheet.changed_on_disk(path):
+            self.notify(f"Not saved: {path} changed on disk since it was loaded; use Save as.", severity="error", timeout=8)
+            return False
+        try:
+            self.worksheet.save(path)
+        except OSError as err:
+            self.notify(f"Not saved: {err.strerror or err} ({path})", severity="error", timeout=8)
+            return False
+        self._update_status()
+        self.notify(f"Saved {len(self.worksheet.document())} cells to {self._path_label()}.", timeout=4)
+        return True
+
+    async def action_quit(self) -> None:
+        unsaved = self.worksheet.unsaved
+        if unsaved <= 0:
+            await self._quit_now()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "quit":
+                self.run_worker(self._quit_now())
+            elif choice == "save":
+                if self.worksheet.path is not None:
+                    if self._save_to(self.worksheet.path):
+                        self.run_worker(self._quit_now())
+                else:
+                    self.action_save_as(then_quit=True)
+
+        self.push_screen(ConfirmQuitScreen(unsaved), chosen)
+
+    async def _quit_now(self) -> None:
+        await self.runner.shutdown()
+        self.exit(self.exit_code)
+
+    async def on_unmount(self) -> None:
+        await self.runner.shutdown()
+
+    # ------------------------------------------------------------ palette
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Run all", "Run every cell of the session again, in order", self.action_run_all)
+        yield SystemCommand("Interrupt", "Stop the running cell (Ctrl+C)", self.action_interrupt)
+        yield SystemCommand("Restart kernel", "A fresh kernel: names and tensors are gone", self.action_restart_kernel)
+        yield SystemCommand("Clear transcript", "Empty the transcript and the backward log", self.action_clear_transcript)
+        yield SystemCommand("Save", "Write the session's cells as a # %% script (Ctrl+S)", self.action_save)
+        yield SystemCommand("Save as", "Write the session's cells to another file", self.action_save_as)
+        yield SystemCommand("Toggle tensor inspector", "Show or hide the tensors", lambda: self.action_toggle_pane("inspector"))
+        yield SystemCommand("Toggle backward log", "Show or hide the backward log", lambda: self.action_toggle_pane("backward-log"))
+        yield SystemCommand("Help", "Keys and panes (F1)", self.action_help)
+        yield from super().get_system_commands(screen)

@@ -1,0 +1,185 @@
+"""The transcript: executed cells as a notebook shows them, In [n] / Out[n], outputs, errors."""
+
+from __future__ import annotations
+
+import re
+
+from rich.console import Group, RenderableType
+from rich.syntax import Syntax
+from rich.text import Text
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Collapsible, Static
+
+from gradrepl.app.worksheet import SessionCell
+from gradrepl.kernel.events import Display, Error, Event, Result, Stream
+
+FOLD_LINES = 30  # outputs longer than this show their head; the rest folds away
+HEAD_LINES = 12
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")
+
+
+def mask_addresses(text: str) -> str:
+    return _ADDRESS.sub("0x…", text)
+
+
+class CellView(Vertical):
+    """One cell: its prompt and source, then each output as it arrives."""
+
+    DEFAULT_CSS = """
+    CellView { height: auto; margin-bottom: 1; }
+    CellView > .prompt { color: $text-muted; }
+    CellView > .source { padding-left: 2; }
+    CellView > .output { padding-left: 2; }
+    CellView > .stderr { padding-left: 2; color: $warning; }
+    CellView > .error { padding-left: 2; }
+    CellView > .note { padding-left: 2; color: $text-muted; text-style: italic; }
+    CellView Collapsible { padding-left: 2; border: none; background: transparent; }
+    """
+
+    def __init__(self, cell: SessionCell, *, stable: bool = False) -> None:
+        super().__init__(id=f"cell-{cell.number}")
+        self.cell = cell
+        self.stable = stable  # hide memory addresses (snapshot tests)
+        self._stream_name: str | None = None
+        self._stream_text = ""
+        self._stream_widget: Static | None = None
+
+    def compose(self):
+        yield Static(self._prompt_text(), classes="prompt")
+        yield Static(self._source(), classes="source")
+
+    def _prompt_text(self) -> Text:
+        cell = self.cell
+        count = cell.execution_count
+        label = f"In [{count if count is not None else ' '}]:"
+        where = f"  line {cell.script_line} of the script" if cell.from_script else ""
+        state = {"queued": "  queued", "running": "  running…", "cancelled": "  not run",
+                 "timeout": "  timed out", "died": "  kernel died"}.get(cell.state, "")
+        text = Text(label, style="bold green")
+        text.append(where, style="dim")
+        text.append(state, style="bold yellow" if cell.state in ("queued", "running") else "bold red")
+        return text
+
+    def _source(self) -> RenderableType:
+        return Syntax(self.cell.source, "python", theme="monokai", background_color="default", word_wrap=True)
+
+    def refresh_prompt(self) -> None:
+        self.query_one(".prompt", Static).update(self._prompt_text())
+
+    def add_event(self, event: Event) -> None:
+        if isinstance(event, Stream):
+            self._add_stream(event)
+            return
+        self._stream_widget = None
+        if isinstance(event, Result):
+            label = Text(f"Out[{event.execution_count}]: ", style="bold red")
+            self._add_block(label, self._clean(event.text), "output")
+        elif isinstance(event, Display):
+            self._add_block(None, self._clean(event.text), "output")
+        elif isinstance(event, Error):
+            body = Text.from_ansi(self._clean("\n".join(event.traceback))) if event.traceback else Text(f"{event.ename}: {event.evalue}", style="bold red")
+            self.mount(Static(body, classes="error"))
+
+    def add_note(self, text: str) -> None:
+        self.mount(Static(text, classes="note"))
+
+    def _clean(self, text: str) -> str:
+        return mask_addresses(text) if self.stable else text
+
+    def _add_stream(self, event: Stream) -> None:
+        if self._stream_widget is not None and self._stream_name == event.name:
+            self._stream_text += event.text
+            self._stream_widget.update(self._folded_head(self._stream_text))
+            return
+        self._stream_name, self._stream_text = event.name, event.text
+        self._stream_widget = Static(self._folded_head(event.text), classes="stderr" if event.name == "stderr" else "output")
+        self.mount(self._stream_widget)
+
+    def finish(self) -> None:
+        """Fold a long stream once the cell is done; refresh the prompt's count and state."""
+        self.refresh_prompt()
+        for widget in list(self.query(".output, .stderr")):
+            if isinstance(widget, Static) and widget is self._stream_widget:
+                self._fold(widget, self._clean(self._stream_text))
+        self._stream_widget = None
+
+    def _folded_head(self, text: str) -> Text:
+        lines = self._clean(text).rstrip("\n").split("\n")
+        if len(lines) <= FOLD_LINES:
+            return Text("\n".join(lines))
+        return Text("\n".join(lines[:HEAD_LINES]))
+
+    def _fold(self, widget: Static, text: str) -> None:
+        lines = text.rstrip("\n").split("\n")
+        if len(lines) <= FOLD_LINES:
+            return
+        rest = "\n".join(lines[HEAD_LINES:])
+        self.mount(Collapsible(Static(rest), title=f"{len(lines) - HEAD_LINES} more lines", collapsed=True), after=widget)
+
+    def _add_block(self, label: Text | None, text: str, classes: str) -> None:
+        lines = text.split("\n")
+        head = "\n".join(lines[:HEAD_LINES]) if len(lines) > FOLD_LINES else text
+        body = Text.assemble(label, head) if label is not None else Text(head)
+        widget = Static(body, classes=classes)
+        self.mount(widget)
+        if len(lines) > FOLD_LINES:
+            self.mount(Collapsible(Static("\n".join(lines[HEAD_LINES:])), title=f"{len(lines) - HEAD_LINES} more lines", collapsed=True))
+
+
+class Transcript(VerticalScroll):
+    """Every cell of the session, newest at the bottom; follows new output unless scrolled up."""
+
+    DEFAULT_CSS = """
+    Transcript { padding: 0 1; }
+    Transcript > .empty { color: $text-muted; }
+    """
+
+    def __init__(self, *, stable: bool = False, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.stable = stable
+        self.can_focus = True
+
+    def compose(self):
+        yield Static(
+            "Type PyTorch code below. Enter runs it, F1 shows every key.\n"
+            "Tensors you name appear in the inspector; grads that change appear in the backward log.",
+            classes="empty",
+        )
+
+    def view_of(self, cell: SessionCell) -> CellView | None:
+        found = self.query(f"#cell-{cell.number}")
+        return found.first(CellView) if found else None
+
+    def add_cell(self, cell: SessionCell) -> CellView:
+        for hint in self.query(".empty"):
+            hint.remove()
+        view = CellView(cell, stable=self.stable)
+        self.mount(view)
+        self._follow()
+        return view
+
+    def add_event(self, cell: SessionCell, event: Event) -> None:
+        view = self.view_of(cell) or self.add_cell(cell)
+        view.add_event(event)
+        self._follow()
+
+    def finish(self, cell: SessionCell, notes: list[str] = ()) -> None:
+        view = self.view_of(cell) or self.add_cell(cell)
+        if cell.reason and cell.state in ("timeout", "died"):
+            view.add_note(cell.reason)
+        for note in notes:
+            view.add_note(note)
+        view.finish()
+        self._follow()
+
+    def update_prompt(self, cell: SessionCell) -> None:
+        view = self.view_of(cell)
+        if view is not None:
+            view.refresh_prompt()
+
+    def clear(self) -> None:
+        self.remove_children()
+
+    def _follow(self) -> None:
+        if self.is_vertical_scroll_end or self.max_scroll_y - self.scroll_y < 3:
+            self.call_after_refresh(self.scroll_end, animate=False)
