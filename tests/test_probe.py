@@ -201,3 +201,9 @@ def test_reports_carry_only_changed_tensors_and_the_front_end_rebuilds_the_table
     assert [t["name"] for t in changed["tensors_changed"]] == ["a", "c"]
     assert names == ["a", "c"]
     assert state.tensors["a"]["data"]["preview"] == [100.0, 100.0]
+
+
+def test_the_front_end_listens_on_the_probes_comm_target() -> None:
+    from gradrepl.kernel import events, probe
+
+    assert events.PROBE_COMM_TARGET == probe.COMM_TARGET

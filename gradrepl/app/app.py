@@ -8,30 +8,34 @@ import importlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, OptionList
+from textual.widgets import Footer
 
 from gradrepl.app.history import History
 from gradrepl.app.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
 from gradrepl.app.runner import KernelRunner
-from gradrepl.app.screens.confirm_quit import ConfirmQuitScreen
-from gradrepl.app.screens.help import HelpScreen
-from gradrepl.app.screens.save_as import SaveAsScreen
-from gradrepl.app.screens.tensor_detail import TensorDetailScreen
-from gradrepl.app.widgets.backward_log import BackwardLog, grad_changes
 from gradrepl.app.widgets.code_input import CodeInput
-from gradrepl.app.widgets.inspector import TensorInspector
 from gradrepl.app.widgets.status_line import StatusLine
-from gradrepl.app.widgets.transcript import Transcript
 from gradrepl.app.worksheet import SessionCell, Worksheet
-from gradrepl.cells import Script
-from gradrepl.kernel.events import TensorInfo
 from gradrepl.kernel.process import KernelProcess
+
+if TYPE_CHECKING:
+    from textual.widgets import OptionList
+
+    from gradrepl.cells import Script
+    from gradrepl.app.widgets.backward_log import BackwardLog
+    from gradrepl.app.widgets.inspector import TensorInspector
+    from gradrepl.app.widgets.transcript import Transcript
+    from gradrepl.kernel.events import TensorInfo
+
+
+STARTUP_DEFER = 0.1  # seconds
 
 
 class GradReplApp(App[int]):
@@ -41,9 +45,9 @@ class GradReplApp(App[int]):
         Binding("ctrl+c", "interrupt", "Interrupt", priority=True),
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("f1", "help", "Help"),
-        Binding("f2", "focus_pane('inspector')", "Tensors"),
-        Binding("f3", "focus_pane('backward-log')", "Backward"),
-        Binding("f4", "focus_pane('input')", "Input"),
+        Binding("f2", "focus_pane('inspector')", "Tensors", show=False),
+        Binding("f3", "focus_pane('backward-log')", "Backward log", show=False),
+        Binding("f4", "focus_pane('input')", "Input", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -68,31 +72,60 @@ class GradReplApp(App[int]):
         self._resume_failed: list[SessionCell] = []
         self.panes_updated: list[float] = []  # seconds from a cell's end to all panes drawn
         self.exit_code = 0
+        self._panes_ready = False
+        self._early: list[str] = []  # cells submitted before the panes were mounted
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="top"):
-            transcript = Transcript(stable=self.stable, id="transcript")
-            transcript.border_title = "Transcript"
-            yield transcript
-            yield BackwardLog(id="backward-log")
-        yield TensorInspector(id="inspector")
-        yield OptionList(id="completions")
+        # The first frame holds what typing needs; the panes are mounted right after it.
+        yield Horizontal(id="top")
         yield CodeInput(self.input_history, id="input")
         yield StatusLine(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.runner.launch()
+        self.query_one(CodeInput).focus()
+        self.query_one(StatusLine).path = self._path_label()
+        self.call_after_refresh(self._mount_panes)
+
+    async def _mount_panes(self) -> None:
+        from textual.widgets import OptionList
+
+        from gradrepl.app.widgets.backward_log import BackwardLog
+        from gradrepl.app.widgets.inspector import TensorInspector
+        from gradrepl.app.widgets.transcript import Transcript
+
+        transcript = Transcript(stable=self.stable, id="transcript")
+        transcript.border_title = "Transcript"
+        await self.query_one("#top").mount(transcript, BackwardLog(id="backward-log"))
         code_input = self.query_one(CodeInput)
-        code_input.completions = self.query_one("#completions", OptionList)
-        code_input.focus()
-        status = self.query_one(StatusLine)
-        status.path = self._path_label()
+        completions = OptionList(id="completions")
+        await self.mount(TensorInspector(id="inspector"), completions, before=code_input)
+        code_input.completions = completions
+        self._panes_ready = True
         if self.worksheet.script is not None:
             self._resume(self.worksheet.script)
-        self.call_after_refresh(self._start_kernel)
+        for source in self._early:
+            self._submit(source)
+        self._early.clear()
+        # The kernel process is already loading (cli.py launched it); what is left here is
+        # importing jupyter_client and IPython's input checker, which waits a moment so it
+        # does not compete with drawing the panes.
+        self.set_timer(STARTUP_DEFER, self._start_kernel)
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.query_one("#transcript")  # type: ignore[return-value]
+
+    @property
+    def backward_log(self) -> BackwardLog:
+        return self.query_one("#backward-log")  # type: ignore[return-value]
+
+    @property
+    def inspector(self) -> TensorInspector:
+        return self.query_one("#inspector")  # type: ignore[return-value]
 
     def _path_label(self) -> str:
         script = self.worksheet.script
@@ -105,6 +138,7 @@ class GradReplApp(App[int]):
             return str(path)
 
     def _start_kernel(self) -> None:
+        self.query_one(CodeInput).enable_highlighting()
         self._load_completeness_checker()
         self.run_worker(self.runner.start(), name="kernel", exclusive=True, group="kernel")
 
@@ -130,12 +164,15 @@ class GradReplApp(App[int]):
 
     def _submit(self, source: str, *, script_line: int | None = None, rerun: bool = False) -> SessionCell:
         cell = self.worksheet.add(source, script_line, rerun=rerun)
-        self.query_one(Transcript).add_cell(cell)
+        self.transcript.add_cell(cell)
         self.runner.submit(cell)
         return cell
 
     @on(CodeInput.Submitted)
     def _submitted(self, event: CodeInput.Submitted) -> None:
+        if not self._panes_ready:
+            self._early.append(event.source)
+            return
         self._submit(event.source)
         if self.input_history.error:
             self.notify(self.input_history.error, severity="warning")
@@ -143,23 +180,23 @@ class GradReplApp(App[int]):
 
     @on(CellStarted)
     def _cell_started(self, event: CellStarted) -> None:
-        self.query_one(Transcript).update_prompt(event.cell)
+        self.transcript.update_prompt(event.cell)
         self._show_progress()
 
     @on(CellOutput)
     def _cell_output(self, event: CellOutput) -> None:
-        self.query_one(Transcript).add_event(event.cell, event.event)
+        self.transcript.add_event(event.cell, event.event)
 
     @on(CellDone)
     def _cell_done(self, event: CellDone) -> None:
         cell = event.cell
         report = cell.report
         notes = list(report.notes) if report is not None else []
-        self.query_one(Transcript).finish(cell, notes)
+        self.transcript.finish(cell, notes)
         if report is not None:
             tensors = {t.name: t for t in report.tensor_infos()}
-            self.query_one(BackwardLog).add_entry(cell.execution_count, grad_changes(self.tensors, tensors))
-            self.query_one(TensorInspector).show(tuple(tensors.values()))
+            self.backward_log.add_entry(cell.execution_count, self.tensors, tensors)
+            self.inspector.show(tuple(tensors.values()))
             self.tensors = tensors
         if cell.from_script and cell.state not in ("ok", "cancelled"):
             self._resume_failed.append(cell)
@@ -224,8 +261,9 @@ class GradReplApp(App[int]):
             return  # typed on meanwhile: the answer is stale
         code_input.show_completions(*answer)
 
-    @on(OptionList.OptionSelected, "#completions")
-    def _completion_chosen(self, event: OptionList.OptionSelected) -> None:
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id != "completions":
+            return
         code_input = self.query_one(CodeInput)
         if event.option.id:
             code_input._apply_completion(event.option.id)
@@ -234,13 +272,16 @@ class GradReplApp(App[int]):
 
     # ------------------------------------------------------------ inspector
 
-    @on(TensorInspector.DetailWanted)
-    def _detail(self, event: TensorInspector.DetailWanted) -> None:
+    def on_tensor_inspector_detail_wanted(self, event: TensorInspector.DetailWanted) -> None:
+        from gradrepl.app.screens.tensor_detail import TensorDetailScreen
+
         self.push_screen(TensorDetailScreen(event.tensor))
 
     # ------------------------------------------------------------ actions
 
     def action_help(self) -> None:
+        from gradrepl.app.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
@@ -277,19 +318,19 @@ class GradReplApp(App[int]):
     @work(group="kernel-control", exclusive=True)
     async def action_restart_kernel(self) -> None:
         for cell in self.runner.cancel_queued():
-            self.query_one(Transcript).update_prompt(cell)
+            self.transcript.update_prompt(cell)
         await self.runner.restart()
         if self.runner.state != "dead":
             self.tensors = {}
-            self.query_one(TensorInspector).show((), highlight_changes=False)
+            self.inspector.show((), highlight_changes=False)
             self.notify("Kernel restarted: a fresh namespace.", timeout=4)
         self._resume_total = 0
         self._show_progress()
         self._update_status()
 
     def action_clear_transcript(self) -> None:
-        self.query_one(Transcript).clear()
-        self.query_one(BackwardLog).clear()
+        self.transcript.clear()
+        self.backward_log.clear()
 
     def action_save(self) -> None:
         path = self.worksheet.path
@@ -299,6 +340,8 @@ class GradReplApp(App[int]):
         self._save_to(path)
 
     def action_save_as(self, then_quit: bool = False) -> None:
+        from gradrepl.app.screens.save_as import SaveAsScreen
+
         def chosen(path: Path | None) -> None:
             if path is not None and self._save_to(path) and then_quit:
                 self.run_worker(self._quit_now())
@@ -333,6 +376,8 @@ class GradReplApp(App[int]):
                         self.run_worker(self._quit_now())
                 else:
                     self.action_save_as(then_quit=True)
+
+        from gradrepl.app.screens.confirm_quit import ConfirmQuitScreen
 
         self.push_screen(ConfirmQuitScreen(unsaved), chosen)
 

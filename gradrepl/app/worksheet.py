@@ -7,8 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from gradrepl.cells import Cell, Script, new_code_cell, write_percent
+from typing import TYPE_CHECKING
+
 from gradrepl.kernel.events import CellFinished, Event, ProbeReport
+
+if TYPE_CHECKING:
+    from gradrepl.cells import Cell, Script
 
 _PERCENT = ("percent", "plain")
 CellState = Literal["queued", "running", "ok", "error", "timeout", "died", "cancelled"]
@@ -89,6 +93,7 @@ class Worksheet:
         return Path("gradrepl-session.py")
 
     def document(self) -> tuple[Cell, ...]:
+        from gradrepl.cells import new_code_cell
         kept: tuple[Cell, ...] = ()
         if self.script is not None and self.script.format in _PERCENT:
             kept = self.script.cells
@@ -99,6 +104,8 @@ class Worksheet:
 
     def save(self, path: Path) -> None:
         """Write atomically; OSError on failure (the caller shows it in one line)."""
+        from gradrepl.cells import Script, write_percent
+
         preamble = self.script.preamble if self.script is not None and self.script.format in _PERCENT else ""
         write_percent(path, Script(path, "percent", self.document(), preamble))
         self.path = path

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gradrepl.kernel.probe import COMM_TARGET, apply_delta
 
+PROBE_COMM_TARGET = "gradrepl.probe"  # probe.COMM_TARGET; a test keeps the two equal
 CellStatus = Literal["ok", "error", "timeout", "died"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -218,6 +218,8 @@ class ProbeState:
     def report_from(self, data: dict[str, Any]) -> ProbeReport:
         """Apply a report's tensor delta (names in order, changed descriptions) to the table."""
         if "tensor_names" in data:
+            from gradrepl.kernel.probe import apply_delta  # plain Python, shared with the kernel side
+
             self.tensors = apply_delta(self.tensors, data)
         return ProbeReport.from_dict({**data, "tensors": list(self.tensors.values())})
 
@@ -234,7 +236,7 @@ def parse_iopub(msg: dict[str, Any], probe: ProbeState) -> Event | None:
         return Display(dict(content.get("data") or {}))
     if kind == "error":
         return Error(content.get("ename", ""), content.get("evalue", ""), tuple(content.get("traceback") or ()))
-    if kind == "comm_open" and content.get("target_name") == COMM_TARGET:
+    if kind == "comm_open" and content.get("target_name") == PROBE_COMM_TARGET:
         probe.comm_ids.add(content["comm_id"])
         return None
     if kind == "comm_msg" and content.get("comm_id") in probe.comm_ids:

@@ -71,7 +71,9 @@ class BackwardLog(VerticalScroll):
     def compose(self):
         yield Static("Each cell that changes a .grad gets an entry here.", classes="empty")
 
-    def add_entry(self, execution_count: int | None, changes: list[GradChange]) -> None:
+    def add_entry(self, execution_count: int | None, before: dict[str, TensorInfo], after: dict[str, TensorInfo]) -> None:
+        """Log the grads that changed between the tables before and after a cell, if any."""
+        changes = grad_changes(before, after)
         if not changes:
             return
         for hint in self.query(".empty"):

@@ -32,7 +32,7 @@ class CodeInput(TextArea):
 
     BINDINGS = [
         Binding("ctrl+r", "run", "Run", tooltip="Run the cell now, complete or not"),
-        Binding("ctrl+j,alt+enter", "newline", "Newline", tooltip="Insert a newline, never run"),
+        Binding("ctrl+j,alt+enter", "newline", "Newline", tooltip="Insert a newline, never run", show=False),
         Binding("up", "history_older", "Older", show=False),
         Binding("down", "history_newer", "Newer", show=False),
     ]
@@ -49,7 +49,7 @@ class CodeInput(TextArea):
     def __init__(self, history: History, *, id: str | None = None) -> None:
         super().__init__(
             "",
-            language="python",
+            language=None,  # enable_highlighting() sets it once the first frame is drawn
             theme="monokai",
             soft_wrap=False,
             tab_behavior="indent",
@@ -64,6 +64,13 @@ class CodeInput(TextArea):
 
     def on_mount(self) -> None:
         self.cursor_blink = not self.app.is_headless
+
+    def enable_highlighting(self) -> None:
+        """Python highlighting (tree-sitter); deferred, its parser takes a while to load.
+        The document is rebuilt, so whatever was typed meanwhile keeps its cursor."""
+        selection = self.selection
+        self.language = "python"
+        self.selection = selection
 
     # ------------------------------------------------------------------ keys
 

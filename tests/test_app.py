@@ -1,0 +1,422 @@
+"""The app driven through Textual's Pilot against a real kernel: the flows a user goes through."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gradrepl.app.app import GradReplApp
+from gradrepl.app.history import History
+from gradrepl.app.screens.confirm_quit import ConfirmQuitScreen
+from gradrepl.app.screens.save_as import SaveAsScreen
+from gradrepl.app.screens.tensor_detail import TensorDetailScreen
+from gradrepl.app.widgets.backward_log import BackwardLog
+from gradrepl.app.widgets.code_input import CodeInput
+from gradrepl.app.widgets.inspector import TensorInspector
+from gradrepl.app.widgets.status_line import StatusLine
+from gradrepl.cells import read_script
+
+
+pytestmark = pytest.mark.kernel
+
+SIZE = (120, 40)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_app(tmp_path: Path, script: Path | None = None) -> GradReplApp:
+    return GradReplApp(
+        read_script(script) if script else None,
+        history=History(tmp_path / "history.jsonl"),
+        cwd=script.parent if script else tmp_path,
+        stable=True,
+    )
+
+
+async def run_cell(app: GradReplApp, pilot, source: str) -> None:
+    app.query_one(CodeInput).load_text(source)
+    await pilot.press("ctrl+r")
+    await app.until_idle()
+    await pilot.pause()
+
+
+async def workers_done(app: GradReplApp, group: str) -> None:
+    for worker in [w for w in app.workers if w.group == group]:
+        await worker.wait()
+
+
+def texts(app: GradReplApp) -> list[str]:
+    """Every cell's stdout and Out text, in order."""
+    out = []
+    for cell in app.worksheet.cells:
+        for event in cell.events:
+            text = getattr(event, "text", None)
+            if text is not None:
+                out.append(text)
+    return out
+
+
+async def test_enter_runs_a_complete_cell_and_continues_an_incomplete_one(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await pilot.press(*"for i in range(2):", "enter")
+        code_input = app.query_one(CodeInput)
+        assert code_input.text == "for i in range(2):\n    "
+        assert app.worksheet.cells == []
+        await pilot.press(*"print(i)", "enter")
+        assert app.worksheet.cells == []
+        await pilot.press("enter")
+        await app.until_idle()
+        await pilot.pause()
+        assert [c.state for c in app.worksheet.cells] == ["ok"]
+        assert texts(app) == ["0\n1\n"]
+        assert code_input.text == ""
+
+
+async def test_ctrl_j_always_adds_a_line_and_ctrl_r_always_runs(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await pilot.press(*"a = 1", "ctrl+j", *"b = (2,")
+        assert app.query_one(CodeInput).text == "a = 1\nb = (2,"
+        await pilot.press("ctrl+r")  # incomplete, but run anyway: a SyntaxError in the cell
+        await app.until_idle()
+        await pilot.pause()
+        cell = app.worksheet.cells[0]
+        assert cell.state == "error"
+        assert any(getattr(e, "ename", "") == "SyntaxError" for e in cell.events)
+
+
+async def test_history_recalls_with_up_and_down_and_survives_a_restart(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "first = 1")
+        await run_cell(app, pilot, "second = 2")
+        await pilot.press(*"draft")
+        await pilot.press("up")
+        assert app.query_one(CodeInput).text == "second = 2"
+        await pilot.press("up")
+        assert app.query_one(CodeInput).text == "first = 1"
+        await pilot.press("down", "down")
+        assert app.query_one(CodeInput).text == "draft"
+    again = make_app(tmp_path)
+    async with again.run_test(size=SIZE) as pilot:
+        await pilot.press("up")
+        assert again.query_one(CodeInput).text == "second = 2"
+
+
+async def test_up_inside_a_multiline_cell_moves_the_cursor_not_the_history(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "older = 1")
+        code_input = app.query_one(CodeInput)
+        code_input.load_text("a = 1\nb = 2")
+        code_input.move_cursor((1, 3))
+        await pilot.press("up")
+        assert code_input.text == "a = 1\nb = 2"
+        assert code_input.cursor_location[0] == 0
+
+
+async def test_tab_completes_from_the_live_kernel(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "varibale_unique = 3")
+        await pilot.press(*"varibale_u", "tab")
+        await workers_done(app, "complete")
+        await pilot.pause()
+        assert app.query_one(CodeInput).text == "varibale_unique"
+
+
+async def test_tab_with_several_matches_opens_a_list_to_choose_from(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "grad_alpha = 1\ngrad_beta = 2")
+        await pilot.press(*"grad_", "tab")
+        await workers_done(app, "complete")
+        await pilot.pause()
+        menu = app.query_one("#completions")
+        assert menu.display
+        await pilot.press("down", "enter")
+        assert app.query_one(CodeInput).text == "grad_beta"
+        assert not menu.display
+
+
+async def test_typing_while_the_kernel_starts_keeps_every_key(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"abc = 1")  # while panes mount and highlighting switches on
+        await app.until_idle()
+        await pilot.press(*"23")
+        assert app.query_one(CodeInput).text == "abc = 123"
+
+
+async def test_typing_is_accepted_before_the_kernel_is_ready(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    gate = asyncio.Event()
+    connect = app.runner.start
+
+    async def slow_kernel() -> None:  # a kernel still importing torch, say
+        await gate.wait()
+        await connect()
+
+    app.runner.start = slow_kernel  # type: ignore[method-assign]
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press(*"early = 6 * 7", "enter", *"early", "enter")
+        await pilot.pause()
+        assert app.runner.state == "starting"
+        assert [c.state for c in app.worksheet.cells] == ["queued", "queued"]
+        gate.set()
+        await app.until_idle()
+        await pilot.pause()
+        assert texts(app) == ["42"]
+
+
+async def test_resume_runs_the_script_and_goes_on_from_its_state(tmp_path: Path) -> None:
+    script = tmp_path / "lesson.py"
+    script.write_text("# %%\nbase = 10\n\n# %%\n1 / 0\n\n# %%\nafter = base + 1\n", encoding="utf-8")
+    app = make_app(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await pilot.pause()
+        assert [c.state for c in app.worksheet.cells] == ["ok", "error", "ok"]
+        assert [c.script_line for c in app.worksheet.cells] == [2, 5, 8]
+        assert app.query_one(StatusLine).progress == ""
+        await run_cell(app, pilot, "after")
+        assert texts(app)[-1] == "11"
+        notices = [n.message for n in app._notifications]
+        assert any("3 cells, 1 failed (cell 2)" in m for m in notices)
+
+
+async def test_resume_shows_progress_while_cells_run(tmp_path: Path) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text("# %%\nimport time\n\n# %%\ntime.sleep(1)\n\n# %%\ndone = True\n", encoding="utf-8")
+    app = make_app(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        while len(app.worksheet.cells) < 2 or app.worksheet.cells[1].state != "running":
+            await pilot.pause(0.05)
+        await pilot.pause()
+        assert app.query_one(StatusLine).progress == "resuming: cell 2 of 3"
+        await app.until_idle()
+
+
+async def test_ctrl_s_saves_the_resumed_script_with_the_new_cells(tmp_path: Path) -> None:
+    script = tmp_path / "lesson.py"
+    original = "# %% [markdown]\n# A lesson\n\n# %%\nbase = 10\n"
+    script.write_text(original, encoding="utf-8")
+    app = make_app(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "extra = base * 2")
+        assert app.query_one(StatusLine).unsaved == 1
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.query_one(StatusLine).unsaved == 0
+    saved = script.read_text(encoding="utf-8")
+    assert saved.startswith(original)
+    cells = read_script(script).cells
+    assert [c.source for c in cells] == ["A lesson", "base = 10", "extra = base * 2"]
+    assert [c.kind for c in cells] == ["markdown", "code", "code"]
+    assert not list(tmp_path.glob("*.tmp*")), "the temporary file of the atomic write is gone"
+
+
+async def test_save_refuses_a_script_changed_on_disk_since_it_was_loaded(tmp_path: Path) -> None:
+    script = tmp_path / "lesson.py"
+    script.write_text("# %%\nbase = 10\n", encoding="utf-8")
+    app = make_app(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "extra = 1")
+        script.write_text("# %%\nbase = 10\n# edited elsewhere, and longer\n", encoding="utf-8")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "edited elsewhere" in script.read_text(encoding="utf-8")
+        assert any("changed on disk" in n.message for n in app._notifications)
+        assert app.query_one(StatusLine).unsaved == 1
+
+
+async def test_a_fresh_session_asks_where_to_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "w = 2")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveAsScreen)
+        field = app.screen.query_one("#path")
+        field.value = str(tmp_path / "mine.py")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, SaveAsScreen)
+    assert read_script(tmp_path / "mine.py").code_cells[0].source == "w = 2"
+
+
+async def test_save_as_never_replaces_an_existing_file_without_a_second_enter(tmp_path: Path) -> None:
+    target = tmp_path / "taken.py"
+    target.write_text("precious = True\n", encoding="utf-8")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "w = 2")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one("#path").value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveAsScreen)
+        assert target.read_text(encoding="utf-8") == "precious = True\n"
+        await pilot.press("escape")
+        await pilot.pause()
+    assert target.read_text(encoding="utf-8") == "precious = True\n"
+
+
+async def test_quit_with_unsaved_cells_asks_first(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "kept = 1")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmQuitScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmQuitScreen)
+        assert app.is_running
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("d")
+        await pilot.pause(0.5)
+    assert not app.is_running
+    assert app.runner.session is not None and app.runner.session.process is None
+
+
+async def test_quit_without_unsaved_cells_quits_at_once(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await pilot.press("ctrl+q")
+        await pilot.pause(0.5)
+    assert not app.is_running
+
+
+async def test_the_backward_log_shows_each_backward_accumulating(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "import torch\nvaribale = torch.tensor([[1., 2], [3, 4]], requires_grad=True)")
+        await run_cell(app, pilot, "v_out = torch.mean(varibale * varibale)")
+        for _ in range(3):
+            await run_cell(app, pilot, "v_out.backward(retain_graph=True)")
+        log = app.query_one(BackwardLog)
+        assert log.entries == 3
+        entries = [str(w.render()) for w in log.query(".entry")]
+        assert "fresh" in entries[0] and "→ [[0.5, 1], [1.5, 2]]" in entries[0]
+        assert "accumulated" in entries[1] and "→ [[1, 2], [3, 4]]" in entries[1]
+        assert "accumulated" in entries[2] and "→ [[1.5, 3], [4.5, 6]]" in entries[2]
+        inspector = app.query_one(TensorInspector)
+        assert inspector.changed == {"varibale": {"grad"}}
+
+
+async def test_rebinding_a_name_is_a_fresh_grad_not_an_accumulated_one(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "import torch\nx = torch.ones(2, requires_grad=True)\n(x * 2).sum().backward()")
+        await run_cell(app, pilot, "x = torch.ones(2, requires_grad=True)\n(x * 3).sum().backward()")
+        entries = [str(w.render()) for w in app.query_one(BackwardLog).query(".entry")]
+        assert len(entries) == 2 and "fresh" in entries[1] and "accumulated" not in entries[1]
+
+
+async def test_selecting_a_tensor_opens_its_detail(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "import torch\na = torch.zeros(3)\nb = torch.arange(4.).reshape(2, 2)")
+        await pilot.press("f2", "down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TensorDetailScreen)
+        assert app.screen.info.name == "b"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, TensorDetailScreen)
+
+
+async def test_ctrl_c_interrupts_a_running_cell_and_names_survive(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "survivor = 5")
+        app.query_one(CodeInput).load_text("while True:\n    pass")
+        await pilot.press("ctrl+r")
+        while app.runner.running is None:
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+c")
+        await app.until_idle()
+        await pilot.pause()
+        assert app.worksheet.cells[-1].state == "error"
+        await run_cell(app, pilot, "survivor")
+        assert texts(app)[-1] == "5"
+
+
+async def test_restart_gives_a_fresh_namespace_and_empties_the_inspector(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "import torch\ngone = torch.ones(1)")
+        assert "gone" in app.query_one(TensorInspector).tensors
+        await app.run_action("restart_kernel")
+        await workers_done(app, "kernel-control")
+        await app.until_idle()
+        await pilot.pause()
+        assert app.query_one(TensorInspector).tensors == {}
+        await run_cell(app, pilot, "'gone' in globals()")
+        assert texts(app)[-1] == "False"
+
+
+async def test_toggle_pane_hides_and_shows_the_inspector(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        inspector = app.query_one(TensorInspector)
+        app.action_toggle_pane("inspector")
+        await pilot.pause()
+        assert not inspector.display
+        await pilot.press("f2")
+        assert inspector.display and inspector.has_focus
+
+
+def test_the_ui_process_never_imports_torch(tmp_path: Path) -> None:
+    """Run a torch cell through the whole app headless; torch must stay out of this process."""
+    code = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from gradrepl.app.app import GradReplApp
+        from gradrepl.app.history import History
+        import gradrepl.cli
+
+        async def main():
+            app = GradReplApp(history=History(None), stable=True)
+            async with app.run_test(size=(120, 40)) as pilot:
+                await app.until_idle()
+                app.query_one("#input").load_text("import torch\\nx = torch.ones(2, requires_grad=True)")
+                await pilot.press("ctrl+r")
+                await app.until_idle()
+                await pilot.pause()
+                assert "x" in app.tensors, app.tensors
+        asyncio.run(main())
+        print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
