@@ -60,7 +60,8 @@ class TensorInspector(DataTable):
         self.clear()
         for name, info in after.items():
             self.add_row(*self._cells(info, self.changed.get(name, set())), key=name)
-        self.border_subtitle = f"{len(after)} tensors" + (f", {len(self.changed)} changed" if self.changed else "")
+        count = f"{len(after)} tensor{'s' if len(after) != 1 else ''}"
+        self.border_subtitle = count + (f", {len(self.changed)} changed" if self.changed else "")
         if cursor_name in after:
             self.move_cursor(row=list(after).index(cursor_name))
 

@@ -11,10 +11,11 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Collapsible, Static
 
 from gradrepl.app.worksheet import SessionCell
-from gradrepl.kernel.events import Display, Error, Event, Result, Stream
+from gradrepl.kernel.events import Display, Error, Event, Result, Stream, strip_ansi
 
 FOLD_LINES = 30  # outputs longer than this show their head; the rest folds away
 HEAD_LINES = 12
+_TRACEBACK_PADDING = re.compile(r" {3,}Traceback")  # IPython pads the header to 75 columns
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")
 
 
@@ -77,8 +78,15 @@ class CellView(Vertical):
         elif isinstance(event, Display):
             self._add_block(None, self._clean(event.text), "output")
         elif isinstance(event, Error):
-            body = Text.from_ansi(self._clean("\n".join(event.traceback))) if event.traceback else Text(f"{event.ename}: {event.evalue}", style="bold red")
-            self.mount(Static(body, classes="error"))
+            self.mount(Static(self._traceback(event), classes="error"))
+
+    def _traceback(self, error: Error) -> Text:
+        if not error.traceback:
+            return Text(f"{error.ename}: {error.evalue}", style="bold red")
+        # IPython's rule of dashes is as wide as a notebook, not as this pane: it goes.
+        lines = [line for line in "\n".join(error.traceback).split("\n") if strip_ansi(line).strip("- ") or not line]
+        text = _TRACEBACK_PADDING.sub("  Traceback", "\n".join(lines).strip("\n"), count=1)
+        return Text.from_ansi(self._clean(text))
 
     def add_note(self, text: str) -> None:
         self.mount(Static(text, classes="note"))

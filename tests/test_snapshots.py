@@ -1,0 +1,140 @@
+"""Snapshot tests: every screen of the app as SVG, checked against the approved ones in
+tests/__snapshots__/. Update after a deliberate change with `scripts/test --snapshot-update`
+and look at the SVGs (pytest writes snapshot_report.html on a mismatch).
+
+Each test's docstring says what a reviewer should see in its picture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+from gradrepl.app.app import GradReplApp
+from gradrepl.app.history import History
+from gradrepl.app.widgets.code_input import CodeInput
+from gradrepl.cells import read_script
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "examples" / "seed_autograd.py"
+
+
+@pytest.fixture(autouse=True)
+def repo_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The status line shows the script path relative to the working directory."""
+    monkeypatch.chdir(ROOT)
+
+
+def seed_app() -> GradReplApp:
+    return GradReplApp(read_script(SEED), history=History(None), cwd=SEED.parent, stable=True)
+
+
+def fresh_app() -> GradReplApp:
+    return GradReplApp(history=History(None), stable=True)
+
+
+async def settled(pilot: Pilot) -> None:
+    app = pilot.app
+    assert isinstance(app, GradReplApp)
+    await app.until_idle()
+    await pilot.pause()
+
+
+def running(*cells: str) -> Callable[[Pilot], Awaitable[None]]:
+    """Wait for the kernel, then run `cells` one after another as if typed."""
+
+    async def run(pilot: Pilot) -> None:
+        await settled(pilot)
+        app = pilot.app
+        for source in cells:
+            app.query_one(CodeInput).load_text(source)
+            await pilot.press("ctrl+r")
+            await settled(pilot)
+
+    return run
+
+
+def test_empty_session(snap_compare) -> None:
+    """A fresh session at 120x40: empty transcript with its hint, empty backward log, no
+    tensors, the input with its placeholder, status line 'kernel idle, 0 cells run, no file',
+    and the footer with Interrupt, Run, Quit, Save, Help and the palette key."""
+    assert snap_compare(fresh_app(), terminal_size=(120, 40), run_before=settled)
+
+
+def test_seed_resumed(snap_compare) -> None:
+    """`gradrepl examples/seed_autograd.py` once all 12 cells ran: the transcript scrolled to
+    the last cells (x.data *= 100, with x = tensor([100.]) and x.grad = tensor([2.])), the
+    backward log with the grads of varibale and x as fresh, the inspector listing tensor,
+    varibale (grad [[0.5, 1], [1.5, 2]]), v_out, x, y, z, v, y1, y2, y3; a notice 'Resumed
+    examples/seed_autograd.py: 12 cells ran'; status line 'kernel idle, 12 cells run'."""
+    assert snap_compare(seed_app(), terminal_size=(120, 40), run_before=settled)
+
+
+def test_detail_of_varibale(snap_compare) -> None:
+    """The seed resumed, then F2, Down, Enter on the inspector: the detail of `varibale`:
+    shape (2, 2) float32 cpu, requires_grad yes, is_leaf yes, grad_fn None, version 0,
+    data [[1, 2], [3, 4]] as a matrix and grad [[0.5, 1], [1.5, 2]], each with its stats."""
+
+    async def open_detail(pilot: Pilot) -> None:
+        await settled(pilot)
+        await pilot.press("f2", "down", "enter")
+        await pilot.pause()
+
+    assert snap_compare(seed_app(), terminal_size=(120, 40), run_before=open_detail)
+
+
+def test_backward_cell_run_three_times(snap_compare) -> None:
+    """The seed's first cells typed in a fresh session and its backward cell run three
+    times: the transcript ends with Out[7] showing tensor([[1.5000, 3.0000], [4.5000,
+    6.0000]]) as the notebook printed; the backward log has three entries for
+    varibale.grad, fresh, accumulated, accumulated, going [[0.5, 1], [1.5, 2]] -> [[1, 2],
+    [3, 4]] -> [[1.5, 3], [4.5, 6]]; the inspector's varibale row shows that grad."""
+    run = running(
+        "import torch",
+        "tensor = torch.FloatTensor([[1, 2], [3, 4]])\nvaribale = tensor.clone().requires_grad_(True)",
+        "v_out = torch.mean(varibale * varibale)",
+        "v_out.backward(retain_graph=True)",
+        "v_out.backward(retain_graph=True)",
+        "v_out.backward(retain_graph=True)",
+        "varibale.grad",
+    )
+    assert snap_compare(fresh_app(), terminal_size=(120, 40), run_before=run)
+
+
+def test_a_cell_that_raises(snap_compare) -> None:
+    """A leaf that requires grad changed in place: In [2] shows the RuntimeError traceback
+    (no rule of dashes; 'Cell In[2], line 1', then 'a leaf Variable that requires grad is
+    being used in an in-place operation.'), the inspector still lists x, and the status
+    line says the kernel is idle."""
+    run = running("import torch\nx = torch.ones(2, 2, requires_grad=True)", "x.add_(1)")
+    assert snap_compare(fresh_app(), terminal_size=(120, 40), run_before=run)
+
+
+def test_help_screen(snap_compare) -> None:
+    """F1: the help screen over the app, with the keys of the code input (Enter, Ctrl+J,
+    Ctrl+R, Up/Down, Tab), the keys that work anywhere, and what the two panes mean."""
+
+    async def open_help(pilot: Pilot) -> None:
+        await settled(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(fresh_app(), terminal_size=(120, 40), run_before=open_help)
+
+
+def test_seed_resumed_at_80x24(snap_compare) -> None:
+    """The resumed seed on a small terminal: every pane still there and readable, the
+    inspector scrolling sideways (its grad column off to the right) rather than wrapping,
+    the footer on one line."""
+    assert snap_compare(seed_app(), terminal_size=(80, 24), run_before=settled)
+
+
+def test_seed_resumed_at_160x50(snap_compare) -> None:
+    """The resumed seed on a large terminal: more of the transcript, all ten tensors with
+    full data and grad previews, the backward log's entries in full."""
+    assert snap_compare(seed_app(), terminal_size=(160, 50), run_before=settled)
