@@ -100,6 +100,7 @@ def run_app(argv: list[str]) -> int:
             return EXIT_USAGE
     from gradrepl.kernel.process import launch_kernel
 
+    terminal = _keep_enter_distinct()
     cwd = script.path.parent if script is not None and script.path is not None else None
     process = launch_kernel(cwd=cwd)  # loads while Textual starts
     try:
@@ -111,7 +112,36 @@ def run_app(argv: list[str]) -> int:
         if process.is_alive():
             process.kill()
         process.cleanup()
+        _restore_terminal(terminal)
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _keep_enter_distinct() -> list | None:
+    """Until Textual switches the terminal to raw mode, the tty turns Enter (CR) into LF,
+    which the app reads as Ctrl+J (a newline) instead of Enter (run). Stop that now, so keys
+    typed during start-up keep their meaning; the saved settings come back at exit."""
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        changed = termios.tcgetattr(fd)
+        changed[0] &= ~termios.ICRNL
+        termios.tcsetattr(fd, termios.TCSANOW, changed)
+        return saved
+    except (ImportError, OSError, ValueError, AttributeError):  # not a terminal
+        return None
+
+
+def _restore_terminal(saved: list | None) -> None:
+    if saved is None:
+        return
+    import termios
+
+    try:
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+    except (OSError, ValueError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

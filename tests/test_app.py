@@ -153,10 +153,11 @@ async def test_tab_with_several_matches_opens_a_list_to_choose_from(tmp_path: Pa
 async def test_typing_while_the_kernel_starts_keeps_every_key(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press(*"abc = 1")  # while panes mount and highlighting switches on
+        # at once, while the panes mount and highlighting switches on
+        await pilot.press(*"abc = 1", "ctrl+j", *"d = 2", "ctrl+j")
         await app.until_idle()
         await pilot.press(*"23")
-        assert app.query_one(CodeInput).text == "abc = 123"
+        assert app.query_one(CodeInput).text == "abc = 1\nd = 2\n23"
 
 
 async def test_typing_is_accepted_before_the_kernel_is_ready(tmp_path: Path) -> None:
@@ -420,3 +421,66 @@ def test_the_ui_process_never_imports_torch(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+async def test_a_burst_of_keys_is_handled_in_order(tmp_path: Path) -> None:
+    """Keys buffered at start-up, or typed fast, arrive together: Ctrl+J and Ctrl+R must
+    act where they were typed, not after the characters queued behind them."""
+    from textual import events
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        code_input = app.query_one(CodeInput)
+        keys = [*"a = 1", "ctrl+j", *"b = 23", "backspace", "ctrl+r", *"cd", "left", "backspace"]
+        for key in keys:
+            code_input.post_message(events.Key(key, key if len(key) == 1 else None))
+        await app.until_idle()
+        await pilot.pause()
+        assert [c.source for c in app.worksheet.cells] == ["a = 1\nb = 2"]
+        assert code_input.text == "d"
+
+
+async def test_a_long_output_is_folded(tmp_path: Path) -> None:
+    from textual.widgets import Collapsible
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "for i in range(100):\n    print('line', i)")
+        folds = list(app.query(Collapsible))
+        assert len(folds) == 1
+        assert folds[0].title == "88 more lines" and folds[0].collapsed
+
+
+async def test_a_dead_kernel_is_reported_and_the_cells_are_kept(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "kept = 1")
+        await run_cell(app, pilot, "import os\nos._exit(3)")
+        status = app.query_one(StatusLine)
+        assert status.kernel_state == "dead"
+        assert app.worksheet.cells[-1].state == "died"
+        assert any("kernel died in cell 2" in n.message for n in app._notifications)
+        assert [c.source for c in app.worksheet.cells] == ["kept = 1", "import os\nos._exit(3)"]
+        await app.run_action("restart_kernel")
+        await workers_done(app, "kernel-control")
+        await app.until_idle()
+        await pilot.pause()
+        assert status.kernel_state == "idle"
+        await run_cell(app, pilot, "1 + 1")
+        assert texts(app)[-1] == "2"
+
+
+async def test_themes_switch_without_losing_anything(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "value = 3")
+        for theme in ("textual-light", "nord", "textual-dark"):
+            app.theme = theme
+            await pilot.pause()
+        assert app.theme == "textual-dark"
+        await run_cell(app, pilot, "value")
+        assert texts(app)[-1] == "3"

@@ -192,6 +192,13 @@ class GradReplApp(App[int]):
         cell = event.cell
         report = cell.report
         notes = list(report.notes) if report is not None else []
+        with self.batch_update():
+            self._show_results(cell, notes)
+        received = event.received_at
+        self.call_after_refresh(lambda: self.panes_updated.append(time.perf_counter() - received))
+
+    def _show_results(self, cell: SessionCell, notes: list[str]) -> None:
+        report = cell.report
         self.transcript.finish(cell, notes)
         if report is not None:
             tensors = {t.name: t for t in report.tensor_infos()}
@@ -208,8 +215,6 @@ class GradReplApp(App[int]):
             )
         self._update_status()
         self._show_progress()
-        received = event.received_at
-        self.call_after_refresh(lambda: self.panes_updated.append(time.perf_counter() - received))
 
     def _show_progress(self) -> None:
         status = self.query_one(StatusLine)

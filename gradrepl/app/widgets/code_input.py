@@ -50,7 +50,7 @@ class CodeInput(TextArea):
         super().__init__(
             "",
             language=None,  # enable_highlighting() sets it once the first frame is drawn
-            theme="monokai",
+            theme="css",  # follows the app theme
             soft_wrap=False,
             tab_behavior="indent",
             show_line_numbers=False,
@@ -82,17 +82,33 @@ class CodeInput(TextArea):
             return
         if self._completion_open() and event.is_printable:
             self.close_completions()
-        if event.key == "enter":
+        # Handled here, in order with the typed characters: a binding's action would run
+        # after keys already queued behind it (fast typing, or keys buffered at start-up).
+        handler = self._KEY_HANDLERS.get(event.key)
+        if handler is not None:
             event.stop()
             event.prevent_default()
-            self._enter()
+            getattr(self, handler)()
             return
-        if event.key == "tab":
-            event.stop()
-            event.prevent_default()
-            self.action_complete()
-            return
+        if not event.is_printable:
+            # The editor's own bindings (backspace, arrows, home, ...) likewise.
+            bindings = self._bindings.key_to_bindings.get(event.key)
+            if bindings:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(bindings[0].action)
+                return
         await super()._on_key(event)
+
+    _KEY_HANDLERS = {
+        "enter": "_enter",
+        "tab": "action_complete",
+        "ctrl+j": "action_newline",
+        "alt+enter": "action_newline",
+        "ctrl+r": "action_run",
+        "up": "action_history_older",
+        "down": "action_history_newer",
+    }
 
     def _enter(self) -> None:
         text = self.text
@@ -106,9 +122,9 @@ class CodeInput(TextArea):
             if status != "incomplete":
                 self.action_run()
                 return
-            self.insert("\n" + " " * (indent or 0))
+            self.insert("\n" + " " * (indent or 0), maintain_selection_offset=False)
             return
-        self.insert("\n")
+        self.insert("\n", maintain_selection_offset=False)
 
     def action_run(self) -> None:
         source = self.text
@@ -120,7 +136,7 @@ class CodeInput(TextArea):
         self.post_message(self.Submitted(source))
 
     def action_newline(self) -> None:
-        self.insert("\n")
+        self.insert("\n", maintain_selection_offset=False)
 
     def action_history_older(self) -> None:
         if self.cursor_location[0] != 0:
@@ -152,7 +168,7 @@ class CodeInput(TextArea):
         line = self.document.get_line(row)
         before = line[:column]
         if not before.strip() or before[-1].isspace():
-            self.insert(" " * (4 - column % 4))
+            self.insert(" " * (4 - column % 4), maintain_selection_offset=False)
             return
         offset = sum(len(l) + 1 for l in self.text.split("\n")[:row]) + column
         self.post_message(self.CompletionWanted(self.text, offset))
@@ -183,7 +199,7 @@ class CodeInput(TextArea):
         start, end = self._completion_span
         begin = _location(self.text, start)
         finish = _location(self.text, end)
-        self.replace(text, begin, finish)
+        self.replace(text, begin, finish, maintain_selection_offset=False)
 
     def _completion_open(self) -> bool:
         return self.completions is not None and bool(self.completions.display)

@@ -43,6 +43,7 @@ class TensorInspector(DataTable):
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
         self.tensors: dict[str, TensorInfo] = {}
         self.changed: dict[str, set[str]] = {}
+        self._marked: set[str] = set()  # rows drawn with change marks
         self.border_title = "Tensors"
 
     def on_mount(self) -> None:
@@ -55,15 +56,24 @@ class TensorInspector(DataTable):
         after = {t.name: t for t in tensors}
         self.changed = {name: changed_fields(before.get(name), info) for name, info in after.items()} if highlight_changes else {}
         self.changed = {name: fields for name, fields in self.changed.items() if fields}
-        cursor_name = self._cursor_name()
-        self.tensors = after
-        self.clear()
-        for name, info in after.items():
-            self.add_row(*self._cells(info, self.changed.get(name, set())), key=name)
+        previously_changed = set(self._marked)
+        self._marked = set(self.changed)
+        if list(before) == list(after) and self.row_count == len(after):
+            # Same names in the same order: rewrite only the rows whose marks or values moved.
+            self.tensors = after
+            for name in previously_changed | set(self.changed):
+                for key, cell in zip((k for k, _ in COLUMNS), self._cells(after[name], self.changed.get(name, set()))):
+                    self.update_cell(name, key, cell, update_width=True)
+        else:
+            cursor_name = self._cursor_name()
+            self.tensors = after
+            self.clear()
+            for name, info in after.items():
+                self.add_row(*self._cells(info, self.changed.get(name, set())), key=name)
+            if cursor_name in after:
+                self.move_cursor(row=list(after).index(cursor_name))
         count = f"{len(after)} tensor{'s' if len(after) != 1 else ''}"
         self.border_subtitle = count + (f", {len(self.changed)} changed" if self.changed else "")
-        if cursor_name in after:
-            self.move_cursor(row=list(after).index(cursor_name))
 
     def _cursor_name(self) -> str | None:
         if not self.row_count:
