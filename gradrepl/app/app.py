@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from gradrepl.kernel.events import TensorInfo
 
 
+PANES_DEFER = 0.15  # seconds after the footer's keys: they get drawn first
 STARTUP_DEFER = 0.1  # seconds
 
 
@@ -88,7 +89,13 @@ class GradReplApp(App[int]):
         self.runner.launch()
         self.query_one(CodeInput).focus()
         self.query_one(StatusLine).path = self._path_label()
-        self.call_after_refresh(self._mount_panes)
+        # The panes come once the footer has drawn its keys, which it does when the
+        # screen first publishes its bindings.
+        self.screen.bindings_updated_signal.subscribe(self, self._first_bindings)
+
+    def _first_bindings(self, screen: Screen) -> None:
+        screen.bindings_updated_signal.unsubscribe(self)
+        self.set_timer(PANES_DEFER, self._mount_panes)
 
     async def _mount_panes(self) -> None:
         from textual.widgets import OptionList
