@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from gradrepl import __version__
 
@@ -107,6 +108,7 @@ def run_app(argv: list[str]) -> int:
         from gradrepl.app.app import GradReplApp
 
         app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout)
+        _end_with_the_terminal(app, process)
         code = app.run()
     finally:
         if process.is_alive():
@@ -114,6 +116,21 @@ def run_app(argv: list[str]) -> int:
         process.cleanup()
         _restore_terminal(terminal)
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _end_with_the_terminal(app: Any, process: Any) -> None:
+    """A closed terminal (SIGHUP) or a plain `kill` (SIGTERM) ends the kernel too: it runs
+    in a session of its own, so nothing else would stop it."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        if process.is_alive():
+            process.kill()
+        process.cleanup()
+        app.call_later(app.exit, 128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
 
 
 def _keep_enter_distinct() -> list | None:

@@ -107,6 +107,7 @@ async def test_history_recalls_with_up_and_down_and_survives_a_restart(tmp_path:
         assert app.query_one(CodeInput).text == "draft"
     again = make_app(tmp_path)
     async with again.run_test(size=SIZE) as pilot:
+        await again.until_idle()
         await pilot.press("up")
         assert again.query_one(CodeInput).text == "second = 2"
 
@@ -484,3 +485,88 @@ async def test_themes_switch_without_losing_anything(tmp_path: Path) -> None:
         assert app.theme == "textual-dark"
         await run_cell(app, pilot, "value")
         assert texts(app)[-1] == "3"
+
+
+async def test_a_recalled_cell_runs_again_with_enter(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        await run_cell(app, pilot, "n = 1\nn")
+        await pilot.press("up", "enter")
+        await app.until_idle()
+        await pilot.pause()
+        assert [c.source for c in app.worksheet.cells] == ["n = 1\nn", "n = 1\nn"]
+
+
+async def test_enter_inside_a_cell_splits_the_line(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        code_input = app.query_one(CodeInput)
+        code_input.load_text("a = 1\nb = 2")
+        code_input.move_cursor((0, 5))
+        await pilot.press("enter")
+        assert code_input.text == "a = 1\n\nb = 2"
+        assert app.worksheet.cells == []
+        code_input.move_cursor((2, 2))  # on the last line, mid-line: runs, as in IPython
+        await pilot.press("enter")
+        await app.until_idle()
+        assert [c.source for c in app.worksheet.cells] == ["a = 1\n\nb = 2"]
+
+
+def test_the_app_keeps_its_history_where_the_environment_says(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADREPL_HISTORY", str(tmp_path / "h.jsonl"))
+    app = GradReplApp()
+    assert app.input_history.path == tmp_path / "h.jsonl"
+    monkeypatch.delenv("GRADREPL_HISTORY")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert GradReplApp().input_history.path == tmp_path / "state" / "gradrepl" / "history.jsonl"
+
+
+@pytest.mark.parametrize("signum", [15, 1])
+def test_a_terminated_app_takes_its_kernel_with_it(tmp_path: Path, signum: int) -> None:
+    """SIGTERM (kill) or SIGHUP (the terminal closed): no kernel is left running."""
+    import os
+    import pty
+    import select
+    import signal
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: gradrepl on a terminal
+        os.environ["GRADREPL_HISTORY"] = str(tmp_path / "h.jsonl")
+        os.execv(sys.executable, [sys.executable, "-m", "gradrepl"])
+    try:
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"idle" not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1.0)
+            if ready:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError:
+                    break
+        assert b"idle" in seen, "the app never showed an idle kernel"
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        kernels = [int(c) for c in children if b"gradrepl.kernel.launch" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(kernels) == 1
+        os.kill(pid, signum)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            select.select([fd], [], [], 0.2)
+            try:
+                os.read(fd, 65536)
+            except OSError:
+                pass
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        assert done, "the app did not exit"
+        assert not Path(f"/proc/{kernels[0]}").exists() or "Z" in Path(f"/proc/{kernels[0]}/stat").read_text().split()[2]
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)

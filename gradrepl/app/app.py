@@ -17,7 +17,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from gradrepl.app.history import History
+from gradrepl.app.history import History, default_path
 from gradrepl.app.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
 from gradrepl.app.runner import KernelRunner
 from gradrepl.app.widgets.code_input import CodeInput
@@ -64,7 +64,7 @@ class GradReplApp(App[int]):
     ) -> None:
         super().__init__()
         self.worksheet = Worksheet(script)
-        self.input_history = history if history is not None else History()
+        self.input_history = history if history is not None else History(default_path())
         self.stable = stable  # snapshot tests: no addresses, no cursor blink
         origin = str(script.path) if script is not None and script.path is not None else None
         self.runner = KernelRunner(self, cwd=cwd, process=process, cell_timeout=cell_timeout, origin_file=origin)

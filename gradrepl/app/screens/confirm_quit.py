@@ -24,6 +24,7 @@ class ConfirmQuitScreen(ModalScreen[str]):
     }
     ConfirmQuitScreen Horizontal { height: auto; margin-top: 1; }
     ConfirmQuitScreen Button { margin-right: 2; }
+    ConfirmQuitScreen .hint { color: $text-muted; margin-top: 1; }
     """
 
     def __init__(self, unsaved: int) -> None:
@@ -38,6 +39,7 @@ class ConfirmQuitScreen(ModalScreen[str]):
                 yield Button("Save and quit", id="save", variant="primary")
                 yield Button("Discard and quit", id="quit", variant="error")
                 yield Button("Stay", id="stay")
+            yield Label("S saves and quits, D discards and quits, Escape stays.", classes="hint")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "stay")

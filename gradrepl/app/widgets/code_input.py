@@ -111,20 +111,22 @@ class CodeInput(TextArea):
     }
 
     def _enter(self) -> None:
+        """As IPython does: on the last line (blank lines after it aside), Enter runs a
+        complete cell and continues an incomplete one; elsewhere it splits the line."""
         text = self.text
-        row, column = self.cursor_location
-        lines = text.split("\n")
-        at_end = row == len(lines) - 1 and column == len(lines[-1])
         if not text.strip():
             return
-        if at_end:
-            status, indent = self.check_complete(text)
-            if status != "incomplete":
-                self.action_run()
-                return
-            self.insert("\n" + " " * (indent or 0), maintain_selection_offset=False)
+        lines = text.split("\n")
+        last_code_line = max(i for i, line in enumerate(lines) if line.strip())
+        if self.cursor_location[0] < last_code_line:
+            self.insert("\n", maintain_selection_offset=False)
             return
-        self.insert("\n", maintain_selection_offset=False)
+        status, indent = self.check_complete(text)
+        if status != "incomplete":
+            self.action_run()
+            return
+        self.move_cursor(self.document.end)
+        self.insert("\n" + " " * (indent or 0), maintain_selection_offset=False)
 
     def action_run(self) -> None:
         source = self.text
@@ -155,11 +157,9 @@ class CodeInput(TextArea):
             self._show_entry(entry, at_start=False)
 
     def _show_entry(self, text: str, *, at_start: bool) -> None:
+        """A recalled cell, cursor at its end: Enter runs it again."""
         self.load_text(text)
-        if at_start:
-            self.move_cursor((0, len(text.split("\n")[0])))
-        else:
-            self.move_cursor(self.document.end)
+        self.move_cursor(self.document.end)
 
     # ------------------------------------------------------------ completion
 
