@@ -570,3 +570,24 @@ def test_a_terminated_app_takes_its_kernel_with_it(tmp_path: Path, signum: int) 
         except (ProcessLookupError, ChildProcessError):
             pass
         os.close(fd)
+
+
+async def test_restart_while_a_cell_ignores_interrupts_still_restarts(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)"
+        app.query_one(CodeInput).load_text(stubborn)
+        await pilot.press("ctrl+r")
+        while app.runner.running is None:
+            await pilot.pause(0.05)
+        await app.run_action("restart_kernel")
+        await workers_done(app, "kernel-control")
+        await app.until_idle()
+        await pilot.pause()
+        assert app.worksheet.cells[-1].state == "died"
+        assert app.worksheet.cells[-1].reason == "stopped by the kernel restart"
+        assert not any("died" in n.message for n in app._notifications)
+        assert app.query_one(StatusLine).kernel_state == "idle"
+        await run_cell(app, pilot, "'fresh'")
+        assert texts(app)[-1] == "'fresh'"

@@ -19,7 +19,7 @@ from textual.widgets import Footer
 
 from gradrepl.app.history import History, default_path
 from gradrepl.app.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
-from gradrepl.app.runner import KernelRunner
+from gradrepl.app.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.app.widgets.code_input import CodeInput
 from gradrepl.app.widgets.status_line import StatusLine
 from gradrepl.app.worksheet import SessionCell, Worksheet
@@ -214,7 +214,7 @@ class GradReplApp(App[int]):
             self.tensors = tensors
         if cell.from_script and cell.state not in ("ok", "cancelled"):
             self._resume_failed.append(cell)
-        if cell.state == "died":
+        if cell.state == "died" and cell.reason != STOPPED_BY_RESTART:
             self.notify(
                 f"The kernel died in cell {cell.number} ({cell.reason}). Ctrl+P → Restart kernel starts a new one.",
                 severity="error",

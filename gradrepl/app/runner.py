@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from gradrepl.kernel.session import KernelSession
 
 
+STOPPED_BY_RESTART = "stopped by the kernel restart"
+RESTART_GRACE = 2.0  # seconds a running cell gets to stop before its kernel is killed
+
+
 class KernelRunner:
     def __init__(
         self,
@@ -102,8 +106,10 @@ class KernelRunner:
                     cell.events.append(event)
                     self.target.post_message(CellOutput(cell, event))
         self.running = None
+        if cell.state == "died" and self.state == "restarting":
+            cell.reason = STOPPED_BY_RESTART
         self.target.post_message(CellDone(cell, time.perf_counter()))
-        if cell.state == "died":
+        if cell.state == "died" and self.state != "restarting":
             self._set_state("dead", cell.reason)
 
     def submit(self, cell: SessionCell) -> None:
@@ -131,17 +137,28 @@ class KernelRunner:
             await self.session.interrupt()
 
     async def restart(self) -> None:
+        """A fresh kernel. A running cell is interrupted, and if it will not stop within
+        RESTART_GRACE seconds the old kernel is killed (the cell then ends as "died")."""
         if self.session is None:
             return
         self.cancel_queued()
         self._set_state("restarting")
-        await self.session.interrupt() if self.running else None
-        async with self._lock:
-            try:
-                await self.session.restart()
-            except Exception as err:  # KernelError: one line
-                self._set_state("dead", str(err).removeprefix("gradrepl: "))
-                return
+        if self.running is not None:
+            await self.session.interrupt()
+        try:
+            await asyncio.wait_for(self._lock.acquire(), RESTART_GRACE)
+        except asyncio.TimeoutError:
+            process = self.session.process
+            if process is not None:
+                process.kill()
+            await self._lock.acquire()
+        try:
+            await self.session.restart()
+        except Exception as err:  # KernelError: one line
+            self._set_state("dead", str(err).removeprefix("gradrepl: "))
+            return
+        finally:
+            self._lock.release()
         self._set_state("idle")
 
     async def complete(self, code: str, cursor: int) -> tuple[list[str], int, int] | None:
