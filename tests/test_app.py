@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from gradrepl.app.app import GradReplApp
 from gradrepl.app.history import History
@@ -37,7 +40,23 @@ def make_app(tmp_path: Path, script: Path | None = None) -> GradReplApp:
     )
 
 
-async def run_cell(app: GradReplApp, pilot, source: str) -> None:
+@contextlib.asynccontextmanager
+async def started(tmp_path: Path, script: Path | None = None) -> AsyncIterator[tuple[GradReplApp, Pilot]]:
+    """The app on a 120x40 screen, its kernel ready and any script's cells run."""
+    app = make_app(tmp_path, script)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until_idle()
+        yield app, pilot
+
+
+async def restart(app: GradReplApp, pilot: Pilot) -> None:
+    await app.run_action("restart_kernel")
+    await workers_done(app, "kernel-control")
+    await app.until_idle()
+    await pilot.pause()
+
+
+async def run_cell(app: GradReplApp, pilot: Pilot, source: str) -> None:
     app.query_one(CodeInput).load_text(source)
     await pilot.press("ctrl+r")
     await app.until_idle()
@@ -61,9 +80,7 @@ def texts(app: GradReplApp) -> list[str]:
 
 
 async def test_enter_runs_a_complete_cell_and_continues_an_incomplete_one(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await pilot.press(*"for i in range(2):", "enter")
         code_input = app.query_one(CodeInput)
         assert code_input.text == "for i in range(2):\n    "
@@ -79,9 +96,7 @@ async def test_enter_runs_a_complete_cell_and_continues_an_incomplete_one(tmp_pa
 
 
 async def test_ctrl_j_always_adds_a_line_and_ctrl_r_always_runs(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await pilot.press(*"a = 1", "ctrl+j", *"b = (2,")
         assert app.query_one(CodeInput).text == "a = 1\nb = (2,"
         await pilot.press("ctrl+r")  # incomplete, but run anyway: a SyntaxError in the cell
@@ -93,9 +108,7 @@ async def test_ctrl_j_always_adds_a_line_and_ctrl_r_always_runs(tmp_path: Path) 
 
 
 async def test_history_recalls_with_up_and_down_and_survives_a_restart(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "first = 1")
         await run_cell(app, pilot, "second = 2")
         await pilot.press(*"draft")
@@ -113,9 +126,7 @@ async def test_history_recalls_with_up_and_down_and_survives_a_restart(tmp_path:
 
 
 async def test_up_inside_a_multiline_cell_moves_the_cursor_not_the_history(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "older = 1")
         code_input = app.query_one(CodeInput)
         code_input.load_text("a = 1\nb = 2")
@@ -126,9 +137,7 @@ async def test_up_inside_a_multiline_cell_moves_the_cursor_not_the_history(tmp_p
 
 
 async def test_tab_completes_from_the_live_kernel(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "varibale_unique = 3")
         await pilot.press(*"varibale_u", "tab")
         await workers_done(app, "complete")
@@ -137,9 +146,7 @@ async def test_tab_completes_from_the_live_kernel(tmp_path: Path) -> None:
 
 
 async def test_tab_with_several_matches_opens_a_list_to_choose_from(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "grad_alpha = 1\ngrad_beta = 2")
         await pilot.press(*"grad_", "tab")
         await workers_done(app, "complete")
@@ -185,9 +192,7 @@ async def test_typing_is_accepted_before_the_kernel_is_ready(tmp_path: Path) -> 
 async def test_resume_runs_the_script_and_goes_on_from_its_state(tmp_path: Path) -> None:
     script = tmp_path / "lesson.py"
     script.write_text("# %%\nbase = 10\n\n# %%\n1 / 0\n\n# %%\nafter = base + 1\n", encoding="utf-8")
-    app = make_app(tmp_path, script)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path, script) as (app, pilot):
         await pilot.pause()
         assert [c.state for c in app.worksheet.cells] == ["ok", "error", "ok"]
         assert [c.script_line for c in app.worksheet.cells] == [2, 5, 8]
@@ -214,9 +219,7 @@ async def test_ctrl_s_saves_the_resumed_script_with_the_new_cells(tmp_path: Path
     script = tmp_path / "lesson.py"
     original = "# %% [markdown]\n# A lesson\n\n# %%\nbase = 10\n"
     script.write_text(original, encoding="utf-8")
-    app = make_app(tmp_path, script)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path, script) as (app, pilot):
         await run_cell(app, pilot, "extra = base * 2")
         assert app.query_one(StatusLine).unsaved == 1
         await pilot.press("ctrl+s")
@@ -233,9 +236,7 @@ async def test_ctrl_s_saves_the_resumed_script_with_the_new_cells(tmp_path: Path
 async def test_save_refuses_a_script_changed_on_disk_since_it_was_loaded(tmp_path: Path) -> None:
     script = tmp_path / "lesson.py"
     script.write_text("# %%\nbase = 10\n", encoding="utf-8")
-    app = make_app(tmp_path, script)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path, script) as (app, pilot):
         await run_cell(app, pilot, "extra = 1")
         script.write_text("# %%\nbase = 10\n# edited elsewhere, and longer\n", encoding="utf-8")
         await pilot.press("ctrl+s")
@@ -247,9 +248,7 @@ async def test_save_refuses_a_script_changed_on_disk_since_it_was_loaded(tmp_pat
 
 async def test_a_fresh_session_asks_where_to_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "w = 2")
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -265,9 +264,7 @@ async def test_a_fresh_session_asks_where_to_save(tmp_path: Path, monkeypatch: p
 async def test_save_as_never_replaces_an_existing_file_without_a_second_enter(tmp_path: Path) -> None:
     target = tmp_path / "taken.py"
     target.write_text("precious = True\n", encoding="utf-8")
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "w = 2")
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -282,9 +279,7 @@ async def test_save_as_never_replaces_an_existing_file_without_a_second_enter(tm
 
 
 async def test_quit_with_unsaved_cells_asks_first(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "kept = 1")
         await pilot.press("ctrl+q")
         await pilot.pause()
@@ -302,18 +297,14 @@ async def test_quit_with_unsaved_cells_asks_first(tmp_path: Path) -> None:
 
 
 async def test_quit_without_unsaved_cells_quits_at_once(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await pilot.press("ctrl+q")
         await pilot.pause(0.5)
     assert not app.is_running
 
 
 async def test_the_backward_log_shows_each_backward_accumulating(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "import torch\nvaribale = torch.tensor([[1., 2], [3, 4]], requires_grad=True)")
         await run_cell(app, pilot, "v_out = torch.mean(varibale * varibale)")
         for _ in range(3):
@@ -329,9 +320,7 @@ async def test_the_backward_log_shows_each_backward_accumulating(tmp_path: Path)
 
 
 async def test_rebinding_a_name_is_a_fresh_grad_not_an_accumulated_one(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "import torch\nx = torch.ones(2, requires_grad=True)\n(x * 2).sum().backward()")
         await run_cell(app, pilot, "x = torch.ones(2, requires_grad=True)\n(x * 3).sum().backward()")
         entries = [str(w.render()) for w in app.query_one(BackwardLog).query(".entry")]
@@ -339,9 +328,7 @@ async def test_rebinding_a_name_is_a_fresh_grad_not_an_accumulated_one(tmp_path:
 
 
 async def test_selecting_a_tensor_opens_its_detail(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "import torch\na = torch.zeros(3)\nb = torch.arange(4.).reshape(2, 2)")
         await pilot.press("f2", "down", "enter")
         await pilot.pause()
@@ -353,9 +340,7 @@ async def test_selecting_a_tensor_opens_its_detail(tmp_path: Path) -> None:
 
 
 async def test_ctrl_c_interrupts_a_running_cell_and_names_survive(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "survivor = 5")
         app.query_one(CodeInput).load_text("while True:\n    pass")
         await pilot.press("ctrl+r")
@@ -371,24 +356,17 @@ async def test_ctrl_c_interrupts_a_running_cell_and_names_survive(tmp_path: Path
 
 
 async def test_restart_gives_a_fresh_namespace_and_empties_the_inspector(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "import torch\ngone = torch.ones(1)")
         assert "gone" in app.query_one(TensorInspector).tensors
-        await app.run_action("restart_kernel")
-        await workers_done(app, "kernel-control")
-        await app.until_idle()
-        await pilot.pause()
+        await restart(app, pilot)
         assert app.query_one(TensorInspector).tensors == {}
         await run_cell(app, pilot, "'gone' in globals()")
         assert texts(app)[-1] == "False"
 
 
 async def test_toggle_pane_hides_and_shows_the_inspector(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         inspector = app.query_one(TensorInspector)
         app.action_toggle_pane("inspector")
         await pilot.pause()
@@ -429,9 +407,7 @@ async def test_a_burst_of_keys_is_handled_in_order(tmp_path: Path) -> None:
     act where they were typed, not after the characters queued behind them."""
     from textual import events
 
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         code_input = app.query_one(CodeInput)
         keys = [*"a = 1", "ctrl+j", *"b = 23", "backspace", "ctrl+r", *"cd", "left", "backspace"]
         for key in keys:
@@ -445,9 +421,7 @@ async def test_a_burst_of_keys_is_handled_in_order(tmp_path: Path) -> None:
 async def test_a_long_output_is_folded(tmp_path: Path) -> None:
     from textual.widgets import Collapsible
 
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "for i in range(100):\n    print('line', i)")
         folds = list(app.query(Collapsible))
         assert len(folds) == 1
@@ -455,9 +429,7 @@ async def test_a_long_output_is_folded(tmp_path: Path) -> None:
 
 
 async def test_a_dead_kernel_is_reported_and_the_cells_are_kept(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "kept = 1")
         await run_cell(app, pilot, "import os\nos._exit(3)")
         status = app.query_one(StatusLine)
@@ -465,19 +437,14 @@ async def test_a_dead_kernel_is_reported_and_the_cells_are_kept(tmp_path: Path) 
         assert app.worksheet.cells[-1].state == "died"
         assert any("kernel died in cell 2" in n.message for n in app._notifications)
         assert [c.source for c in app.worksheet.cells] == ["kept = 1", "import os\nos._exit(3)"]
-        await app.run_action("restart_kernel")
-        await workers_done(app, "kernel-control")
-        await app.until_idle()
-        await pilot.pause()
+        await restart(app, pilot)
         assert status.kernel_state == "idle"
         await run_cell(app, pilot, "1 + 1")
         assert texts(app)[-1] == "2"
 
 
 async def test_themes_switch_without_losing_anything(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "value = 3")
         for theme in ("textual-light", "nord", "textual-dark"):
             app.theme = theme
@@ -488,9 +455,7 @@ async def test_themes_switch_without_losing_anything(tmp_path: Path) -> None:
 
 
 async def test_a_recalled_cell_runs_again_with_enter(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "n = 1\nn")
         await pilot.press("up", "enter")
         await app.until_idle()
@@ -499,9 +464,7 @@ async def test_a_recalled_cell_runs_again_with_enter(tmp_path: Path) -> None:
 
 
 async def test_enter_inside_a_cell_splits_the_line(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         code_input = app.query_one(CodeInput)
         code_input.load_text("a = 1\nb = 2")
         code_input.move_cursor((0, 5))
@@ -573,18 +536,13 @@ def test_a_terminated_app_takes_its_kernel_with_it(tmp_path: Path, signum: int) 
 
 
 async def test_restart_while_a_cell_ignores_interrupts_still_restarts(tmp_path: Path) -> None:
-    app = make_app(tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await app.until_idle()
+    async with started(tmp_path) as (app, pilot):
         stubborn = "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.05)"
         app.query_one(CodeInput).load_text(stubborn)
         await pilot.press("ctrl+r")
         while app.runner.running is None:
             await pilot.pause(0.05)
-        await app.run_action("restart_kernel")
-        await workers_done(app, "kernel-control")
-        await app.until_idle()
-        await pilot.pause()
+        await restart(app, pilot)
         assert app.worksheet.cells[-1].state == "died"
         assert app.worksheet.cells[-1].reason == "stopped by the kernel restart"
         assert not any("died" in n.message for n in app._notifications)
