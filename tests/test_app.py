@@ -549,3 +549,18 @@ async def test_restart_while_a_cell_ignores_interrupts_still_restarts(tmp_path: 
         assert app.query_one(StatusLine).kernel_state == "idle"
         await run_cell(app, pilot, "'fresh'")
         assert texts(app)[-1] == "'fresh'"
+
+
+async def test_run_all_runs_the_script_and_the_typed_cells_again_in_order(tmp_path: Path) -> None:
+    script = tmp_path / "lesson.py"
+    script.write_text("# %%\ncount = 0\n\n# %%\ncount += 1\n", encoding="utf-8")
+    async with started(tmp_path, script) as (app, pilot):
+        await run_cell(app, pilot, "count += 10")
+        await run_cell(app, pilot, "count")
+        assert texts(app)[-1] == "11"
+        app.action_run_all()
+        await app.until_idle()
+        await pilot.pause()
+        assert [c.source for c in app.worksheet.cells[4:]] == ["count = 0", "count += 1", "count += 10", "count"]
+        assert texts(app)[-1] == "11"
+        assert app.worksheet.unsaved == 2  # the re-runs are not new cells of the script
