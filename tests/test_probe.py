@@ -207,3 +207,15 @@ def test_the_front_end_listens_on_the_probes_comm_target() -> None:
     from gradrepl.kernel import events, probe
 
     assert events.PROBE_COMM_TARGET == probe.COMM_TARGET
+
+
+def test_the_memo_reuses_unchanged_values_and_sees_writes_through_data() -> None:
+    x = torch.ones(2, 2, requires_grad=True)
+    others = {f"t{i}": torch.full((3,), float(i)) for i in range(50)}
+    memo = probe.ValuesMemo()
+    shell = shell_with(x=x, **others)
+    first = by_name(probe.snapshot(shell, memo))
+    second = by_name(probe.snapshot(shell, memo))
+    assert all(second[name]["data"] is first[name]["data"] for name in first)
+    x.data *= 100  # does not bump x._version: only the values tell
+    assert by_name(probe.snapshot(shell, memo))["x"]["data"]["preview"] == [[100.0, 100.0], [100.0, 100.0]]

@@ -193,7 +193,8 @@ class ValuesMemo:
 
     def describe_small(self, torch: Any, t: Any) -> dict[str, Any]:
         flat = t.reshape(-1).tolist()
-        key = (tuple(t.shape), t.dtype, id(t))
+        # `t` is a fresh detach() each time: the memory it views is what stays the same.
+        key = (tuple(t.shape), t.dtype, t.data_ptr(), tuple(t.stride()))
         known = self.current.get(key) or self.previous.get(key)
         if known is None or known[0] != flat:
             known = (flat, _describe_small(torch, t, flat))
