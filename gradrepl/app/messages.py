@@ -6,8 +6,12 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from typing import TYPE_CHECKING
+
 from gradrepl.app.worksheet import SessionCell
-from gradrepl.kernel.events import Event
+
+if TYPE_CHECKING:
+    from gradrepl.kernel.events import Event
 
 KernelState = str  # "starting" | "idle" | "busy" | "dead" | "restarting"
 

@@ -16,7 +16,6 @@ from textual.message_pump import MessagePump
 
 from gradrepl.app.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
 from gradrepl.app.worksheet import SessionCell
-from gradrepl.kernel.events import CellFinished
 from gradrepl.kernel.process import KernelProcess, launch_kernel
 
 if TYPE_CHECKING:
@@ -92,6 +91,8 @@ class KernelRunner:
             await self._run(cell)
 
     async def _run(self, cell: SessionCell) -> None:
+        from gradrepl.kernel.events import CellFinished
+
         assert self.session is not None
         self._set_state("busy")
         self.running = cell

@@ -9,9 +9,8 @@ from typing import Literal
 
 from typing import TYPE_CHECKING
 
-from gradrepl.kernel.events import CellFinished, Event, ProbeReport
-
 if TYPE_CHECKING:
+    from gradrepl.kernel.events import CellFinished, Event, ProbeReport
     from gradrepl.cells import Cell, Script
 
 _PERCENT = ("percent", "plain")
@@ -39,6 +38,8 @@ class SessionCell:
 
     @property
     def report(self) -> ProbeReport | None:
+        from gradrepl.kernel.events import ProbeReport  # loaded with the kernel client, not at start-up
+
         return next((e for e in reversed(self.events) if isinstance(e, ProbeReport)), None)
 
     def finish(self, finished: CellFinished) -> None:

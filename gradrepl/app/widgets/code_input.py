@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from textual import events, on
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import OptionList, TextArea
-from textual.widgets.option_list import Option
+from textual.widgets import TextArea
 
 from gradrepl.app.history import History
+
+if TYPE_CHECKING:
+    from textual.widgets import OptionList
 
 Checker = Callable[[str], "tuple[str, int | None]"]
 
@@ -191,6 +193,8 @@ class CodeInput(TextArea):
         if menu is None:
             return
         menu.clear_options()
+        from textual.widgets.option_list import Option
+
         menu.add_options([Option(m, id=m) for m in matches[:200]])
         menu.highlighted = 0
         menu.display = True
