@@ -18,6 +18,7 @@ from typing import IO, Any
 from gradrepl.cells import Cell, Script
 from gradrepl.kernel.events import CellOutcome, CellStatus, Display, ErrorFrame, strip_ansi
 from gradrepl.kernel.session import KernelSession
+from gradrepl.text import backward_line
 
 LIBRARY_FRAMES_SHOWN = 1
 
@@ -199,6 +200,8 @@ class TextWriter:
         if record.status in ("timeout", "died"):
             label = "timed out" if record.status == "timeout" else "kernel died"
             body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")
+        for event in record.backward:
+            body.append(self._paint("[backward] ", "36") + backward_line(event) + "\n")
         for note in record.notes:
             body.append(self._paint(f"[gradrepl: {note}]", "2") + "\n")
         if body:

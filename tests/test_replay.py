@@ -76,7 +76,18 @@ def test_json_lines_carry_every_field_of_a_cell() -> None:
     fourth = {t["name"]: t for t in records[3]["tensors"]}
     assert fourth["varibale"]["grad"]["preview"] == [[0.5, 1.0], [1.5, 2.0]]
     assert fourth["v_out"]["grad_fn"] == "MeanBackward0"
-    assert all(r["backward"] == [] for r in records)
+    assert [len(r["backward"]) for r in records] == [0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 1]
+    event = records[3]["backward"][0]
+    assert event["kind"] == "backward" and event["cell"] == 4
+    assert event["roots"][0]["name"] == "v_out" and event["roots"][0]["value"]["preview"] == 7.5
+    assert event["retain_graph"] is True and event["gradient"] is None
+    assert event["nodes"] == ["MeanBackward0", "PowBackward0", "AccumulateGrad"]
+    [leaf] = event["leaves"]
+    assert (leaf["name"], leaf["before"], leaf["accumulated"]) == ("varibale", None, False)
+    assert leaf["after"]["preview"] == [[0.5, 1.0], [1.5, 2.0]]
+    vjp = records[8]["backward"][0]
+    assert [pytest.approx(row) for row in vjp["gradient"][0]["preview"]] == [[2.0, 0.2], [0.01, 0.001]]
+    assert vjp["leaves"][0]["after"]["preview"] == pytest.approx([4.0, 0.4, 0.02, 0.002])
 
 
 @pytest.fixture

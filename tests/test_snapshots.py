@@ -69,7 +69,9 @@ def test_empty_session(snap_compare) -> None:
 def test_seed_resumed(snap_compare) -> None:
     """`gradrepl examples/seed_autograd.py` once all 12 cells ran: the transcript scrolled to
     the last cells (x.data *= 100, with x = tensor([100.]) and x.grad = tensor([2.])), the
-    backward log with the grads of varibale and x as fresh, the inspector listing tensor,
+    backward log ending with the seed's three backward calls (v_out.backward, then
+    z.backward(gradient=[[2, 0.2], [0.01, 0.001]]) with x.grad [4, 0.4, 0.02, 0.002], then
+    y.backward() with x.grad [2]), each with its graph nodes; the inspector listing tensor,
     varibale (grad [[0.5, 1], [1.5, 2]]), v_out, x, y, z, v, y1, y2, y3; a notice 'Resumed
     examples/seed_autograd.py: 12 cells ran'; status line 'kernel idle, 12 cells run'."""
     assert snap_compare(seed_app(), terminal_size=(120, 40), run_before=settled)
@@ -91,8 +93,9 @@ def test_detail_of_varibale(snap_compare) -> None:
 def test_backward_cell_run_three_times(snap_compare) -> None:
     """The seed's first cells typed in a fresh session and its backward cell run three
     times: the transcript ends with Out[7] showing tensor([[1.5000, 3.0000], [4.5000,
-    6.0000]]) as the notebook printed; the backward log has three entries for
-    varibale.grad, fresh, accumulated, accumulated, going [[0.5, 1], [1.5, 2]] -> [[1, 2],
+    6.0000]]) as the notebook printed; the backward log has three entries, each
+    'v_out.backward(retain_graph=True) via MeanBackward0 -> MulBackward0 -> AccumulateGrad',
+    with varibale.grad fresh, accumulated, accumulated, going [[0.5, 1], [1.5, 2]] -> [[1, 2],
     [3, 4]] -> [[1.5, 3], [4.5, 6]]; the inspector's varibale row shows that grad."""
     run = running(
         "import torch",

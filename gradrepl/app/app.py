@@ -209,7 +209,7 @@ class GradReplApp(App[int]):
         self.transcript.finish(cell, notes)
         if report is not None:
             tensors = {t.name: t for t in report.tensor_infos()}
-            self.backward_log.add_entry(cell.execution_count, self.tensors, tensors)
+            self.backward_log.add_cell(cell.execution_count, report.backward, self.tensors, tensors)
             self.inspector.show(tuple(tensors.values()))
             self.tensors = tensors
         if cell.from_script and cell.state not in ("ok", "cancelled"):

@@ -5,31 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gradrepl.kernel.events import Stats, TensorInfo, Values
-
-ELLIPSIS = "…"
-
-
-def number(value: Any) -> str:
-    """A compact number: 1.5, 3, -0.25, 1e-08, True."""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return {"nan": "nan", "inf": "inf", "-inf": "-inf"}[repr(value)]
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, float) for v in value):
-        return f"{number(value[0])}{'+' if value[1] >= 0 else '-'}{number(abs(value[1]))}j"
-    return str(value)
-
-
-def preview_text(preview: Any) -> str:
-    """Nested preview lists as one line: [[1.5, 3], [4.5, 6]]."""
-    if isinstance(preview, list):
-        return "[" + ", ".join(preview_text(item) for item in preview) + "]"
-    if preview == ELLIPSIS:
-        return ELLIPSIS
-    return number(preview)
-
+from gradrepl.text import ELLIPSIS, number, preview_text
 
 def preview_lines(preview: Any, width: int = 10) -> list[str]:
     """A preview laid out one row per line with aligned columns, like torch prints a matrix."""

@@ -22,6 +22,8 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from gradrepl.kernel.backward_trace import BackwardTracer, TorchImportWatcher
+
 COMM_TARGET = "gradrepl.probe"
 ORIGIN_KEY = "gradrepl"
 
@@ -430,8 +432,15 @@ class Probe:
         self.kernel = kernel
         self.origins = CellOrigins()
         self.comm: Any = None
-        self.backward_events: list[dict[str, Any]] = []
         self.memo = ValuesMemo()
+        self.tracer = BackwardTracer(
+            lambda torch: named_tensors(torch, shell), _guarded, lambda torch, t: _describe_data(torch, t, None)
+        )
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            self.tracer.install(torch)
+        else:
+            sys.meta_path.insert(0, TorchImportWatcher(self.tracer.install))
         self.sent: dict[str, dict[str, Any]] = {}
 
     def pre_run_cell(self, info: Any) -> None:
@@ -440,7 +449,7 @@ class Probe:
             metadata = (parent or {}).get("metadata") or getattr(info, "cell_meta", None) or {}
             origin = metadata.get(ORIGIN_KEY)
             self.origins.current = origin if isinstance(origin, dict) else None
-            self.backward_events = []
+            self.tracer.start_cell(None)
         except Exception:
             self.origins.current = None
 
@@ -454,10 +463,15 @@ class Probe:
     def report(self, result: Any) -> dict[str, Any]:
         exc = result.error_before_exec or result.error_in_exec
         snap = snapshot(self.shell, self.memo)
+        notes = snap["notes"]
+        for event in self.tracer.events:
+            event["cell"] = result.execution_count
+        if self.tracer.uncounted:
+            notes = [*notes, f"{self.tracer.uncounted} more backward calls not logged (limit {len(self.tracer.events)} a cell)"]
         report = {
             "execution_count": result.execution_count,
-            "notes": snap["notes"],
-            "backward": self.backward_events,
+            "notes": notes,
+            "backward": self.tracer.events,
             "frames": error_frames(exc, self.origins) if exc is not None else [],
         }
         report.update(self.delta(snap["tensors"]))

@@ -35,9 +35,11 @@ nothing it does can take the app down.
 `nn.Module` parameters). Cells in yellow changed in the last cell. Enter on a row shows its
 data, grad, stats, grad_fn and version.
 
-**Backward log**: for each cell, which `.grad` changed: *fresh* (there was none), or
-*accumulated* (a grad was already there: autograd adds into it). Run a backward cell three
-times and watch the grad grow.
+**Backward log**: one entry per `.backward()` or `torch.autograd.grad` call, also from
+inside functions and library code: the root and its value, the `gradient` passed (the `v`
+of a vector-Jacobian product), the graph nodes it ran through, and each `.grad` it wrote:
+*fresh* (there was none) or *accumulated* (autograd adds into a grad already there). Run a
+backward cell three times and watch the grad grow.
 
 `gradrepl SCRIPT` resumes a script: its cells run first, then you go on from there.
 `gradrepl replay SCRIPT` runs one headless. Press Escape to close this help.

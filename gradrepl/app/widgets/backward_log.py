@@ -1,13 +1,13 @@
-"""The backward log: per cell, which tensors' .grad changed, from what to what.
-
-Until the probe traces backward calls themselves, entries come from comparing the tensor
-table before and after each cell: a grad that appears is fresh, one that was there and
-changed was accumulated into (or overwritten).
+"""The backward log: one entry per backward call the probe traced (root, gradient, graph
+nodes, each .grad it wrote: fresh or accumulated), and, for grads that changed without a
+traced call (`x.grad = ...`, `x.grad.zero_()`), an entry from comparing the tensor table
+before and after the cell.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.containers import VerticalScroll
@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from gradrepl.app.formatting import values_text
 from gradrepl.kernel.events import TensorInfo
+from gradrepl.text import backward_line, values_preview
 
 
 @dataclass(frozen=True)
@@ -69,25 +70,63 @@ class BackwardLog(VerticalScroll):
         self.entries = 0
 
     def compose(self):
-        yield Static("Each cell that changes a .grad gets an entry here.", classes="empty")
+        yield Static("Each backward call gets an entry here: its root, the graph it ran through, and each .grad it wrote.", classes="empty")
 
-    def add_entry(self, execution_count: int | None, before: dict[str, TensorInfo], after: dict[str, TensorInfo]) -> None:
-        """Log the grads that changed between the tables before and after a cell, if any."""
-        changes = grad_changes(before, after)
-        if not changes:
-            return
-        for hint in self.query(".empty"):
-            hint.remove()
-        self.entries += 1
+    def add_cell(
+        self,
+        execution_count: int | None,
+        events: tuple[dict[str, Any], ...],
+        before: dict[str, TensorInfo],
+        after: dict[str, TensorInfo],
+    ) -> None:
+        """Log a cell's backward calls, then any other grads that changed in it."""
+        for event in events:
+            self._add_event(execution_count, event)
+        traced = {leaf.get("name") for event in events for leaf in event.get("leaves") or ()}
+        changes = [c for c in grad_changes(before, after) if c.name not in traced]
+        if changes:
+            self._add_changes(execution_count, changes)
+
+    def _add_event(self, execution_count: int | None, event: dict[str, Any]) -> None:
+        text = Text()
+        text.append(f"In [{execution_count if execution_count is not None else ' '}] ", style="bold green")
+        call, _, outcome = backward_line(event, max_nodes=0).partition(": ")
+        text.append(call.split(" via ")[0], style="bold")
+        nodes = event.get("nodes") or []
+        total = event.get("nodes_total") or len(nodes)
+        if nodes:
+            shown = " → ".join(nodes[:8]) + (f" … ({total} nodes)" if total > 8 else "")
+            text.append(f"\n  via {shown}", style="dim")
+        if event.get("error"):
+            text.append(f"\n  failed: {event['error'].splitlines()[0]}", style="bold red")
+        elif event.get("kind") == "grad":
+            text.append(f"\n  returned {outcome.removeprefix('returned ')}")
+        for leaf in event.get("leaves") or ():
+            kind = "accumulated" if leaf.get("accumulated") else "fresh"
+            text.append(f"\n{leaf.get('name')}.grad ", style="bold")
+            text.append(kind, style="bold yellow" if kind == "accumulated" else "green")
+            text.append(f"\n  {values_preview(leaf.get('before'))}", style="dim")
+            text.append(f"\n→ {values_preview(leaf.get('after'))}")
+        if not event.get("error") and event.get("kind") != "grad" and not event.get("leaves"):
+            text.append("\n  no .grad changed", style="dim")
+        self._mount_entry(text)
+
+    def _add_changes(self, execution_count: int | None, changes: list[GradChange]) -> None:
         text = Text()
         text.append(f"In [{execution_count if execution_count is not None else ' '}]", style="bold green")
-        text.append(f"  {len(changes)} grad{'s' if len(changes) != 1 else ''} changed")
+        text.append(f"  {len(changes)} grad{'s' if len(changes) != 1 else ''} changed outside a backward call")
         for change in changes:
             text.append(f"\n{change.name}.grad ", style="bold")
             style = {"fresh": "green", "accumulated": "bold yellow", "zeroed": "cyan", "cleared": "red"}[change.kind]
             text.append(change.kind, style=style)
             text.append(f"\n  {change.before if change.before is not None else 'None'}", style="dim")
             text.append(f"\n→ {change.after if change.after is not None else 'None'}")
+        self._mount_entry(text)
+
+    def _mount_entry(self, text: Text) -> None:
+        for hint in self.query(".empty"):
+            hint.remove()
+        self.entries += 1
         self.mount(Static(text, classes="entry"))
         self.call_after_refresh(self.scroll_end, animate=False)
 

@@ -1,0 +1,1 @@
+"""The Textual app: code input, transcript, tensor inspector, backward log."""

@@ -1,0 +1,74 @@
+"""Plain-text forms of the probe's data shared by every front end (the app, replay)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ELLIPSIS = "…"
+
+
+def number(value: Any) -> str:
+    """A compact number: 1.5, 3, -0.25, 1e-08, True."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return {"nan": "nan", "inf": "inf", "-inf": "-inf"}[repr(value)]
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, float) for v in value):
+        return f"{number(value[0])}{'+' if value[1] >= 0 else '-'}{number(abs(value[1]))}j"
+    return str(value)
+
+
+def preview_text(preview: Any) -> str:
+    """Nested preview lists as one line: [[1.5, 3], [4.5, 6]]."""
+    if isinstance(preview, list):
+        return "[" + ", ".join(preview_text(item) for item in preview) + "]"
+    if preview == ELLIPSIS:
+        return ELLIPSIS
+    return number(preview)
+
+
+def values_preview(values: dict[str, Any] | None) -> str:
+    """A probe values dict ({"preview": ...}) as one line; "None" for no values."""
+    if values is None:
+        return "None"
+    return preview_text(values.get("preview"))
+
+
+def backward_line(event: dict[str, Any], max_nodes: int = 6) -> str:
+    """One backward event in one line:
+    v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: varibale.grad accumulated [[1, 2], [3, 4]]"""
+    roots = event.get("roots") or []
+    root = ", ".join(r.get("name") or f"<{r.get('description')}>" for r in roots) or "?"
+    args = []
+    gradient = event.get("gradient")
+    if gradient:
+        args.append("gradient=" + ", ".join(values_preview(g) for g in gradient))
+    if event.get("retain_graph"):
+        args.append("retain_graph=True")
+    if event.get("create_graph"):
+        args.append("create_graph=True")
+    if event.get("inputs"):
+        args.append("inputs=[" + ", ".join(event["inputs"]) + "]")
+    if event.get("kind") == "grad":
+        call = f"torch.autograd.grad({root}{', ' if args else ''}{', '.join(args)})"
+    else:
+        call = f"{root}.backward({', '.join(args)})"
+    nodes = event.get("nodes") or []
+    total = event.get("nodes_total") or len(nodes)
+    path = " → ".join(nodes[:max_nodes]) + (f" … ({total} nodes)" if total > max_nodes else "")
+    line = call + (f" via {path}" if path else "")
+    if event.get("error"):
+        return f"{line}: failed, {event['error'].splitlines()[0]}"
+    if event.get("kind") == "grad":
+        grads = event.get("grads") or []
+        return f"{line}: returned " + ", ".join(values_preview(g) for g in grads)
+    leaves = event.get("leaves") or []
+    if not leaves:
+        return f"{line}: no .grad changed"
+    changes = [
+        f"{leaf.get('name')}.grad {'accumulated' if leaf.get('accumulated') else 'fresh'} {values_preview(leaf.get('after'))}"
+        for leaf in leaves
+    ]
+    return f"{line}: " + "; ".join(changes)

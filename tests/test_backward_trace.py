@@ -1,0 +1,119 @@
+"""The backward tracer, in this process: one event per call, from wherever it is made."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gradrepl.kernel import backward_trace, probe  # noqa: E402
+from gradrepl.text import backward_line  # noqa: E402
+
+
+@pytest.fixture
+def traced() -> Iterator[tuple[backward_trace.BackwardTracer, dict[str, Any]]]:
+    """A tracer over a namespace the test fills; torch.autograd is restored afterwards."""
+    namespace: dict[str, Any] = {}
+    shell = SimpleNamespace(user_ns=namespace, user_ns_hidden={})
+    tracer = backward_trace.BackwardTracer(
+        lambda t: probe.named_tensors(t, shell), probe._guarded, lambda t, x: probe._describe_data(t, x, None)
+    )
+    tracer.install(torch)
+    tracer.start_cell(1)
+    try:
+        yield tracer, namespace
+    finally:
+        tracer.uninstall()
+    assert not hasattr(torch.autograd.backward, "__gradrepl_original__")
+
+
+def test_three_backwards_accumulate_as_in_the_seed(traced) -> None:
+    tracer, ns = traced
+    ns["varibale"] = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    ns["v_out"] = torch.mean(ns["varibale"] ** 2)
+    for _ in range(3):
+        ns["v_out"].backward(retain_graph=True)
+    afters = [e["leaves"][0]["after"]["preview"] for e in tracer.events]
+    assert afters == [[[0.5, 1.0], [1.5, 2.0]], [[1.0, 2.0], [3.0, 4.0]], [[1.5, 3.0], [4.5, 6.0]]]
+    assert [e["leaves"][0]["accumulated"] for e in tracer.events] == [False, True, True]
+    assert backward_line(tracer.events[2]) == (
+        "v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: "
+        "varibale.grad accumulated [[1.5, 3], [4.5, 6]]"
+    )
+
+
+def test_calls_inside_functions_and_an_optimizer_loop_are_each_an_event(traced) -> None:
+    tracer, ns = traced
+    ns["w"] = torch.ones(3, requires_grad=True)
+    opt = torch.optim.SGD([ns["w"]], lr=0.1)
+
+    def step() -> None:
+        opt.zero_grad()
+        (ns["w"] ** 2).sum().backward()
+        opt.step()
+
+    for _ in range(4):
+        step()
+    assert len(tracer.events) == 4
+    assert all(e["leaves"][0]["name"] == "w" and not e["leaves"][0]["accumulated"] for e in tracer.events)
+    assert tracer.events[0]["roots"][0]["name"] is None
+    assert tracer.events[0]["roots"][0]["description"] == "scalar float32 tensor from SumBackward0"
+
+
+def test_autograd_grad_records_what_it_returned_and_writes_no_grad(traced) -> None:
+    tracer, ns = traced
+    ns["x"] = torch.tensor([1.0, 2.0], requires_grad=True)
+    (g,) = torch.autograd.grad((ns["x"] ** 3).sum(), ns["x"], create_graph=True)
+    (event,) = tracer.events
+    assert event["kind"] == "grad" and event["create_graph"] is True
+    assert event["grads"][0]["preview"] == [3.0, 12.0]
+    assert "leaves" not in event or event["leaves"] == []
+    assert ns["x"].grad is None
+
+
+def test_a_failing_call_is_recorded_and_its_error_reaches_the_user(traced) -> None:
+    tracer, ns = traced
+    ns["y"] = torch.ones(2, requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        ns["y"].backward()
+    (event,) = tracer.events
+    assert event["error"].startswith("RuntimeError: grad can be implicitly created only for scalar outputs")
+    assert event["roots"][0]["name"] == "y"
+
+
+def test_the_vector_of_a_vector_jacobian_product_is_kept(traced) -> None:
+    tracer, ns = traced
+    ns["x"] = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    ns["z"] = (2 * ns["x"]).view(2, 2)
+    ns["v"] = torch.tensor([[2.0, 0.2], [0.01, 0.001]])
+    ns["z"].backward(ns["v"])
+    (event,) = tracer.events
+    assert torch.tensor(event["gradient"][0]["preview"]).allclose(torch.tensor([[2.0, 0.2], [0.01, 0.001]]))
+    assert event["nodes"] == ["ViewBackward0", "MulBackward0", "AccumulateGrad"]
+    assert event["leaves"][0]["after"]["preview"] == pytest.approx([4.0, 0.4, 0.02, 0.002])
+
+
+def test_a_huge_graph_is_cut_with_a_count(traced) -> None:
+    tracer, ns = traced
+    ns["a"] = torch.ones(1, requires_grad=True)
+    out = ns["a"]
+    for _ in range(1000):
+        out = out * 1.0
+    out.sum().backward()
+    (event,) = tracer.events
+    assert len(event["nodes"]) == backward_trace.MAX_NODES
+    assert event["nodes_total"] == 1002
+
+
+def test_calls_past_the_limit_are_counted_not_described(traced) -> None:
+    tracer, ns = traced
+    ns["a"] = torch.ones(1, requires_grad=True)
+    for _ in range(backward_trace.MAX_EVENTS + 7):
+        (ns["a"] * 2).sum().backward()
+    assert len(tracer.events) == backward_trace.MAX_EVENTS
+    assert tracer.uncounted == 7
+    assert ns["a"].grad.item() == 2 * (backward_trace.MAX_EVENTS + 7)
