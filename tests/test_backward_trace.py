@@ -20,7 +20,7 @@ def traced() -> Iterator[tuple[backward_trace.BackwardTracer, dict[str, Any]]]:
     namespace: dict[str, Any] = {}
     shell = SimpleNamespace(user_ns=namespace, user_ns_hidden={})
     tracer = backward_trace.BackwardTracer(
-        lambda t: probe.named_tensors(t, shell), probe._guarded, lambda t, x: probe._describe_data(t, x, None)
+        lambda t: probe.named_tensors(t, shell), probe._guarded, probe.describe_glance
     )
     tracer.install(torch)
     tracer.start_cell(1)
@@ -117,3 +117,13 @@ def test_calls_past_the_limit_are_counted_not_described(traced) -> None:
     assert len(tracer.events) == backward_trace.MAX_EVENTS
     assert tracer.uncounted == 7
     assert ns["a"].grad.item() == 2 * (backward_trace.MAX_EVENTS + 7)
+
+
+def test_large_grads_are_glanced_at_not_summarised(traced) -> None:
+    """Every call describes its tensors, so only a bounded preview is taken (no stats)."""
+    tracer, ns = traced
+    ns["w"] = torch.ones(300, 300, requires_grad=True)
+    (ns["w"] * 3).sum().backward()
+    after = tracer.events[0]["leaves"][0]["after"]
+    assert after["truncated"] is True and after["stats"] is None
+    assert after["preview"][0] == [3.0, 3.0, 3.0, "…", 3.0, 3.0, 3.0]

@@ -272,6 +272,25 @@ def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = Non
     return info
 
 
+GLANCE_STATS_LIMIT = 64  # elements: below this a glance includes stats
+
+
+def describe_glance(torch: Any, t: Any) -> dict[str, Any] | None:
+    """A tensor's preview, with stats only when it is tiny: cheap enough to take at every
+    backward call (the inspector's full description comes after the cell)."""
+    if t.layout != torch.strided:
+        raise ValueError(f"{t.layout} layout")
+    if t.device.type == "meta":
+        return None
+    values = t.detach()
+    if values.numel() <= GLANCE_STATS_LIMIT:
+        return describe_values(torch, values.cpu())
+    if values.device.type != "cpu":
+        values = _strided_sample(values, SAMPLE_SIZE).cpu() if values.numel() > SAMPLE_SIZE else values.cpu()
+    preview, truncated = _preview_of_large(torch, values)
+    return {"preview": preview, "truncated": truncated, "stats": None}
+
+
 def _describe_data(torch: Any, t: Any, memo: ValuesMemo | None) -> dict[str, Any] | None:
     if t.layout != torch.strided:
         raise ValueError(f"{t.layout} layout")
@@ -434,7 +453,7 @@ class Probe:
         self.comm: Any = None
         self.memo = ValuesMemo()
         self.tracer = BackwardTracer(
-            lambda torch: named_tensors(torch, shell), _guarded, lambda torch, t: _describe_data(torch, t, None)
+            lambda torch: named_tensors(torch, shell), _guarded, describe_glance
         )
         torch = sys.modules.get("torch")
         if torch is not None:
