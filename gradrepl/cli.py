@@ -37,6 +37,7 @@ def replay_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object per cell per line")
     parser.add_argument("--keep-going", action="store_true", help="run the remaining cells after a failing one")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
+    _backward_log_option(parser)
     return parser
 
 
@@ -48,8 +49,22 @@ def app_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("script", nargs="?", help="a script to resume: its cells run, then the session goes on")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
+    _backward_log_option(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
+
+
+def _backward_log_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-backward-log", action="store_true",
+        help="do not trace backward calls (each traced call costs a little; the inspector still works)",
+    )
+
+
+def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
+    from gradrepl.kernel.process import BACKWARD_LOG_ENV
+
+    return {BACKWARD_LOG_ENV: "0"} if args.no_backward_log else {}
 
 
 def run_replay(argv: list[str]) -> int:
@@ -68,7 +83,7 @@ def run_replay(argv: list[str]) -> int:
     from gradrepl.replay import replay, writer_for
     from gradrepl.kernel.session import KernelError, KernelSession
 
-    session = KernelSession(cwd=script.path.parent if script.path else None)
+    session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args))
     session.launch()
     write = writer_for(args.json, script.path)
 
@@ -103,7 +118,7 @@ def run_app(argv: list[str]) -> int:
 
     terminal = _keep_enter_distinct()
     cwd = script.path.parent if script is not None and script.path is not None else None
-    process = launch_kernel(cwd=cwd)  # loads while Textual starts
+    process = launch_kernel(cwd=cwd, extra_env=_kernel_env(args))  # loads while Textual starts
     try:
         from gradrepl.app.app import GradReplApp
 

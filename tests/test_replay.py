@@ -221,3 +221,26 @@ def test_source_is_highlighted_only_for_a_terminal() -> None:
     assert plain.getvalue() == "In [1]:  # s.py, line 3\nx = 1  # note\n\nOut[1]: 1\n\n"
     assert "\x1b[" in colored.getvalue()
     assert re.sub(r"\x1b\[[0-9;]*m", "", colored.getvalue()) == plain.getvalue()
+
+
+@pytest.mark.kernel
+def test_no_backward_log_turns_tracing_off() -> None:
+    run = gradrepl("replay", "--json", "--no-backward-log", str(EXAMPLES / "seed_autograd.py"))
+    assert run.returncode == 0, run.stderr
+    records = json_records(run.stdout)
+    assert all(r["backward"] == [] for r in records)
+    fourth = {t["name"]: t for t in records[3]["tensors"]}
+    assert fourth["varibale"]["grad"]["preview"] == [[0.5, 1.0], [1.5, 2.0]]
+
+
+@pytest.mark.kernel
+def test_the_transcript_has_a_line_per_backward_call() -> None:
+    run = gradrepl("replay", str(EXAMPLES / "seed_autograd.py"))
+    lines = [line for line in run.stdout.splitlines() if line.startswith("[backward]")]
+    assert lines == [
+        "[backward] v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: "
+        "varibale.grad fresh [[0.5, 1], [1.5, 2]]",
+        "[backward] z.backward(gradient=[[2, 0.2], [0.01, 0.001]], retain_graph=True) via ViewBackward0 → "
+        "MulBackward0 → AccumulateGrad: x.grad fresh [4, 0.4, 0.02, 0.002]",
+        "[backward] y.backward() via MulBackward0 → AccumulateGrad: x.grad fresh [2]",
+    ]

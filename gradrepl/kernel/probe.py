@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 import sys
 import weakref
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from gradrepl.kernel.backward_trace import BackwardTracer, TorchImportWatcher
+from gradrepl.kernel.process import BACKWARD_LOG_ENV
 
 COMM_TARGET = "gradrepl.probe"
 ORIGIN_KEY = "gradrepl"
@@ -455,6 +457,7 @@ class Probe:
         self.tracer = BackwardTracer(
             lambda torch: named_tensors(torch, shell), _guarded, describe_glance
         )
+        self.tracer.enabled = os.environ.get(BACKWARD_LOG_ENV, "1") != "0"
         torch = sys.modules.get("torch")
         if torch is not None:
             self.tracer.install(torch)

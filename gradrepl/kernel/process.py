@@ -23,6 +23,8 @@ import gradrepl
 
 CHANNEL_PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 
+BACKWARD_LOG_ENV = "GRADREPL_BACKWARD_LOG"  # "0" in the kernel's environment: no backward tracing
+
 _BOOTSTRAP = (
     "import sys;sys.path.insert(0,{root!r});"
     "from gradrepl.kernel.launch import main;"

@@ -34,9 +34,10 @@ class KernelDied(Exception):
 
 
 class KernelSession:
-    def __init__(self, *, cwd: Path | None = None, preimport: tuple[str, ...] = ()) -> None:
+    def __init__(self, *, cwd: Path | None = None, preimport: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
         self.cwd = cwd
         self.preimport = preimport
+        self.env = env
         self.process: KernelProcess | None = None
         self.client: Any = None
         self._death: asyncio.Future[int] | None = None
@@ -47,7 +48,7 @@ class KernelSession:
     def launch(self) -> None:
         """Start the kernel process now, before anything heavy is imported; start() connects."""
         if self.process is None:
-            self.process = launch_kernel(cwd=self.cwd, preimport=self.preimport)
+            self.process = launch_kernel(cwd=self.cwd, preimport=self.preimport, extra_env=self.env)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         self.launch()
