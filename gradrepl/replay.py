@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gradrepl.cells import Cell, Script
+from gradrepl.explain import ErrorContext, Explanation, explain, failing_line
 from gradrepl.kernel.events import CellOutcome, CellStatus, Display, ErrorFrame, strip_ansi
 from gradrepl.kernel.session import KernelSession
 from gradrepl.text import backward_line
@@ -41,6 +42,7 @@ class CellRecord:
     displays: list[str] = field(default_factory=list)
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    explanation: dict[str, str] | None = None  # for a known autograd error: title, why, fix
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +77,7 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
     finished = outcome.finished
     error = outcome.error
     error_json: dict[str, Any] | None = None
+    explanation: Explanation | None = None
     if error is not None:
         frames = report.frames if report else ()
         traceback = short_traceback(frames, script_name) if frames else strip_ansi("\n".join(error.traceback)).splitlines()
@@ -85,6 +88,10 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
             "traceback": traceback,
             "line": script_lines[-1] if script_lines else None,
         }
+        explanation = explain(ErrorContext(
+            error.ename, error.evalue, finished.execution_count if finished else None,
+            report.backward if report else (), failing_line(frames),
+        ))
     result = outcome.result
     return CellRecord(
         cell=number,
@@ -101,6 +108,7 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
         displays=[e.text for e in outcome.events if isinstance(e, Display)],
         reason=finished.reason if finished else "",
         notes=list(report.notes) if report else [],
+        explanation=None if explanation is None else {"title": explanation.title, "why": explanation.why, "fix": explanation.fix},
     )
 
 
@@ -197,6 +205,11 @@ class TextWriter:
         if record.error is not None:
             lines = record.error["traceback"] + [f"{record.error['ename']}: {record.error['evalue']}"]
             body.append(self._paint("\n".join(lines), "31") + "\n")
+        if record.explanation is not None:
+            explained = record.explanation
+            body.append(self._paint(f"[explain] {explained['title']}", "33;1") + "\n")
+            body.append(self._paint(f"  Why: {explained['why']}", "33") + "\n")
+            body.append(self._paint(f"  Fix: {explained['fix']}", "33") + "\n")
         if record.status in ("timeout", "died"):
             label = "timed out" if record.status == "timeout" else "kernel died"
             body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")

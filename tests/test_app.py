@@ -564,3 +564,13 @@ async def test_run_all_runs_the_script_and_the_typed_cells_again_in_order(tmp_pa
         assert [c.source for c in app.worksheet.cells[4:]] == ["count = 0", "count += 1", "count += 10", "count"]
         assert texts(app)[-1] == "11"
         assert app.worksheet.unsaved == 2  # the re-runs are not new cells of the script
+
+
+async def test_a_known_autograd_error_is_explained_under_it(tmp_path: Path) -> None:
+    async with started(tmp_path) as (app, pilot):
+        await run_cell(app, pilot, "import torch\nm = torch.ones(2, 2, requires_grad=True) * 2")
+        await run_cell(app, pilot, "m.backward()")
+        [box] = app.query(".explain")
+        text = str(box.render())
+        assert text.startswith("m.backward() needs a gradient in In [2]: m is not a single number (shape 2x2)")
+        assert "Fix: pass gradient= shaped like m" in text

@@ -112,8 +112,9 @@ def test_backward_cell_run_three_times(snap_compare) -> None:
 def test_a_cell_that_raises(snap_compare) -> None:
     """A leaf that requires grad changed in place: In [2] shows the RuntimeError traceback
     (no rule of dashes; 'Cell In[2], line 1', then 'a leaf Variable that requires grad is
-    being used in an in-place operation.'), the inspector still lists x, and the status
-    line says the kernel is idle."""
+    being used in an in-place operation.'), and under it, in a box with a yellow bar, the
+    explanation: 'in-place change of x, a leaf that requires grad in In [2]', Why and Fix
+    (torch.no_grad() or x.data); the inspector still lists x; the kernel is idle."""
     run = running("import torch\nx = torch.ones(2, 2, requires_grad=True)", "x.add_(1)")
     assert snap_compare(fresh_app(), terminal_size=(120, 40), run_before=run)
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from textual.widgets import OptionList
 
     from gradrepl.cells import Script
+    from gradrepl.explain import Explanation
     from gradrepl.app.widgets.backward_log import BackwardLog
     from gradrepl.app.widgets.inspector import TensorInspector
     from gradrepl.app.widgets.transcript import Transcript
@@ -206,7 +207,7 @@ class GradReplApp(App[int]):
 
     def _show_results(self, cell: SessionCell, notes: list[str]) -> None:
         report = cell.report
-        self.transcript.finish(cell, notes)
+        self.transcript.finish(cell, notes, self._explanation(cell))
         if report is not None:
             tensors = {t.name: t for t in report.tensor_infos()}
             self.backward_log.add_cell(cell.execution_count, report.backward, self.tensors, tensors)
@@ -222,6 +223,19 @@ class GradReplApp(App[int]):
             )
         self._update_status()
         self._show_progress()
+
+    def _explanation(self, cell: SessionCell) -> Explanation | None:
+        from gradrepl.explain import ErrorContext, explain, failing_line
+        from gradrepl.kernel.events import Error
+
+        error = next((e for e in cell.events if isinstance(e, Error)), None)
+        if error is None:
+            return None
+        report = cell.report
+        return explain(ErrorContext(
+            error.ename, error.evalue, cell.execution_count,
+            report.backward if report else (), failing_line(report.frames if report else ()),
+        ))
 
     def _show_progress(self) -> None:
         status = self.query_one(StatusLine)

@@ -139,25 +139,35 @@ def _insert_gaps(nested: Any, gaps: list[int | None]) -> Any:
 
 
 def _preview_of_large(torch: Any, t: Any) -> tuple[Any, bool]:
-    """First and last PREVIEW_EDGE entries along every dimension, gathered in one copy."""
+    """First and last PREVIEW_EDGE entries along every dimension, gathered one dimension
+    at a time with index_select (the index tensors are made once per size)."""
     shape = list(t.shape)
     gaps: list[int | None] = []
     kept_shape: list[int] = []
-    index: list[Any] = []
+    corner = t
     for dim, size in enumerate(shape):
         if size > 2 * PREVIEW_EDGE:
-            positions = list(range(PREVIEW_EDGE)) + list(range(size - PREVIEW_EDGE, size))
+            corner = corner.index_select(dim, _edge_index(torch, size))
             gaps.append(PREVIEW_EDGE)
+            kept_shape.append(2 * PREVIEW_EDGE)
         else:
-            positions = list(range(size))
             gaps.append(None)
-        kept_shape.append(len(positions))
-        view_shape = [1] * len(shape)
-        view_shape[dim] = len(positions)
-        index.append(torch.tensor(positions, dtype=torch.long).view(view_shape))
-    corner = t[tuple(index)] if index else t
+            kept_shape.append(size)
     flat = corner.reshape(-1).tolist()
     return _insert_gaps(_plain_nested(_reshape(flat, kept_shape)), gaps), any(g is not None for g in gaps)
+
+
+_EDGE_INDEX: dict[int, Any] = {}
+
+
+def _edge_index(torch: Any, size: int) -> Any:
+    index = _EDGE_INDEX.get(size)
+    if index is None:
+        if len(_EDGE_INDEX) > 256:
+            _EDGE_INDEX.clear()
+        positions = list(range(PREVIEW_EDGE)) + list(range(size - PREVIEW_EDGE, size))
+        index = _EDGE_INDEX[size] = torch.tensor(positions, dtype=torch.long)
+    return index
 
 
 def _plain_nested(value: Any) -> Any:

@@ -11,6 +11,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Collapsible, Static
 
 from gradrepl.app.worksheet import SessionCell
+from gradrepl.explain import Explanation
 from gradrepl.kernel.events import Display, Error, Event, Result, Stream, strip_ansi
 
 FOLD_LINES = 30  # outputs longer than this show their head; the rest folds away
@@ -33,6 +34,7 @@ class CellView(Vertical):
     CellView > .output { padding-left: 2; }
     CellView > .stderr { padding-left: 2; color: $warning; }
     CellView > .error { padding-left: 2; }
+    CellView > .explain { margin: 1 0 0 2; padding: 0 1; border-left: thick $warning; }
     CellView > .note { padding-left: 2; color: $text-muted; text-style: italic; }
     CellView Collapsible { padding-left: 2; border: none; background: transparent; }
     """
@@ -87,6 +89,15 @@ class CellView(Vertical):
         lines = [line for line in "\n".join(error.traceback).split("\n") if strip_ansi(line).strip("- ") or not line]
         text = _TRACEBACK_PADDING.sub("  Traceback", "\n".join(lines).strip("\n"), count=1)
         return Text.from_ansi(self._clean(text))
+
+    def add_explanation(self, explanation: Explanation) -> None:
+        text = Text()
+        text.append(explanation.title, style="bold")
+        text.append("\nWhy: ", style="bold")
+        text.append(explanation.why)
+        text.append("\nFix: ", style="bold")
+        text.append(explanation.fix)
+        self.mount(Static(text, classes="explain"))
 
     def add_note(self, text: str) -> None:
         self.mount(Static(text, classes="note"))
@@ -171,8 +182,10 @@ class Transcript(VerticalScroll):
         view.add_event(event)
         self._follow()
 
-    def finish(self, cell: SessionCell, notes: list[str] = ()) -> None:
+    def finish(self, cell: SessionCell, notes: list[str] = (), explanation: Explanation | None = None) -> None:
         view = self.view_of(cell) or self.add_cell(cell)
+        if explanation is not None:
+            view.add_explanation(explanation)
         if cell.reason and cell.state in ("timeout", "died"):
             view.add_note(cell.reason)
         for note in notes:

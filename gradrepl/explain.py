@@ -1,0 +1,171 @@
+"""Plain-language explanations of the autograd errors learners meet most, with the fix,
+naming the tensor and the cell. Front-end code: it reads the error's name and message, the
+cell's traced backward calls and the line that failed; it never touches torch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Explanation:
+    title: str
+    why: str
+    fix: str
+
+    def lines(self) -> list[str]:
+        return [self.title, f"Why: {self.why}", f"Fix: {self.fix}"]
+
+
+@dataclass(frozen=True)
+class ErrorContext:
+    ename: str
+    evalue: str
+    cell: int | None = None  # the execution count, In [n]
+    backward: Sequence[dict[str, Any]] = ()  # the cell's traced backward calls
+    source_line: str = ""  # the line that raised, as written
+
+
+def explain(context: ErrorContext) -> Explanation | None:
+    """An explanation when the error is one of the known autograd mistakes, else None."""
+    for pattern, build in _RULES:
+        match = pattern.search(context.evalue)
+        if match:
+            return build(context, match)
+    return None
+
+
+def _in_cell(context: ErrorContext) -> str:
+    return f" in In [{context.cell}]" if context.cell is not None else ""
+
+
+def _failed_root(context: ErrorContext) -> str | None:
+    """The root whose backward call failed: its name, else the expression on the failing
+    line (`c.sum()` in `c.sum().backward()`), else what it is."""
+    for event in reversed(context.backward):
+        if event.get("error"):
+            roots = event.get("roots") or []
+            if roots:
+                written = _name_before(r"([A-Za-z_][\w.\[\]()]*)\.backward\(", context.source_line)
+                return roots[0].get("name") or written or roots[0].get("description")
+    return None
+
+
+def _root_shape(context: ErrorContext) -> str | None:
+    for event in reversed(context.backward):
+        if event.get("error"):
+            for root in event.get("roots") or ():
+                description = root.get("description") or ""
+                return description.split(" ", 1)[0] if description else None
+    return None
+
+
+def _name_before(pattern: str, line: str) -> str | None:
+    match = re.search(pattern, line)
+    return match.group(1) if match else None
+
+
+def _second_backward(context: ErrorContext, match: re.Match[str]) -> Explanation:
+    root = _failed_root(context) or "this tensor"
+    return Explanation(
+        f"backward through {root}'s graph a second time{_in_cell(context)}",
+        "after a backward call autograd frees the values it saved for computing gradients, "
+        f"so the graph behind {root} can only be walked once.",
+        f"pass retain_graph=True to the earlier call ({root}.backward(retain_graph=True)) when "
+        "you mean to call backward again, or run the forward computation again first.",
+    )
+
+
+def _scalar_only(context: ErrorContext, match: re.Match[str]) -> Explanation:
+    root = _failed_root(context) or "the tensor"
+    shape = _root_shape(context)
+    shaped = f" (shape {shape})" if shape and shape != "scalar" else ""
+    return Explanation(
+        f"{root}.backward() needs a gradient{_in_cell(context)}: {root} is not a single number{shaped}",
+        "backward() without arguments computes d(root)/d(leaves), which exists only for a scalar root. "
+        "For a tensor root autograd computes a vector-Jacobian product vᵀ·J and needs the vector v.",
+        f"pass gradient= shaped like {root}, e.g. {root}.backward(torch.ones_like({root})), "
+        f"or reduce it to a number first: {root}.sum().backward() or {root}.mean().backward().",
+    )
+
+
+def _modified_in_place(context: ErrorContext, match: re.Match[str]) -> Explanation:
+    tensor_type, shape, op = match.group(1), match.group(2), match.group(3)
+    version, expected = match.group(4), match.group(5)
+    return Explanation(
+        f"a tensor autograd saved was changed in place{_in_cell(context)}",
+        f"the {tensor_type} of shape [{shape}] that {op} produced was saved to compute gradients, "
+        f"then modified in place (its version is {version}, autograd expected {expected}); the saved value "
+        "is gone, so the gradient cannot be computed.",
+        "use the out-of-place form (x = x + 1 instead of x += 1 or x.add_(1)), or modify a copy: "
+        "y = x.clone() before changing it.",
+    )
+
+
+def _no_grad_root(context: ErrorContext, match: re.Match[str]) -> Explanation:
+    root = _failed_root(context) or "the tensor"
+    return Explanation(
+        f"{root} does not require grad{_in_cell(context)}, so there is nothing to backpropagate",
+        f"{root} has no grad_fn: none of the tensors it was computed from had requires_grad=True, "
+        "or it was computed under torch.no_grad() or from a .detach()ed tensor.",
+        "create the leaf with requires_grad=True (torch.ones(2, requires_grad=True), or "
+        "x.requires_grad_()), and compute it outside torch.no_grad() and without .detach().",
+    )
+
+
+def _numpy_with_grad(context: ErrorContext, match: re.Match[str]) -> Explanation:
+    name = _name_before(r"([A-Za-z_][\w.\[\]'\"]*)\.numpy\(", context.source_line) or "the tensor"
+    return Explanation(
+        f"{name}.numpy() on a tensor that requires grad{_in_cell(context)}",
+        "NumPy cannot record operations for autograd, so torch will not hand out an array that "
+        "shares memory with a tensor autograd is tracking.",
+        f"take it out of the graph first: {name}.detach().numpy() (add .cpu() for a GPU tensor).",
+    )
+
+
+def _leaf_in_place(context: ErrorContext, match: re.Match[str]) -> Explanation:
+    line = context.source_line
+    name = (
+        _name_before(r"([A-Za-z_][\w.\[\]]*)\.\w+_\(", line)
+        or _name_before(r"([A-Za-z_][\w.\[\]]*)\s*(?:\+|-|\*|/|//|%|\*\*|@)=", line)
+        or "a leaf"
+    )
+    return Explanation(
+        f"in-place change of {name}, a leaf that requires grad{_in_cell(context)}",
+        f"{name} was created by you with requires_grad=True; changing it in place would make the "
+        "gradients computed so far refer to values that no longer exist.",
+        f"make the change where autograd does not watch: with torch.no_grad(): {name}.add_(1) "
+        f"(what optimizers do), or through {name}.data as the seed notebook does.",
+    )
+
+
+Rule = tuple[re.Pattern[str], Callable[[ErrorContext, re.Match[str]], Explanation]]
+_RULES: list[Rule] = [
+    (re.compile(r"backward through the graph a second time"), _second_backward),
+    (re.compile(r"grad can be implicitly created only for scalar outputs"), _scalar_only),
+    (
+        re.compile(
+            r"modified by an inplace operation: \[([\w.]+) \[([\d, ]*)\]\], which is output \d+ of (\w+), "
+            r"is at version (\d+); expected version (\d+)"
+        ),
+        _modified_in_place,
+    ),
+    (re.compile(r"element \d+ of tensors does not require grad"), _no_grad_root),
+    (re.compile(r"Can't call numpy\(\) on Tensor that requires grad"), _numpy_with_grad),
+    (re.compile(r"a leaf Variable that requires grad is being used in an in-place operation"), _leaf_in_place),
+]
+
+
+def failing_line(frames: Sequence[Any]) -> str:
+    """The user's line that raised: the innermost frame in the script or in a cell."""
+    def users(frame: Any) -> bool:
+        name = str(getattr(frame, "filename", ""))
+        return bool(getattr(frame, "in_script", False)) or "ipykernel_" in name or name.startswith("<")
+
+    mine = [f for f in frames if users(f)]
+    chosen = mine[-1] if mine else (frames[0] if frames else None)
+    return str(getattr(chosen, "text", "") or "") if chosen is not None else ""
