@@ -50,8 +50,8 @@ class BackwardTracer:
         autograd = torch.autograd
         for kind in ("backward", "grad"):
             original = getattr(autograd, kind)
-            if getattr(original, "__gradrepl_original__", None) is not None:
-                continue
+            # Wrapped by an earlier tracer (another probe in the same process): this one takes over.
+            original = getattr(original, "__gradrepl_original__", original)
             setattr(autograd, kind, self._wrap(torch, kind, original))
         self._installed = torch
 
