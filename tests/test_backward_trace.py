@@ -20,7 +20,7 @@ def traced() -> Iterator[tuple[backward_trace.BackwardTracer, dict[str, Any]]]:
     namespace: dict[str, Any] = {}
     shell = SimpleNamespace(user_ns=namespace, user_ns_hidden={})
     tracer = backward_trace.BackwardTracer(
-        lambda t: probe.named_tensors(t, shell), probe._guarded, probe.describe_glance
+        lambda t: probe.named_tensors(t, shell), probe._guarded, probe.capture_glance, probe.render_capture
     )
     tracer.install(torch)
     tracer.start_cell(1)
@@ -37,10 +37,10 @@ def test_three_backwards_accumulate_as_in_the_seed(traced) -> None:
     ns["v_out"] = torch.mean(ns["varibale"] ** 2)
     for _ in range(3):
         ns["v_out"].backward(retain_graph=True)
-    afters = [e["leaves"][0]["after"]["preview"] for e in tracer.events]
+    afters = [e["leaves"][0]["after"]["preview"] for e in tracer.rendered_events()]
     assert afters == [[[0.5, 1.0], [1.5, 2.0]], [[1.0, 2.0], [3.0, 4.0]], [[1.5, 3.0], [4.5, 6.0]]]
-    assert [e["leaves"][0]["accumulated"] for e in tracer.events] == [False, True, True]
-    assert backward_line(tracer.events[2]) == (
+    assert [e["leaves"][0]["accumulated"] for e in tracer.rendered_events()] == [False, True, True]
+    assert backward_line(tracer.rendered_events()[2]) == (
         "v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: "
         "varibale.grad accumulated [[1.5, 3], [4.5, 6]]"
     )
@@ -58,17 +58,17 @@ def test_calls_inside_functions_and_an_optimizer_loop_are_each_an_event(traced) 
 
     for _ in range(4):
         step()
-    assert len(tracer.events) == 4
-    assert all(e["leaves"][0]["name"] == "w" and not e["leaves"][0]["accumulated"] for e in tracer.events)
-    assert tracer.events[0]["roots"][0]["name"] is None
-    assert tracer.events[0]["roots"][0]["description"] == "scalar float32 tensor from SumBackward0"
+    assert len(tracer.rendered_events()) == 4
+    assert all(e["leaves"][0]["name"] == "w" and not e["leaves"][0]["accumulated"] for e in tracer.rendered_events())
+    assert tracer.rendered_events()[0]["roots"][0]["name"] is None
+    assert tracer.rendered_events()[0]["roots"][0]["description"] == "scalar float32 tensor from SumBackward0"
 
 
 def test_autograd_grad_records_what_it_returned_and_writes_no_grad(traced) -> None:
     tracer, ns = traced
     ns["x"] = torch.tensor([1.0, 2.0], requires_grad=True)
     (g,) = torch.autograd.grad((ns["x"] ** 3).sum(), ns["x"], create_graph=True)
-    (event,) = tracer.events
+    (event,) = tracer.rendered_events()
     assert event["kind"] == "grad" and event["create_graph"] is True
     assert event["grads"][0]["preview"] == [3.0, 12.0]
     assert "leaves" not in event or event["leaves"] == []
@@ -80,7 +80,7 @@ def test_a_failing_call_is_recorded_and_its_error_reaches_the_user(traced) -> No
     ns["y"] = torch.ones(2, requires_grad=True) * 2
     with pytest.raises(RuntimeError, match="only for scalar outputs"):
         ns["y"].backward()
-    (event,) = tracer.events
+    (event,) = tracer.rendered_events()
     assert event["error"].startswith("RuntimeError: grad can be implicitly created only for scalar outputs")
     assert event["roots"][0]["name"] == "y"
 
@@ -91,7 +91,7 @@ def test_the_vector_of_a_vector_jacobian_product_is_kept(traced) -> None:
     ns["z"] = (2 * ns["x"]).view(2, 2)
     ns["v"] = torch.tensor([[2.0, 0.2], [0.01, 0.001]])
     ns["z"].backward(ns["v"])
-    (event,) = tracer.events
+    (event,) = tracer.rendered_events()
     assert torch.tensor(event["gradient"][0]["preview"]).allclose(torch.tensor([[2.0, 0.2], [0.01, 0.001]]))
     assert event["nodes"] == ["ViewBackward0", "MulBackward0", "AccumulateGrad"]
     assert event["leaves"][0]["after"]["preview"] == pytest.approx([4.0, 0.4, 0.02, 0.002])
@@ -104,7 +104,7 @@ def test_a_huge_graph_is_cut_with_a_count(traced) -> None:
     for _ in range(1000):
         out = out * 1.0
     out.sum().backward()
-    (event,) = tracer.events
+    (event,) = tracer.rendered_events()
     assert len(event["nodes"]) == backward_trace.MAX_NODES
     assert event["nodes_total"] == 1002
 
@@ -124,6 +124,6 @@ def test_large_grads_are_glanced_at_not_summarised(traced) -> None:
     tracer, ns = traced
     ns["w"] = torch.ones(300, 300, requires_grad=True)
     (ns["w"] * 3).sum().backward()
-    after = tracer.events[0]["leaves"][0]["after"]
+    after = tracer.rendered_events()[0]["leaves"][0]["after"]
     assert after["truncated"] is True and after["stats"] is None
     assert after["preview"][0] == [3.0, 3.0, 3.0, "…", 3.0, 3.0, 3.0]

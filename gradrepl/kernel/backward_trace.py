@@ -25,10 +25,11 @@ class BackwardTracer:
     """Collects one event per backward call during a cell (see `start_cell`)."""
 
     def __init__(self, names: Callable[[Any], Iterator[tuple[str, Any]]], guard: Callable[[Any], Any],
-                 describe: Callable[[Any, Any], dict[str, Any]]) -> None:
+                 capture: Callable[[Any, Any], Any], render: Callable[[Any, Any], dict[str, Any] | None]) -> None:
         self._names = names  # torch -> (name, tensor) for every tensor the user named
         self._guard = guard  # torch -> context manager: no_grad, no subclass dispatch, no warnings
-        self._describe = describe  # (torch, detached tensor) -> preview and stats
+        self._capture = capture  # (torch, tensor) -> a copy of what a preview shows (cheap)
+        self._render = render  # (torch, capture) -> preview (and stats) as plain data
         self.events: list[dict[str, Any]] = []
         self.uncounted = 0  # calls past MAX_EVENTS in this cell
         self.cell: int | None = None
@@ -143,7 +144,7 @@ class BackwardTracer:
                     if new_key == old_key:
                         continue
                     new = None if grad is None else self._values(torch, grad)
-                    if new == old:
+                    if (new is None and old is None) or (new is not None and new.same_as(old, torch)):
                         continue
                     changed.append({"name": name, "before": old, "after": new, "accumulated": old is not None})
                 event["leaves"] = changed
@@ -160,8 +161,34 @@ class BackwardTracer:
             names.setdefault(id(tensor), name)
         return names
 
-    def _values(self, torch: Any, t: Any) -> dict[str, Any]:
-        return self._describe(torch, t.detach())
+    def _values(self, torch: Any, t: Any) -> Any:
+        return self._capture(torch, t.detach())
+
+    def rendered_events(self) -> list[dict[str, Any]]:
+        """This cell's events as plain data: the captured values turned into previews."""
+        torch = self._installed
+        if torch is None:
+            return []
+
+        def render(value: Any) -> Any:
+            try:
+                return self._render(torch, value)
+            except Exception as exc:
+                return {"preview": None, "truncated": False, "stats": None, "note": f"{type(exc).__name__}: {exc}"[:200]}
+
+        rendered = []
+        for event in self.events:
+            event = dict(event)
+            event["roots"] = [{**root, "value": render(root.get("value"))} for root in event.get("roots") or ()]
+            if event.get("gradient") is not None:
+                event["gradient"] = [render(g) for g in event["gradient"]]
+            if "leaves" in event:
+                event["leaves"] = [{**leaf, "before": render(leaf["before"]), "after": render(leaf["after"])}
+                                   for leaf in event["leaves"]]
+            if "grads" in event:
+                event["grads"] = [render(g) for g in event["grads"]]
+            rendered.append(event)
+        return rendered
 
     def _tensor_label(self, torch: Any, t: Any, names: dict[int, str]) -> dict[str, Any]:
         grad_fn = getattr(t, "grad_fn", None)

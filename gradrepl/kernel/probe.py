@@ -139,13 +139,18 @@ def _insert_gaps(nested: Any, gaps: list[int | None]) -> Any:
 
 
 def _preview_of_large(torch: Any, t: Any) -> tuple[Any, bool]:
-    """First and last PREVIEW_EDGE entries along every dimension, gathered one dimension
-    at a time with index_select (the index tensors are made once per size)."""
-    shape = list(t.shape)
+    """First and last PREVIEW_EDGE entries along every dimension."""
+    corner, gaps, kept_shape = _corner(torch, t)
+    return _corner_preview(corner, gaps, kept_shape), any(g is not None for g in gaps)
+
+
+def _corner(torch: Any, t: Any) -> tuple[Any, list[int | None], list[int]]:
+    """The entries a preview shows, copied out one dimension at a time with index_select
+    (the index tensors are made once per size)."""
     gaps: list[int | None] = []
     kept_shape: list[int] = []
     corner = t
-    for dim, size in enumerate(shape):
+    for dim, size in enumerate(t.shape):
         if size > 2 * PREVIEW_EDGE:
             corner = corner.index_select(dim, _edge_index(torch, size))
             gaps.append(PREVIEW_EDGE)
@@ -153,8 +158,11 @@ def _preview_of_large(torch: Any, t: Any) -> tuple[Any, bool]:
         else:
             gaps.append(None)
             kept_shape.append(size)
-    flat = corner.reshape(-1).tolist()
-    return _insert_gaps(_plain_nested(_reshape(flat, kept_shape)), gaps), any(g is not None for g in gaps)
+    return corner, gaps, kept_shape
+
+
+def _corner_preview(corner: Any, gaps: list[int | None], kept_shape: list[int]) -> Any:
+    return _insert_gaps(_plain_nested(_reshape(corner.reshape(-1).tolist(), kept_shape)), gaps)
 
 
 _EDGE_INDEX: dict[int, Any] = {}
@@ -284,23 +292,49 @@ def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = Non
     return info
 
 
-GLANCE_STATS_LIMIT = 64  # elements: below this a glance includes stats
+GLANCE_STATS_LIMIT = 64  # elements: a glance at a tensor this small keeps all of it, stats included
 
 
-def describe_glance(torch: Any, t: Any) -> dict[str, Any] | None:
-    """A tensor's preview, with stats only when it is tiny: cheap enough to take at every
-    backward call (the inspector's full description comes after the cell)."""
+class Capture:
+    """What a glance needs of a tensor at one moment, copied so later in-place changes do not
+    reach it; turned into plain data later (`render_capture`), off the hot path."""
+
+    __slots__ = ("values", "gaps", "kept_shape")
+
+    def __init__(self, values: Any, gaps: list[int | None] | None, kept_shape: list[int]) -> None:
+        self.values = values  # the whole tensor when small (gaps None), else its corner
+        self.gaps = gaps
+        self.kept_shape = kept_shape
+
+    def same_as(self, other: Capture | None, torch: Any) -> bool:
+        return (
+            other is not None and self.gaps == other.gaps and self.kept_shape == other.kept_shape
+            and self.values.dtype == other.values.dtype and bool(torch.equal(self.values, other.values))
+        )
+
+
+def capture_glance(torch: Any, t: Any) -> Capture | None:
+    """A copy of the part of `t` a glance shows: cheap enough for every backward call."""
     if t.layout != torch.strided:
         raise ValueError(f"{t.layout} layout")
     if t.device.type == "meta":
         return None
     values = t.detach()
     if values.numel() <= GLANCE_STATS_LIMIT:
-        return describe_values(torch, values.cpu())
+        return Capture(values.cpu().clone(), None, list(values.shape))
     if values.device.type != "cpu":
         values = _strided_sample(values, SAMPLE_SIZE).cpu() if values.numel() > SAMPLE_SIZE else values.cpu()
-    preview, truncated = _preview_of_large(torch, values)
-    return {"preview": preview, "truncated": truncated, "stats": None}
+    corner, gaps, kept_shape = _corner(torch, values)
+    return Capture(corner if corner is not values else corner.clone(), gaps, kept_shape)
+
+
+def render_capture(torch: Any, capture: Capture | None) -> dict[str, Any] | None:
+    if capture is None:
+        return None
+    if capture.gaps is None:
+        return describe_values(torch, capture.values)
+    preview = _corner_preview(capture.values, capture.gaps, capture.kept_shape)
+    return {"preview": preview, "truncated": any(g is not None for g in capture.gaps), "stats": None}
 
 
 def _describe_data(torch: Any, t: Any, memo: ValuesMemo | None) -> dict[str, Any] | None:
@@ -465,7 +499,7 @@ class Probe:
         self.comm: Any = None
         self.memo = ValuesMemo()
         self.tracer = BackwardTracer(
-            lambda torch: named_tensors(torch, shell), _guarded, describe_glance
+            lambda torch: named_tensors(torch, shell), _guarded, capture_glance, render_capture
         )
         self.tracer.enabled = os.environ.get(BACKWARD_LOG_ENV, "1") != "0"
         torch = sys.modules.get("torch")
@@ -496,14 +530,15 @@ class Probe:
         exc = result.error_before_exec or result.error_in_exec
         snap = snapshot(self.shell, self.memo)
         notes = snap["notes"]
-        for event in self.tracer.events:
+        events = self.tracer.rendered_events()
+        for event in events:
             event["cell"] = result.execution_count
         if self.tracer.uncounted:
             notes = [*notes, f"{self.tracer.uncounted} more backward calls not logged (limit {len(self.tracer.events)} a cell)"]
         report = {
             "execution_count": result.execution_count,
             "notes": notes,
-            "backward": self.tracer.events,
+            "backward": events,
             "frames": error_frames(exc, self.origins) if exc is not None else [],
         }
         report.update(self.delta(snap["tensors"]))
