@@ -244,3 +244,23 @@ def test_the_transcript_has_a_line_per_backward_call() -> None:
         "MulBackward0 → AccumulateGrad: x.grad fresh [4, 0.4, 0.02, 0.002]",
         "[backward] y.backward() via MulBackward0 → AccumulateGrad: x.grad fresh [2]",
     ]
+
+
+@pytest.mark.kernel
+def test_files_left_open_by_the_script_are_written_out_when_the_kernel_ends(tmp_path: Path) -> None:
+    """The kernel skips interpreter teardown at exit; what a plain `python` run would still
+    write (a file never closed, in a name or in a module's globals) must reach the disk."""
+    (tmp_path / "keeper.py").write_text(f"LOG = open({str(tmp_path / 'module.txt')!r}, 'w')\nLOG.write('from a module')\n")
+    script = tmp_path / "unclosed.py"
+    script.write_text(
+        "# %%\n"
+        f"f = open({str(tmp_path / 'name.txt')!r}, 'w')\n"
+        "f.write('from a name')\n\n"
+        "# %%\n"
+        "import keeper\n",
+        encoding="utf-8",
+    )
+    run = gradrepl("replay", str(script))
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "name.txt").read_text() == "from a name"
+    assert (tmp_path / "module.txt").read_text() == "from a module"
