@@ -43,25 +43,29 @@ def _in_cell(context: ErrorContext) -> str:
     return f" in In [{context.cell}]" if context.cell is not None else ""
 
 
-def _failed_root(context: ErrorContext) -> str | None:
-    """The root whose backward call failed: its name, else the expression on the failing
-    line (`c.sum()` in `c.sum().backward()`), else what it is."""
+def _failed_root_label(context: ErrorContext) -> dict[str, Any] | None:
+    """The first root of the last backward call that failed."""
     for event in reversed(context.backward):
         if event.get("error"):
             roots = event.get("roots") or []
-            if roots:
-                written = _name_before(r"([A-Za-z_][\w.\[\]()]*)\.backward\(", context.source_line)
-                return roots[0].get("name") or written or roots[0].get("description")
+            return roots[0] if roots else None
     return None
+
+
+def _failed_root(context: ErrorContext) -> str | None:
+    """The root whose backward call failed: its name, else the expression on the failing
+    line (`c.sum()` in `c.sum().backward()`), else what it is."""
+    root = _failed_root_label(context)
+    if root is None:
+        return None
+    written = _name_before(r"([A-Za-z_][\w.\[\]()]*)\.backward\(", context.source_line)
+    return root.get("name") or written or root.get("description")
 
 
 def _root_shape(context: ErrorContext) -> str | None:
-    for event in reversed(context.backward):
-        if event.get("error"):
-            for root in event.get("roots") or ():
-                description = root.get("description") or ""
-                return description.split(" ", 1)[0] if description else None
-    return None
+    root = _failed_root_label(context)
+    description = (root or {}).get("description") or ""
+    return description.split(" ", 1)[0] if description else None
 
 
 def _name_before(pattern: str, line: str) -> str | None:
@@ -158,6 +162,13 @@ _RULES: list[Rule] = [
     (re.compile(r"Can't call numpy\(\) on Tensor that requires grad"), _numpy_with_grad),
     (re.compile(r"a leaf Variable that requires grad is being used in an in-place operation"), _leaf_in_place),
 ]
+
+
+def explain_report(ename: str, evalue: str, cell: int | None, report: Any) -> Explanation | None:
+    """`explain` for a cell's error, its context taken from the probe's report (or None)."""
+    backward = report.backward if report is not None else ()
+    frames = report.frames if report is not None else ()
+    return explain(ErrorContext(ename, evalue, cell, backward, failing_line(frames)))
 
 
 def failing_line(frames: Sequence[Any]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gradrepl.cells import Cell, Script
-from gradrepl.explain import ErrorContext, Explanation, explain, failing_line
+from gradrepl.explain import Explanation, explain_report
 from gradrepl.kernel.events import CellOutcome, CellStatus, Display, ErrorFrame, strip_ansi
 from gradrepl.kernel.session import KernelSession
 from gradrepl.text import backward_line
@@ -88,10 +88,7 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
             "traceback": traceback,
             "line": script_lines[-1] if script_lines else None,
         }
-        explanation = explain(ErrorContext(
-            error.ename, error.evalue, finished.execution_count if finished else None,
-            report.backward if report else (), failing_line(frames),
-        ))
+        explanation = explain_report(error.ename, error.evalue, finished.execution_count if finished else None, report)
     result = outcome.result
     return CellRecord(
         cell=number,

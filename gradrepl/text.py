@@ -39,6 +39,26 @@ def values_preview(values: dict[str, Any] | None) -> str:
 def backward_line(event: dict[str, Any], max_nodes: int = 6) -> str:
     """One backward event in one line:
     v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: varibale.grad accumulated [[1, 2], [3, 4]]"""
+    line = backward_call(event)
+    path = backward_path(event, max_nodes)
+    if path:
+        line += f" via {path}"
+    if event.get("error"):
+        return f"{line}: failed, {event['error'].splitlines()[0]}"
+    if event.get("kind") == "grad":
+        return f"{line}: returned " + ", ".join(values_preview(g) for g in event.get("grads") or [])
+    leaves = event.get("leaves") or []
+    if not leaves:
+        return f"{line}: no .grad changed"
+    changes = [
+        f"{leaf.get('name')}.grad {'accumulated' if leaf.get('accumulated') else 'fresh'} {values_preview(leaf.get('after'))}"
+        for leaf in leaves
+    ]
+    return f"{line}: " + "; ".join(changes)
+
+
+def backward_call(event: dict[str, Any]) -> str:
+    """The call as it could have been written: v_out.backward(retain_graph=True)."""
     roots = event.get("roots") or []
     root = ", ".join(r.get("name") or f"<{r.get('description')}>" for r in roots) or "?"
     args = []
@@ -52,23 +72,12 @@ def backward_line(event: dict[str, Any], max_nodes: int = 6) -> str:
     if event.get("inputs"):
         args.append("inputs=[" + ", ".join(event["inputs"]) + "]")
     if event.get("kind") == "grad":
-        call = f"torch.autograd.grad({root}{', ' if args else ''}{', '.join(args)})"
-    else:
-        call = f"{root}.backward({', '.join(args)})"
+        return f"torch.autograd.grad({root}{', ' if args else ''}{', '.join(args)})"
+    return f"{root}.backward({', '.join(args)})"
+
+
+def backward_path(event: dict[str, Any], max_nodes: int) -> str:
+    """The graph nodes in the order they ran, cut after `max_nodes` with the count."""
     nodes = event.get("nodes") or []
     total = event.get("nodes_total") or len(nodes)
-    path = " → ".join(nodes[:max_nodes]) + (f" … ({total} nodes)" if total > max_nodes else "")
-    line = call + (f" via {path}" if path else "")
-    if event.get("error"):
-        return f"{line}: failed, {event['error'].splitlines()[0]}"
-    if event.get("kind") == "grad":
-        grads = event.get("grads") or []
-        return f"{line}: returned " + ", ".join(values_preview(g) for g in grads)
-    leaves = event.get("leaves") or []
-    if not leaves:
-        return f"{line}: no .grad changed"
-    changes = [
-        f"{leaf.get('name')}.grad {'accumulated' if leaf.get('accumulated') else 'fresh'} {values_preview(leaf.get('after'))}"
-        for leaf in leaves
-    ]
-    return f"{line}: " + "; ".join(changes)
+    return " → ".join(nodes[:max_nodes]) + (f" … ({total} nodes)" if total > max_nodes else "")

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from textual.widgets import OptionList
 
     from gradrepl.cells import Script
-    from gradrepl.explain import Explanation
     from gradrepl.app.widgets.backward_log import BackwardLog
     from gradrepl.app.widgets.inspector import TensorInspector
     from gradrepl.app.widgets.transcript import Transcript
@@ -71,9 +70,7 @@ class GradReplApp(App[int]):
         self.runner = KernelRunner(self, cwd=cwd, process=process, cell_timeout=cell_timeout, origin_file=origin)
         self.tensors: dict[str, TensorInfo] = {}
         self._resume_total = 0
-        self._resume_failed: list[SessionCell] = []
         self.panes_updated: list[float] = []  # seconds from a cell's end to all panes drawn
-        self.exit_code = 0
         self._panes_ready = False
         self._early: list[str] = []  # cells submitted before the panes were mounted
 
@@ -197,24 +194,27 @@ class GradReplApp(App[int]):
 
     @on(CellDone)
     def _cell_done(self, event: CellDone) -> None:
-        cell = event.cell
-        report = cell.report
-        notes = list(report.notes) if report is not None else []
         with self.batch_update():
-            self._show_results(cell, notes)
+            self._show_results(event.cell)
         received = event.received_at
         self.call_after_refresh(lambda: self.panes_updated.append(time.perf_counter() - received))
 
-    def _show_results(self, cell: SessionCell, notes: list[str]) -> None:
-        report = cell.report
-        self.transcript.finish(cell, notes, self._explanation(cell))
+    def _show_results(self, cell: SessionCell) -> None:
+        outcome = cell.outcome
+        report = outcome.report
+        notes = list(report.notes) if report is not None else []
+        error = outcome.error
+        explanation = None
+        if error is not None:
+            from gradrepl.explain import explain_report
+
+            explanation = explain_report(error.ename, error.evalue, cell.execution_count, report)
+        self.transcript.finish(cell, notes, explanation)
         if report is not None:
             tensors = {t.name: t for t in report.tensor_infos()}
             self.backward_log.add_cell(cell.execution_count, report.backward, self.tensors, tensors)
             self.inspector.show(tuple(tensors.values()))
             self.tensors = tensors
-        if cell.from_script and cell.state not in ("ok", "cancelled"):
-            self._resume_failed.append(cell)
         if cell.state == "died" and cell.reason != STOPPED_BY_RESTART:
             self.notify(
                 f"The kernel died in cell {cell.number} ({cell.reason}). Ctrl+P → Restart kernel starts a new one.",
@@ -224,19 +224,6 @@ class GradReplApp(App[int]):
         self._update_status()
         self._show_progress()
 
-    def _explanation(self, cell: SessionCell) -> Explanation | None:
-        from gradrepl.explain import ErrorContext, explain, failing_line
-        from gradrepl.kernel.events import Error
-
-        error = next((e for e in cell.events if isinstance(e, Error)), None)
-        if error is None:
-            return None
-        report = cell.report
-        return explain(ErrorContext(
-            error.ename, error.evalue, cell.execution_count,
-            report.backward if report else (), failing_line(report.frames if report else ()),
-        ))
-
     def _show_progress(self) -> None:
         status = self.query_one(StatusLine)
         if not self._resume_total:
@@ -244,15 +231,16 @@ class GradReplApp(App[int]):
             return
         script_cells = [c for c in self.worksheet.cells if c.from_script and not c.rerun][: self._resume_total]
         done = sum(1 for c in script_cells if c.state not in ("queued", "running"))
-        failed = ", ".join(str(c.number) for c in self._resume_failed)
+        failures = [c for c in script_cells if c.state in ("error", "timeout", "died")]
+        failed = ", ".join(str(c.number) for c in failures)
         if done < self._resume_total:
             status.progress = f"resuming: cell {done + 1} of {self._resume_total}" + (f" (failed: {failed})" if failed else "")
             return
         status.progress = ""
         self._resume_total = 0
         name = self._path_label() or "the script"
-        if self._resume_failed:
-            self.notify(f"Resumed {name}: {done} cells, {len(self._resume_failed)} failed (cell {failed}).", severity="warning", timeout=8)
+        if failures:
+            self.notify(f"Resumed {name}: {done} cells, {len(failures)} failed (cell {failed}).", severity="warning", timeout=8)
         else:
             self.notify(f"Resumed {name}: {done} cells ran.", timeout=5)
 
@@ -260,7 +248,6 @@ class GradReplApp(App[int]):
         status = self.query_one(StatusLine)
         status.cells_run = sum(1 for c in self.worksheet.cells if c.state not in ("queued", "running", "cancelled"))
         status.unsaved = self.worksheet.unsaved
-        status.path = self._path_label()
 
     @on(KernelStateChanged)
     def _kernel_state(self, event: KernelStateChanged) -> None:
@@ -291,9 +278,7 @@ class GradReplApp(App[int]):
         if event.option_list.id != "completions":
             return
         code_input = self.query_one(CodeInput)
-        if event.option.id:
-            code_input._apply_completion(event.option.id)
-        code_input.close_completions()
+        code_input.accept_completion(event.option.id)
         code_input.focus()
 
     # ------------------------------------------------------------ inspector
@@ -384,6 +369,7 @@ class GradReplApp(App[int]):
             self.notify(f"Not saved: {err.strerror or err} ({path})", severity="error", timeout=8)
             return False
         self._update_status()
+        self.query_one(StatusLine).path = self._path_label()
         self.notify(f"Saved {len(self.worksheet.document())} cells to {self._path_label()}.", timeout=4)
         return True
 
@@ -409,7 +395,7 @@ class GradReplApp(App[int]):
 
     async def _quit_now(self) -> None:
         await self.runner.shutdown()
-        self.exit(self.exit_code)
+        self.exit(0)
 
     async def on_unmount(self) -> None:
         await self.runner.shutdown()

@@ -10,7 +10,7 @@ import asyncio
 import importlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.message_pump import MessagePump
 
@@ -78,7 +78,7 @@ class KernelRunner:
         while True:
             if self._queue.empty():
                 self._idle.set()
-                if self.state not in ("dead",):
+                if self.state != "dead":
                     self._set_state("idle")
             cell = await self._queue.get()
             self._idle.clear()
@@ -125,9 +125,6 @@ class KernelRunner:
             cancelled.append(cell)
         return cancelled
 
-    @property
-    def pending(self) -> int:
-        return self._queue.qsize() + (1 if self.running else 0)
 
     async def until_idle(self) -> None:
         """Wait until the kernel is ready and every submitted cell has finished."""
@@ -177,7 +174,3 @@ class KernelRunner:
             self._process.kill()
             self._process.cleanup()
             self._process = None
-
-    def kernel_pid(self) -> int | None:
-        process: Any = self.session.process if self.session else self._process
-        return process.pid if process is not None else None

@@ -10,7 +10,7 @@ from typing import Literal
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gradrepl.kernel.events import CellFinished, Event, ProbeReport
+    from gradrepl.kernel.events import CellFinished, CellOutcome, Event
     from gradrepl.cells import Cell, Script
 
 _PERCENT = ("percent", "plain")
@@ -31,16 +31,15 @@ class SessionCell:
     reason: str = ""
     rerun: bool = False  # run again by "run all": already in the document
 
-
     @property
     def from_script(self) -> bool:
         return self.script_line is not None
 
     @property
-    def report(self) -> ProbeReport | None:
-        from gradrepl.kernel.events import ProbeReport  # loaded with the kernel client, not at start-up
+    def outcome(self) -> CellOutcome:
+        from gradrepl.kernel.events import CellOutcome  # loaded with the kernel client, not at start-up
 
-        return next((e for e in reversed(self.events) if isinstance(e, ProbeReport)), None)
+        return CellOutcome(self.events)
 
     def finish(self, finished: CellFinished) -> None:
         self.state = finished.status

@@ -6,6 +6,7 @@ Runs as `python -c <bootstrap> -f CONNECTION_FILE [--preimport MODULE]...`, see 
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import threading
 from collections.abc import Iterator
@@ -67,13 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     _exit_after_atexit()
 
 
-def _file_types() -> tuple[type, ...]:
-    import io
-
-    return (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.FileIO)
-
-
-_FILE_TYPES = _file_types()
+_FILE_TYPES = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.FileIO)
 
 
 def _exit_after_atexit() -> None:

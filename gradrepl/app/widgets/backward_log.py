@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from gradrepl.app.formatting import values_text
 from gradrepl.kernel.events import TensorInfo
-from gradrepl.text import backward_line, values_preview
+from gradrepl.text import backward_call, backward_path, values_preview
 
 
 @dataclass(frozen=True)
@@ -90,17 +90,13 @@ class BackwardLog(VerticalScroll):
     def _add_event(self, execution_count: int | None, event: dict[str, Any]) -> None:
         text = Text()
         text.append(f"In [{execution_count if execution_count is not None else ' '}] ", style="bold green")
-        call, _, outcome = backward_line(event, max_nodes=0).partition(": ")
-        text.append(call.split(" via ")[0], style="bold")
-        nodes = event.get("nodes") or []
-        total = event.get("nodes_total") or len(nodes)
-        if nodes:
-            shown = " → ".join(nodes[:8]) + (f" … ({total} nodes)" if total > 8 else "")
-            text.append(f"\n  via {shown}", style="dim")
+        text.append(backward_call(event), style="bold")
+        if event.get("nodes"):
+            text.append(f"\n  via {backward_path(event, 8)}", style="dim")
         if event.get("error"):
             text.append(f"\n  failed: {event['error'].splitlines()[0]}", style="bold red")
         elif event.get("kind") == "grad":
-            text.append(f"\n  returned {outcome.removeprefix('returned ')}")
+            text.append("\n  returned " + ", ".join(values_preview(g) for g in event.get("grads") or []))
         for leaf in event.get("leaves") or ():
             kind = "accumulated" if leaf.get("accumulated") else "fresh"
             text.append(f"\n{leaf.get('name')}.grad ", style="bold")

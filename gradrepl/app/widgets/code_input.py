@@ -84,16 +84,20 @@ class CodeInput(TextArea):
             return
         if self._completion_open() and event.is_printable:
             self.close_completions()
-        # Handled here, in order with the typed characters: a binding's action would run
-        # after keys already queued behind it (fast typing, or keys buffered at start-up).
-        handler = self._KEY_HANDLERS.get(event.key)
-        if handler is not None:
+        # Keys are handled here, in order with the typed characters: a binding's action would
+        # run after keys already queued behind it (fast typing, or keys buffered at start-up).
+        if event.key == "enter":
             event.stop()
             event.prevent_default()
-            getattr(self, handler)()
+            self._enter()
+            return
+        if event.key == "tab":
+            event.stop()
+            event.prevent_default()
+            self.action_complete()
             return
         if not event.is_printable:
-            # The editor's own bindings (backspace, arrows, home, ...) likewise.
+            # This widget's bindings (run, newline, history) and the editor's (backspace, ...).
             bindings = self._bindings.key_to_bindings.get(event.key)
             if bindings:
                 event.stop()
@@ -101,16 +105,6 @@ class CodeInput(TextArea):
                 await self.run_action(bindings[0].action)
                 return
         await super()._on_key(event)
-
-    _KEY_HANDLERS = {
-        "enter": "_enter",
-        "tab": "action_complete",
-        "ctrl+j": "action_newline",
-        "alt+enter": "action_newline",
-        "ctrl+r": "action_run",
-        "up": "action_history_older",
-        "down": "action_history_newer",
-    }
 
     def _enter(self) -> None:
         """As IPython does: on the last line (blank lines after it aside), Enter runs a
@@ -205,6 +199,12 @@ class CodeInput(TextArea):
         finish = _location(self.text, end)
         self.replace(text, begin, finish, maintain_selection_offset=False)
 
+    def accept_completion(self, match: str | None) -> None:
+        """Put a chosen match in place and close the list."""
+        if match:
+            self._apply_completion(match)
+        self.close_completions()
+
     def _completion_open(self) -> bool:
         return self.completions is not None and bool(self.completions.display)
 
@@ -216,10 +216,7 @@ class CodeInput(TextArea):
         elif key == "down":
             menu.action_cursor_down()
         elif key in ("enter", "tab") and menu.highlighted is not None:
-            chosen = menu.get_option_at_index(menu.highlighted).id
-            if chosen:
-                self._apply_completion(chosen)
-            self.close_completions()
+            self.accept_completion(menu.get_option_at_index(menu.highlighted).id)
         else:
             self.close_completions()
 

@@ -117,32 +117,33 @@ class CellView(Vertical):
     def finish(self) -> None:
         """Fold a long stream once the cell is done; refresh the prompt's count and state."""
         self.refresh_prompt()
-        for widget in list(self.query(".output, .stderr")):
-            if isinstance(widget, Static) and widget is self._stream_widget:
-                self._fold(widget, self._clean(self._stream_text))
+        if self._stream_widget is not None:
+            _, rest = _head_and_rest(self._clean(self._stream_text))
+            if rest is not None:
+                self.mount(_folded(rest), after=self._stream_widget)
         self._stream_widget = None
 
     def _folded_head(self, text: str) -> Text:
-        lines = self._clean(text).rstrip("\n").split("\n")
-        if len(lines) <= FOLD_LINES:
-            return Text("\n".join(lines))
-        return Text("\n".join(lines[:HEAD_LINES]))
-
-    def _fold(self, widget: Static, text: str) -> None:
-        lines = text.rstrip("\n").split("\n")
-        if len(lines) <= FOLD_LINES:
-            return
-        rest = "\n".join(lines[HEAD_LINES:])
-        self.mount(Collapsible(Static(rest), title=f"{len(lines) - HEAD_LINES} more lines", collapsed=True), after=widget)
+        return Text(_head_and_rest(self._clean(text))[0])
 
     def _add_block(self, label: Text | None, text: str, classes: str) -> None:
-        lines = text.split("\n")
-        head = "\n".join(lines[:HEAD_LINES]) if len(lines) > FOLD_LINES else text
-        body = Text.assemble(label, head) if label is not None else Text(head)
-        widget = Static(body, classes=classes)
-        self.mount(widget)
-        if len(lines) > FOLD_LINES:
-            self.mount(Collapsible(Static("\n".join(lines[HEAD_LINES:])), title=f"{len(lines) - HEAD_LINES} more lines", collapsed=True))
+        head, rest = _head_and_rest(text)
+        self.mount(Static(Text.assemble(label, head) if label is not None else Text(head), classes=classes))
+        if rest is not None:
+            self.mount(_folded(rest))
+
+
+def _head_and_rest(text: str) -> tuple[str, str | None]:
+    """An output longer than FOLD_LINES: its first HEAD_LINES lines, and the rest to fold."""
+    lines = text.rstrip("\n").split("\n")
+    if len(lines) <= FOLD_LINES:
+        return "\n".join(lines), None
+    return "\n".join(lines[:HEAD_LINES]), "\n".join(lines[HEAD_LINES:])
+
+
+def _folded(rest: str) -> Collapsible:
+    hidden = rest.count("\n") + 1
+    return Collapsible(Static(rest), title=f"{hidden} more lines", collapsed=True)
 
 
 class Transcript(VerticalScroll):
