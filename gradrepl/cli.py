@@ -1,4 +1,5 @@
-"""Command line: `gradrepl [SCRIPT]` opens the app, `gradrepl replay SCRIPT` runs headless.
+"""Command line: `gradrepl [SCRIPT]` opens the app, `gradrepl replay SCRIPT` runs headless,
+`gradrepl graph SCRIPT [NAME ...]` prints autograd graphs.
 
 Start-up is kept light: the kernel process is launched as soon as the script has been
 read, before jupyter_client (or anything else heavy) is imported here.
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from gradrepl import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
 
 
 def _seconds(text: str) -> float:
@@ -24,6 +28,23 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """Bytes from 512M, 4G, 2.5g, 1000000 (binary units: 1K is 1024 bytes)."""
+    number, unit = text.strip(), ""
+    if number[-1:].lower() in _SIZE_UNITS:
+        number, unit = number[:-1], number[-1:].lower()
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit]) if number.replace(".", "", 1).isdigit() else 0
+    except (ValueError, OverflowError):
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a size such as 512M, 4G or 1000000 (bytes): {text!r}")
     return value
 
 
@@ -38,18 +59,48 @@ def replay_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-going", action="store_true", help="run the remaining cells after a failing one")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
     _backward_log_option(parser)
+    _memory_limit_option(parser)
     return parser
+
+
+def graph_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradrepl graph",
+        description="Run a script's cells in a fresh kernel, then print the autograd graph of tensors "
+        "as text trees: nodes in the order a depth-first walk meets them, leaves by the script's names, "
+        "saved tensors with their shapes, and a mark on those modified in place since they were saved.",
+    )
+    parser.add_argument("script", help="the script or notebook to run")
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="tensors as the inspector names them (y, model.fc.weight, params[0]); "
+                        "default: every named tensor that has a grad_fn")
+    parser.add_argument("--cell", type=_cell_number, metavar="N", help="stop after code cell N (1-based) instead of the last")
+    parser.add_argument("--json", action="store_true", help="print each graph as one JSON object per line")
+    _memory_limit_option(parser)
+    return parser
+
+
+def _cell_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a cell number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"cells are numbered from 1: {text!r}")
+    return value
 
 
 def app_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gradrepl",
         description="A terminal REPL for watching PyTorch autograd.",
-        epilog="Headless: gradrepl replay SCRIPT [--json] [--keep-going] (see gradrepl replay --help).",
+        epilog="Headless: gradrepl replay SCRIPT [--json] [--keep-going] (see gradrepl replay --help); "
+        "gradrepl graph SCRIPT [NAME ...] [--cell N] prints autograd graphs (see gradrepl graph --help).",
     )
     parser.add_argument("script", nargs="?", help="a script to resume: its cells run, then the session goes on")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
     _backward_log_option(parser)
+    _memory_limit_option(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
 
@@ -61,37 +112,143 @@ def _backward_log_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
-    from gradrepl.kernel.process import BACKWARD_LOG_ENV
+def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--memory-limit", type=_size, metavar="SIZE",
+        help="cap the kernel's address space (512M, 4G, ...): a cell that needs more fails "
+        "with MemoryError or RuntimeError, and the kernel lives on",
+    )
 
-    return {BACKWARD_LOG_ENV: "0"} if args.no_backward_log else {}
+
+def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
+    from gradrepl.kernel.process import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV
+
+    env = {BACKWARD_LOG_ENV: "0"} if getattr(args, "no_backward_log", False) else {}
+    if args.memory_limit is not None:
+        env[MEMORY_LIMIT_ENV] = str(args.memory_limit)
+    return env
 
 
 def run_replay(argv: list[str]) -> int:
     args = replay_parser().parse_args(argv)
-    from gradrepl.cells import ScriptError, read_script
-
-    try:
-        script = read_script(Path(args.script))
-    except ScriptError as err:
-        print(err, file=sys.stderr)
+    script = _read_or_say(args.script)
+    if script is None:
         return EXIT_USAGE
     if not script.code_cells:
         print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
         return EXIT_OK
 
-    from gradrepl.replay import replay, writer_for
-    from gradrepl.kernel.session import KernelError, KernelSession
+    from gradrepl.kernel.process import launch_kernel
 
-    session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args))
-    session.launch()
+    cwd, env = (script.path.parent if script.path else None), _kernel_env(args)
+    process = launch_kernel(cwd=cwd, extra_env=env)  # loads while the rest of the client is imported
+    try:
+        from gradrepl.replay import replay, writer_for
+        from gradrepl.kernel.session import KernelSession
+    except BaseException:
+        process.kill()
+        process.cleanup()
+        raise
+
+    session = KernelSession(cwd=cwd, env=env)
+    session.process = process
     write = writer_for(args.json, script.path)
 
     async def main() -> int:
+        stop = _StopOnSigint(session)
         try:
-            return await replay(script, write, keep_going=args.keep_going, cell_timeout=args.cell_timeout, session=session)
+            code = await replay(script, write, keep_going=args.keep_going, cell_timeout=args.cell_timeout,
+                                session=session, stopped=stop.requested)
+            if stop.requested():
+                print("gradrepl: interrupted: the running cell was stopped, the rest not run", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            return code
+        finally:
+            stop.remove()
+            await session.shutdown()
+
+    try:
+        return _run_to_the_end(main)
+    finally:
+        # The process ends next (gradrepl replay is its last act): its teardown need not
+        # search everything imported here for reference cycles (a tenth of a second).
+        import gc
+
+        gc.freeze()
+
+
+class _StopOnSigint:
+    """Ctrl+C during a replay: the first interrupts the running cell (which then ends with
+    KeyboardInterrupt, as in Jupyter) and no further cell runs; a second one stops at once."""
+
+    def __init__(self, session: Any) -> None:
+        import signal
+
+        self.session = session
+        self.count = 0
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.loop.add_signal_handler(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.loop.create_task(self.session.interrupt())
+        elif self.task is not None:
+            self.task.cancel()
+
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def remove(self) -> None:
+        import signal
+
+        self.loop.remove_signal_handler(signal.SIGINT)
+
+
+def run_graph(argv: list[str]) -> int:
+    args = graph_parser().parse_args(argv)
+    script = _read_or_say(args.script)
+    if script is None:
+        return EXIT_USAGE
+    count = len(script.code_cells)
+    if not count:
+        print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
+        return EXIT_USAGE
+    if args.cell is not None and args.cell > count:
+        print(f"gradrepl: --cell {args.cell}: '{args.script}' has {count} code cell{'s' if count != 1 else ''}", file=sys.stderr)
+        return EXIT_USAGE
+
+    from gradrepl.graph_command import GraphRequest, show_graphs
+    from gradrepl.kernel.session import KernelSession
+
+    session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args))
+    session.launch()
+    request = GraphRequest(tuple(args.names), args.cell, args.json)
+
+    async def main() -> int:
+        try:
+            return await show_graphs(script, request, session)
         finally:
             await session.shutdown()
+
+    return _run_to_the_end(main)
+
+
+def _read_or_say(path: str) -> Any:
+    """The script at `path`, or None once the reason it cannot be read is on stderr."""
+    from gradrepl.cells import ScriptError, read_script
+
+    try:
+        return read_script(Path(path))
+    except ScriptError as err:
+        print(err, file=sys.stderr)
+        return None
+
+
+def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a headless command's session; a kernel that cannot start is one line."""
+    from gradrepl.kernel.session import KernelError
 
     try:
         return asyncio.run(main())
@@ -100,29 +257,26 @@ def run_replay(argv: list[str]) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("gradrepl: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def run_app(argv: list[str]) -> int:
     args = app_parser().parse_args(argv)
     script = None
     if args.script is not None:
-        from gradrepl.cells import ScriptError, read_script
-
-        try:
-            script = read_script(Path(args.script))
-        except ScriptError as err:
-            print(err, file=sys.stderr)
+        script = _read_or_say(args.script)
+        if script is None:
             return EXIT_USAGE
     from gradrepl.kernel.process import launch_kernel
 
     terminal = _keep_enter_distinct()
     cwd = script.path.parent if script is not None and script.path is not None else None
-    process = launch_kernel(cwd=cwd, extra_env=_kernel_env(args))  # loads while Textual starts
+    env = _kernel_env(args)
+    process = launch_kernel(cwd=cwd, extra_env=env)  # loads while Textual starts
     try:
         from gradrepl.app.app import GradReplApp
 
-        app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout)
+        app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env)
         _end_with_the_terminal(app, process)
         code = app.run()
     finally:
@@ -139,9 +293,14 @@ def _end_with_the_terminal(app: Any, process: Any) -> None:
     import signal
 
     def stop(signum: int, frame: object) -> None:
-        if process.is_alive():
-            process.kill()
-        process.cleanup()
+        for kernel in {id(p): p for p in (process, app.runner.kernel_process) if p is not None}.values():
+            if kernel.is_alive():
+                kernel.kill()
+            kernel.cleanup()
+        if signum == signal.SIGHUP:
+            # The terminal is gone: there is nothing to restore or draw, and Textual's
+            # shutdown can block writing to it. Typed cells are already in the journal.
+            os._exit(128 + signum)
         app.call_later(app.exit, 128 + signum)
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -180,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "replay":
         return run_replay(argv[1:])
+    if argv and argv[0] == "graph":
+        return run_graph(argv[1:])
     return run_app(argv)
 
 

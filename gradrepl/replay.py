@@ -17,9 +17,9 @@ from typing import IO, Any
 
 from gradrepl.cells import Cell, Script
 from gradrepl.explain import Explanation, explain_report
-from gradrepl.kernel.events import CellOutcome, CellStatus, Display, ErrorFrame, strip_ansi
+from gradrepl.kernel.events import CellOutcome, CellStatus, Display, ErrorFrame, OutputCut, strip_ansi
 from gradrepl.kernel.session import KernelSession
-from gradrepl.text import backward_line
+from gradrepl.text import backward_line, vjp_lines
 
 LIBRARY_FRAMES_SHOWN = 1
 
@@ -104,7 +104,7 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
         backward=list(report.backward) if report else [],
         displays=[e.text for e in outcome.events if isinstance(e, Display)],
         reason=finished.reason if finished else "",
-        notes=list(report.notes) if report else [],
+        notes=[*(report.notes if report else ()), *(e.note for e in outcome.events if isinstance(e, OutputCut))],
         explanation=None if explanation is None else {"title": explanation.title, "why": explanation.why, "fix": explanation.fix},
     )
 
@@ -125,8 +125,10 @@ async def replay(
     keep_going: bool = False,
     cell_timeout: float | None = None,
     session: KernelSession | None = None,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> int:
-    """Run every code cell; return the exit code (0 all ran, 1 a cell failed)."""
+    """Run every code cell; return the exit code (0 all ran, 1 a cell failed). No cell
+    starts once `stopped()` is true (the user pressed Ctrl+C)."""
     path = script.path
     script_name = path.name if path else "<script>"
     own_session = session is None
@@ -136,6 +138,8 @@ async def replay(
     try:
         await session.start()
         for number, cell in enumerate(script.code_cells, start=1):
+            if stopped():
+                break
             code, line = runnable(cell)
             origin = {"file": str(path) if path else None, "line": line}
             outcome = await session.run(code, origin=origin, timeout=cell_timeout)
@@ -143,7 +147,7 @@ async def replay(
             on_record(record)
             if record.status != "ok":
                 failed = True
-                if record.status == "died" or not keep_going:
+                if record.status == "died" or not keep_going or stopped():
                     break
     finally:
         if own_session:
@@ -212,6 +216,8 @@ class TextWriter:
             body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")
         for event in record.backward:
             body.append(self._paint("[backward] ", "36") + backward_line(event) + "\n")
+            for line in vjp_lines(event):
+                body.append(self._paint("[vjp] ", "36") + line + "\n")
         for note in record.notes:
             body.append(self._paint(f"[gradrepl: {note}]", "2") + "\n")
         if body:

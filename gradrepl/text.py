@@ -81,3 +81,36 @@ def backward_path(event: dict[str, Any], max_nodes: int) -> str:
     nodes = event.get("nodes") or []
     total = event.get("nodes_total") or len(nodes)
     return " → ".join(nodes[:max_nodes]) + (f" … ({total} nodes)" if total > max_nodes else "")
+
+
+def matrix_text(rows: list[list[float]], max_rows: int = 6, max_cols: int = 6) -> str:
+    """A matrix as one line, long sides cut to their first and last entries: [[2, 0, …, 0], …]."""
+
+    def cut(items: list[Any], limit: int) -> list[Any]:
+        if len(items) <= limit:
+            return items
+        half = limit // 2
+        return [*items[:half], ELLIPSIS, *items[-half:]]
+
+    return preview_text([cut(list(row), max_cols) if row != ELLIPSIS else row for row in cut(rows, max_rows)])
+
+
+def vjp_lines(event: dict[str, Any]) -> list[str]:
+    """The vector-Jacobian view of an event with a non-scalar root, one line per leaf:
+    x.grad += vᵀ·J = [4, 0.4, 0.02, 0.002] ✓  (v = [...], J 4x4 = [[2, 0, 0, 0], ...])"""
+    view = event.get("jacobian")
+    if not view:
+        return []
+    if view.get("note"):
+        return [f"vᵀ·J not shown: {view['note']}"]
+    v = preview_text(view.get("v") or [])
+    lines = []
+    for leaf in view.get("leaves") or ():
+        matrix = leaf.get("matrix") or []
+        size = f"{len(matrix)}x{len(matrix[0]) if matrix else 0}"
+        target = f"{leaf.get('leaf')}.grad" if event.get("kind") == "backward" else f"grad of {leaf.get('leaf')}"
+        operator = "+=" if event.get("kind") == "backward" else "="
+        check = {True: " ✓", False: " ✗ (differs from what the call wrote)", None: ""}[leaf.get("matches")]
+        lines.append(f"{target} {operator} vᵀ·J = {preview_text(leaf.get('vjp') or [])}{check}  "
+                     f"(v = {v}, J {size} = {matrix_text(matrix)})")
+    return lines

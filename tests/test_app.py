@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import contextlib
 import subprocess
 import sys
@@ -12,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Static, Tree
 
 from gradrepl.app.app import GradReplApp
 from gradrepl.app.history import History
+from gradrepl.app.screens.autograd_graph import AutogradGraphScreen
 from gradrepl.app.screens.confirm_quit import ConfirmQuitScreen
+from gradrepl.app.screens.kernel_died import KernelDiedScreen
 from gradrepl.app.screens.save_as import SaveAsScreen
 from gradrepl.app.screens.tensor_detail import TensorDetailScreen
 from gradrepl.app.widgets.backward_log import BackwardLog
@@ -426,6 +430,11 @@ async def test_a_long_output_is_folded(tmp_path: Path) -> None:
         folds = list(app.query(Collapsible))
         assert len(folds) == 1
         assert folds[0].title == "88 more lines" and folds[0].collapsed
+        # Printed lines followed by an Out value: the lines still fold, none is lost.
+        await run_cell(app, pilot, "for i in range(40):\n    print('more', i)\n'done'")
+        folds = list(app.query(Collapsible))
+        assert len(folds) == 2 and folds[1].title == "28 more lines"
+        assert "more 39" in str(folds[1].query_one(Collapsible.Contents).query_one(Static).render())
 
 
 async def test_a_dead_kernel_is_reported_and_the_cells_are_kept(tmp_path: Path) -> None:
@@ -435,12 +444,35 @@ async def test_a_dead_kernel_is_reported_and_the_cells_are_kept(tmp_path: Path) 
         status = app.query_one(StatusLine)
         assert status.kernel_state == "dead"
         assert app.worksheet.cells[-1].state == "died"
-        assert any("kernel died in cell 2" in n.message for n in app._notifications)
+        assert isinstance(app.screen, KernelDiedScreen)
+        assert app.screen.where == "cell 2" and app.screen.reason == "the kernel exited with code 3"
+        await pilot.press("escape")
+        await pilot.pause()
         assert [c.source for c in app.worksheet.cells] == ["kept = 1", "import os\nos._exit(3)"]
         await restart(app, pilot)
         assert status.kernel_state == "idle"
         await run_cell(app, pilot, "1 + 1")
         assert texts(app)[-1] == "2"
+
+
+async def test_after_a_kernel_death_r_restarts_and_runs_the_good_cells_again(tmp_path: Path) -> None:
+    async with started(tmp_path) as (app, pilot):
+        await run_cell(app, pilot, "import torch\nw = torch.ones(2, requires_grad=True)")
+        await run_cell(app, pilot, "1 / 0")
+        await run_cell(app, pilot, "(w * 3).sum().backward()")
+        await run_cell(app, pilot, "import ctypes\nctypes.string_at(0)")  # a segfault
+        assert isinstance(app.screen, KernelDiedScreen)
+        assert "SIGSEGV" in app.screen.reason and app.screen.good_cells == 2
+        await pilot.press("r")
+        await workers_done(app, "kernel-control")
+        await app.until_idle()
+        await pilot.pause()
+        reruns = [c for c in app.worksheet.cells if c.rerun]
+        assert [c.source for c in reruns] == ["import torch\nw = torch.ones(2, requires_grad=True)", "(w * 3).sum().backward()"]
+        assert [c.state for c in reruns] == ["ok", "ok"]
+        await run_cell(app, pilot, "w.grad")
+        assert texts(app)[-1] == "tensor([3., 3.])"
+        assert app.worksheet.unsaved == 5  # every typed cell, the dying one too: it is what was typed
 
 
 async def test_themes_switch_without_losing_anything(tmp_path: Path) -> None:
@@ -574,3 +606,109 @@ async def test_a_known_autograd_error_is_explained_under_it(tmp_path: Path) -> N
         text = str(box.render())
         assert text.startswith("m.backward() needs a gradient in In [2]: m is not a single number (shape 2x2)")
         assert "Fix: pass gradient= shaped like m" in text
+
+
+async def _graph_screen(app: GradReplApp, pilot: Pilot) -> AutogradGraphScreen:
+    screen = app.screen
+    assert isinstance(screen, AutogradGraphScreen)
+    for _ in range(200):
+        if screen.graph is not None:
+            break
+        await pilot.pause(0.05)
+    await pilot.pause()
+    return screen
+
+
+def _tree_labels(screen: AutogradGraphScreen) -> list[str]:
+    labels = []
+    stack = list(reversed(screen.query_one(Tree).root.children))
+    while stack:
+        node = stack.pop()
+        labels.append(str(node.label))
+        stack.extend(reversed(node.children))
+    return labels
+
+
+async def test_g_on_a_tensor_shows_its_autograd_graph_with_in_place_marks(tmp_path: Path) -> None:
+    async with started(tmp_path) as (app, pilot):
+        await run_cell(app, pilot, "import torch\nx = torch.ones(3, requires_grad=True)\na = x * 3\n"
+                                   "b = (a.sin() * a).sum()\na.add_(1)")
+        inspector = app.query_one(TensorInspector)
+        await pilot.press("f2")
+        inspector.move_cursor(row=list(inspector.tensors).index("b"))
+        await pilot.press("g")
+        screen = await _graph_screen(app, pilot)
+        labels = _tree_labels(screen)
+        assert labels[:2] == ["#0 SumBackward0 → b", "#1 MulBackward0"]
+        assert "#4 AccumulateGrad → x (leaf, 3 float32)" in labels
+        assert sum("⚠ modified in place" in label for label in labels) == 2
+        assert "backward through this graph will fail" in str(screen.query_one("#graph-status").render())
+        # The node reached a second time is a reference; Enter on it goes to the node itself.
+        tree = screen.query_one(Tree)
+        ref = next(n for n in screen.by_number[1].children if str(n.label).endswith("(drawn above)"))
+        tree.move_cursor(ref)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert tree.cursor_node is screen.by_number[3]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, AutogradGraphScreen)
+
+
+async def test_the_detail_screen_leads_to_the_graph(tmp_path: Path) -> None:
+    async with started(tmp_path) as (app, pilot):
+        await run_cell(app, pilot, "import torch\nx = torch.ones(2, requires_grad=True)\ny = (x * x).sum()")
+        inspector = app.query_one(TensorInspector)
+        await pilot.press("f2")
+        inspector.move_cursor(row=list(inspector.tensors).index("y"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, TensorDetailScreen)
+        await pilot.press("g")
+        screen = await _graph_screen(app, pilot)
+        assert screen.tensor_name == "y"
+        assert _tree_labels(screen)[0] == "#0 SumBackward0 → y"
+
+
+async def test_a_new_name_for_a_tensor_is_not_logged_as_a_grad_change(tmp_path: Path) -> None:
+    async with started(tmp_path) as (app, pilot):
+        await run_cell(app, pilot, "import torch\nx = torch.ones(2, requires_grad=True)\n(x * 2).sum().backward()")
+        await run_cell(app, pilot, "c = x")
+        assert app.query_one(BackwardLog).entries == 1
+        await run_cell(app, pilot, "c.grad.zero_()")
+        entries = [str(w.render()) for w in app.query_one(BackwardLog).query(".entry")]
+        assert len(entries) == 2 and "x.grad zeroed" in entries[1] and "c.grad zeroed" in entries[1]
+
+
+async def test_enter_on_a_backward_entry_opens_it_with_the_vector_jacobian_view(tmp_path: Path) -> None:
+    from gradrepl.app.screens.backward_event import BackwardEventScreen
+    from gradrepl.app.widgets.backward_log import BackwardEntry
+
+    async with started(tmp_path, ROOT / "examples" / "seed_autograd.py") as (app, pilot):
+        await pilot.press("f3")
+        await pilot.pause()
+        entries = list(app.query(BackwardEntry))
+        assert app.focused is entries[-1]
+        await pilot.press("up")
+        assert app.focused is entries[-2]
+        assert "x.grad += vᵀ·J = [4, 0.4, 0.02, 0.002]" in str(entries[-2].render())
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, BackwardEventScreen)
+        assert screen.event["roots"][0]["name"] == "z"
+        from rich.console import Console
+
+        from gradrepl.app.screens.backward_event import vjp_view
+
+        screen.query_one("#vjp", Static)
+        console = Console(width=130, record=True, file=open(os.devnull, "w"))
+        console.print(vjp_view(screen.event))
+        view = console.export_text()
+        assert "J of z with respect to x ✓ x.grad gained exactly vᵀ·J" in view
+        rows = {line.split("]")[0].strip() + "]": line.split("]", 1)[1].split() for line in view.splitlines() if "∂z[" in line}
+        assert rows["∂z[0, 0]"] == ["2", "2", "0", "0", "0"] and rows["∂z[1, 1]"] == ["0.001", "0", "0", "0", "2"]
+        assert [line.split()[1:] for line in view.splitlines() if line.strip().startswith("vᵀ·J")] == [["4", "0.4", "0.02", "0.002"]]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, BackwardEventScreen)

@@ -127,3 +127,115 @@ def test_large_grads_are_glanced_at_not_summarised(traced) -> None:
     after = tracer.rendered_events()[0]["leaves"][0]["after"]
     assert after["truncated"] is True and after["stats"] is None
     assert after["preview"][0] == [3.0, 3.0, 3.0, "…", 3.0, 3.0, 3.0]
+
+
+def _engine_order_by_definition(roots: list[Any]) -> list[str]:
+    """The ordering _walk_graph promises, written plainly: of the nodes whose consumers have
+    all run, the highest sequence number first (AccumulateGrad last), the earliest ready on a tie."""
+    consumers: dict[int, int] = {}
+    nodes, stack = {}, [t.grad_fn for t in roots]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in nodes:
+            continue
+        nodes[id(node)] = node
+        for child, _ in node.next_functions:
+            if child is not None:
+                consumers[id(child)] = consumers.get(id(child), 0) + 1
+                stack.append(child)
+
+    def number(node: Any) -> int:
+        return -1 if hasattr(node, "variable") else node._sequence_nr()
+
+    ready = {id(t.grad_fn): t.grad_fn for t in roots if not consumers.get(id(t.grad_fn))}
+    order = []
+    while ready and len(order) < backward_trace.MAX_NODES:
+        node = ready.pop(max(ready, key=lambda k: number(ready[k])))
+        order.append(type(node).__name__)
+        for child, _ in node.next_functions:
+            if child is not None:
+                consumers[id(child)] -= 1
+                if consumers[id(child)] == 0:
+                    ready[id(child)] = child
+    return order
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_graph_is_listed_in_the_order_of_its_definition(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    rnd = random.Random(seed)
+    monkeypatch.setattr(backward_trace, "MAX_NODES", 200 if seed % 2 else 9)
+    leaves = [torch.randn(3, requires_grad=True) for _ in range(4)]
+    pool = [*leaves, torch.randn(3)]
+    for _ in range(30):
+        a, b = rnd.choice(pool), rnd.choice(pool)
+        pool.append(rnd.choice([a * b, a + b, torch.sin(a) - b, (a * a).sum() + b]))
+    roots = [t for t in rnd.sample(pool[len(leaves) + 1:], 3) if t.grad_fn is not None]
+    nodes, total, found = backward_trace._walk_graph(roots)
+    assert nodes == _engine_order_by_definition(roots)
+    assert {id(t) for t in found} == {id(t) for t in leaves if any(t is f for f in found)}
+
+
+def test_a_walk_cut_short_between_two_roots_still_describes_the_call(traced, monkeypatch) -> None:
+    tracer, ns = traced
+    monkeypatch.setattr(backward_trace, "MAX_WALK", 3)
+    ns["x"] = torch.ones(2, requires_grad=True)
+    c = (ns["x"] * 1.0 * 1.0 * 1.0).sum()
+    r = c * 2.0
+    torch.autograd.backward([r, c])  # the walk stops inside c's graph, before reaching r's root
+    (event,) = tracer.rendered_events()
+    assert event["notes"] == [] and event["nodes_total"] == 3
+    assert event["nodes"] == ["MulBackward0", "SumBackward0", "MulBackward0", "MulBackward0"]
+    assert ns["x"].grad.tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        torch.arange(300.0).reshape(20, 15),
+        torch.arange(600.0).reshape(20, 30).t(),
+        torch.arange(2 * 8 * 3 * 9.0).reshape(2, 8, 3, 9),
+        torch.tensor([float("nan"), float("inf"), -float("inf")] * 30),
+        torch.arange(500).reshape(5, 10, 10),
+        torch.arange(100) % 3 == 0,
+        torch.randn(10, 10, dtype=torch.complex64),
+        torch.full((70,), 1e308, dtype=torch.float64),
+    ],
+)
+def test_a_large_glance_renders_as_its_corner_preview(values) -> None:
+    rendered = probe.render_capture(torch, probe.capture_glance(torch, values))
+    corner, gaps, kept_shape = probe._corner(torch, values)
+    assert rendered == {"preview": probe._corner_preview(corner, gaps, kept_shape), "truncated": True, "stats": None}
+
+
+def test_a_large_grad_accumulating_shows_before_and_after(traced) -> None:
+    tracer, ns = traced
+    ns["w"] = torch.ones(10, 10, requires_grad=True)
+    for _ in range(2):
+        (ns["w"] * 2).sum().backward()
+    (ns["w"] * 0).sum().backward()  # the grad is written, its values stay the same
+    first, second, third = tracer.rendered_events()
+    assert first["leaves"][0]["before"] is None and first["leaves"][0]["after"]["preview"][0][0] == 2.0
+    assert second["leaves"][0]["accumulated"] is True
+    assert second["leaves"][0]["before"]["preview"][0] == [2.0, 2.0, 2.0, "…", 2.0, 2.0, 2.0]
+    assert second["leaves"][0]["after"]["preview"][-1] == [4.0, 4.0, 4.0, "…", 4.0, 4.0, 4.0]
+    assert third["leaves"] == []
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        torch.tensor(2.5),
+        torch.tensor(float("nan")),
+        torch.tensor(True),
+        torch.tensor(3 + 4j),
+        torch.tensor([1, -2, 3]),
+        torch.tensor([float("inf"), 1.0]),
+        torch.zeros(0),
+        torch.arange(10.0),
+        torch.arange(12).reshape(3, 4),
+    ],
+)
+def test_a_small_glance_renders_as_describe_values(values) -> None:
+    assert probe.render_capture(torch, probe.capture_glance(torch, values)) == probe.describe_values(torch, values)

@@ -264,3 +264,54 @@ def test_files_left_open_by_the_script_are_written_out_when_the_kernel_ends(tmp_
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "name.txt").read_text() == "from a name"
     assert (tmp_path / "module.txt").read_text() == "from a module"
+
+
+def test_graph_prints_a_tensors_autograd_graph_after_a_chosen_cell() -> None:
+    done = gradrepl("graph", str(EXAMPLES / "seed_autograd.py"), "z", "--cell", "8")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "z (2x2 float32): 3 nodes\n"
+        "#0 ViewBackward0 → z\n"
+        "└─ #1 MulBackward0 → y  [1 input without grad]\n"
+        "   ├─ saved other: scalar int64\n"
+        "   └─ #2 AccumulateGrad → x (leaf, 4 float32)\n"
+    )
+
+
+def test_graph_defaults_to_every_tensor_with_a_grad_fn_and_speaks_json(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    script.write_text("# %%\nimport torch\nx = torch.ones(2, requires_grad=True)\na = x * 2\nb = a.sum()\nc = torch.zeros(1)\n")
+    done = gradrepl("graph", str(script), "--json")
+    assert done.returncode == 0, done.stderr
+    graphs = json_records(done.stdout)
+    assert [g["root"] for g in graphs] == ["a", "b"]
+    assert [n["name"] for n in graphs[1]["nodes"]] == ["SumBackward0", "MulBackward0", "AccumulateGrad"]
+    assert graphs[1]["cell"] == 1
+
+
+def test_graph_names_what_it_cannot_show_in_one_line(tmp_path: Path) -> None:
+    script = tmp_path / "s.py"
+    script.write_text("# %%\nimport torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\n# %%\n1 / 0\n")
+    done = gradrepl("graph", str(script), "y", "nope")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "gradrepl: cell 2 (line 6) failed: ZeroDivisionError: division by zero; the graphs are of the state it left",
+        "gradrepl: no tensor named 'nope' after cell 2 (named tensors: x, y)",
+    ]
+    assert done.stdout.startswith("y (2 float32): 2 nodes\n")
+    too_far = gradrepl("graph", str(script), "--cell", "3")
+    assert too_far.returncode == 2 and too_far.stderr == f"gradrepl: --cell 3: '{script}' has 2 code cells\n"
+
+
+def test_the_seeds_z_backward_v_is_shown_as_v_transposed_times_j() -> None:
+    done = gradrepl("replay", str(EXAMPLES / "seed_autograd.py"))
+    assert done.returncode == 0, done.stderr
+    assert (
+        "[backward] z.backward(gradient=[[2, 0.2], [0.01, 0.001]], retain_graph=True) via ViewBackward0 → "
+        "MulBackward0 → AccumulateGrad: x.grad fresh [4, 0.4, 0.02, 0.002]\n"
+        "[vjp] x.grad += vᵀ·J = [4, 0.4, 0.02, 0.002] ✓  (v = [2, 0.2, 0.01, 0.001], "
+        "J 4x4 = [[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0], [0, 0, 0, 2]])\n"
+    ) in done.stdout
+    records = json_records(gradrepl("replay", "--json", str(EXAMPLES / "seed_autograd.py")).stdout)
+    (event,) = next(r for r in records if "z.backward" in r["source"])["backward"]
+    assert event["jacobian"]["leaves"][0]["matches"] is True

@@ -43,6 +43,9 @@ async def settled(pilot: Pilot) -> None:
     assert isinstance(app, GradReplApp)
     await app.until_idle()
     await pilot.pause()
+    # Panes scroll to their end after the refresh that follows new entries: let that settle.
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
 
 
 def running(*cells: str) -> Callable[[Pilot], Awaitable[None]]:
@@ -142,3 +145,44 @@ def test_seed_resumed_at_160x50(snap_compare) -> None:
     """The resumed seed on a large terminal: more of the transcript, all ten tensors with
     full data and grad previews, the backward log's entries in full."""
     assert snap_compare(seed_app(), terminal_size=(160, 50), run_before=settled)
+
+
+def test_graph_with_a_saved_tensor_modified_in_place(snap_compare) -> None:
+    """g on `b` in the inspector, where b = (a.sin() * a).sum() and a was then changed in
+    place: the graph screen titled 'autograd graph of b', a red line saying 2 saved tensors
+    were modified in place and backward will fail, then the tree: #0 SumBackward0 → b,
+    #1 MulBackward0 with 'saved other: 3 float32 (a)' in red (version 1, saved at 0) and
+    'saved self: 3 float32', #2 SinBackward0 with its red saved self (a), #3 MulBackward0
+    (1 input without grad) down to '#4 AccumulateGrad → x (leaf, 3 float32)', and last
+    '#3 MulBackward0 (drawn above)', the reference to the node reached twice."""
+    setup = running("import torch\nx = torch.ones(3, requires_grad=True)\na = x * 3\nb = (a.sin() * a).sum()\na.add_(1)")
+
+    async def open_graph(pilot: Pilot) -> None:
+        await setup(pilot)
+        await pilot.press("f2", "down", "down", "down", "g")
+        screen = pilot.app.screen
+        for _ in range(200):
+            if getattr(screen, "graph", None) is not None:
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
+
+    assert snap_compare(fresh_app(), terminal_size=(120, 40), run_before=open_graph)
+
+
+def test_backward_call_with_the_vector_jacobian_view(snap_compare) -> None:
+    """The seed resumed, then F3, Up, Enter on the backward log: the seed's
+    z.backward(gradient=[[2, 0.2], [0.01, 0.001]], retain_graph=True) in full: root z
+    (ViewBackward0) = [[2, 4], [6, 8]], the gradient v, retain_graph True, the nodes
+    ViewBackward0 → MulBackward0 → AccumulateGrad, x.grad fresh None → [4, 0.4, 0.02, 0.002];
+    then the vector-Jacobian view: a line on why v is needed, 'J of z with respect to x ✓
+    x.grad gained exactly vᵀ·J' in green, and the table: a v column (2, 0.2, 0.01, 0.001),
+    rows ∂z[0, 0] … ∂z[1, 1] of J = 2·I over columns x[0] … x[3], the row vᵀ·J
+    4 0.4 0.02 0.002 in bold, and the row 'x.grad gained' with the same numbers."""
+
+    async def open_event(pilot: Pilot) -> None:
+        await settled(pilot)
+        await pilot.press("f3", "up", "enter")
+        await pilot.pause()
+
+    assert snap_compare(seed_app(), terminal_size=(120, 40), run_before=open_event)

@@ -18,6 +18,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from gradrepl.app.history import History, default_path
+from gradrepl.app.journal import Journal, LeftOver
+from gradrepl.app.journal import default_dir as journal_dir
 from gradrepl.app.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
 from gradrepl.app.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.app.widgets.code_input import CodeInput
@@ -61,18 +63,24 @@ class GradReplApp(App[int]):
         cwd: Path | None = None,
         cell_timeout: float | None = None,
         stable: bool = False,
+        journal: Journal | None = None,
+        kernel_env: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.worksheet = Worksheet(script)
+        self.journal = journal if journal is not None else Journal(journal_dir(), script.path if script else None)
         self.input_history = history if history is not None else History(default_path())
         self.stable = stable  # snapshot tests: no addresses, no cursor blink
         origin = str(script.path) if script is not None and script.path is not None else None
-        self.runner = KernelRunner(self, cwd=cwd, process=process, cell_timeout=cell_timeout, origin_file=origin)
+        self.runner = KernelRunner(
+            self, cwd=cwd, process=process, cell_timeout=cell_timeout, origin_file=origin, env=kernel_env
+        )
         self.tensors: dict[str, TensorInfo] = {}
         self._resume_total = 0
         self.panes_updated: list[float] = []  # seconds from a cell's end to all panes drawn
         self._panes_ready = False
         self._early: list[str] = []  # cells submitted before the panes were mounted
+        self._kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
 
     # ------------------------------------------------------------------ layout
 
@@ -115,6 +123,9 @@ class GradReplApp(App[int]):
         for source in self._early:
             self._submit(source)
         self._early.clear()
+        left = self.journal.left_over()
+        if left is not None:
+            self._offer(left)
         # The kernel process is already loading (cli.py launched it); what is left here is
         # importing jupyter_client and IPython's input checker, which waits a moment so it
         # does not compete with drawing the panes.
@@ -183,8 +194,27 @@ class GradReplApp(App[int]):
             self.notify(self.input_history.error, severity="warning")
             self.input_history.error = None
 
+    def _offer(self, left: LeftOver) -> None:
+        from gradrepl.app.screens.recover import RecoverScreen
+
+        def chosen(choice: str | None) -> None:
+            if choice == "run":
+                for source in left.cells:
+                    self._submit(source)
+                left.discard()  # this session's journal has them from now on
+            elif choice == "discard":
+                left.discard()
+
+        self.push_screen(RecoverScreen(left), chosen)
+
     @on(CellStarted)
     def _cell_started(self, event: CellStarted) -> None:
+        cell = event.cell
+        if not cell.from_script and not cell.rerun:
+            self.journal.cell_started(cell.source)
+            if self.journal.error:
+                self.notify(self.journal.error, severity="warning", timeout=8)
+                self.journal.error = None
         self.transcript.update_prompt(event.cell)
         self._show_progress()
 
@@ -216,13 +246,27 @@ class GradReplApp(App[int]):
             self.inspector.show(tuple(tensors.values()))
             self.tensors = tensors
         if cell.state == "died" and cell.reason != STOPPED_BY_RESTART:
-            self.notify(
-                f"The kernel died in cell {cell.number} ({cell.reason}). Ctrl+P → Restart kernel starts a new one.",
-                severity="error",
-                timeout=10,
-            )
+            self._offer_restart(cell)
         self._update_status()
         self._show_progress()
+
+    def _good_cells_before(self, cell: SessionCell) -> list[SessionCell]:
+        """The cells that ran without error in the kernel that `cell` killed, in order."""
+        return [c for c in self.worksheet.cells[self._kernel_first_cell:] if c.number < cell.number and c.state == "ok"]
+
+    def _offer_restart(self, cell: SessionCell) -> None:
+        from gradrepl.app.screens.kernel_died import KernelDiedScreen
+
+        good = self._good_cells_before(cell)
+        where = f"In [{cell.execution_count}]" if cell.execution_count is not None else f"cell {cell.number}"
+
+        def chosen(choice: str | None) -> None:
+            if choice == "replay":
+                self.restart_kernel(replay=[(c.source, c.script_line) for c in good])
+            elif choice == "restart":
+                self.restart_kernel()
+
+        self.push_screen(KernelDiedScreen(where, cell.reason or "no reason given", len(good)), chosen)
 
     def _show_progress(self) -> None:
         status = self.query_one(StatusLine)
@@ -286,7 +330,26 @@ class GradReplApp(App[int]):
     def on_tensor_inspector_detail_wanted(self, event: TensorInspector.DetailWanted) -> None:
         from gradrepl.app.screens.tensor_detail import TensorDetailScreen
 
-        self.push_screen(TensorDetailScreen(event.tensor))
+        name = event.tensor.name
+
+        def then(choice: str | None) -> None:
+            if choice == "graph":
+                self.show_graph(name)
+
+        self.push_screen(TensorDetailScreen(event.tensor), then)
+
+    def on_tensor_inspector_graph_wanted(self, event: TensorInspector.GraphWanted) -> None:
+        self.show_graph(event.name)
+
+    def on_backward_log_event_wanted(self, event: BackwardLog.EventWanted) -> None:
+        from gradrepl.app.screens.backward_event import BackwardEventScreen
+
+        self.push_screen(BackwardEventScreen(event.event))
+
+    def show_graph(self, name: str) -> None:
+        from gradrepl.app.screens.autograd_graph import AutogradGraphScreen
+
+        self.push_screen(AutogradGraphScreen(name, self.runner.graph))
 
     # ------------------------------------------------------------ actions
 
@@ -326,15 +389,25 @@ class GradReplApp(App[int]):
         for source, line in cells:
             self._submit(source, script_line=line, rerun=True)
 
+    def action_restart_kernel(self) -> None:
+        self.restart_kernel()
+
     @work(group="kernel-control", exclusive=True)
-    async def action_restart_kernel(self) -> None:
+    async def restart_kernel(self, replay: list[tuple[str, int | None]] | None = None) -> None:
+        """A fresh kernel; then, if given, these cells run again (as "run all" runs them)."""
         for cell in self.runner.cancel_queued():
             self.transcript.update_prompt(cell)
         await self.runner.restart()
+        self._kernel_first_cell = len(self.worksheet.cells)
         if self.runner.state != "dead":
             self.tensors = {}
             self.inspector.show((), highlight_changes=False)
-            self.notify("Kernel restarted: a fresh namespace.", timeout=4)
+            if replay:
+                self.notify(f"Kernel restarted: running {len(replay)} cells again.", timeout=4)
+                for source, line in replay:
+                    self._submit(source, script_line=line, rerun=True)
+            else:
+                self.notify("Kernel restarted: a fresh namespace.", timeout=4)
         self._resume_total = 0
         self._show_progress()
         self._update_status()
@@ -368,6 +441,7 @@ class GradReplApp(App[int]):
         except OSError as err:
             self.notify(f"Not saved: {err.strerror or err} ({path})", severity="error", timeout=8)
             return False
+        self.journal.saved(len(self.worksheet.typed_cells))
         self._update_status()
         self.query_one(StatusLine).path = self._path_label()
         self.notify(f"Saved {len(self.worksheet.document())} cells to {self._path_label()}.", timeout=4)
@@ -394,6 +468,7 @@ class GradReplApp(App[int]):
         self.push_screen(ConfirmQuitScreen(unsaved), chosen)
 
     async def _quit_now(self) -> None:
+        self.journal.close()
         await self.runner.shutdown()
         self.exit(0)
 

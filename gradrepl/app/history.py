@@ -9,11 +9,16 @@ from pathlib import Path
 LIMIT = 1000
 
 
+def state_dir() -> Path:
+    """Where gradrepl keeps what outlives a session: $XDG_STATE_HOME/gradrepl."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "gradrepl"
+
+
 def default_path() -> Path:
     if explicit := os.environ.get("GRADREPL_HISTORY"):
         return Path(explicit)
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "gradrepl" / "history.jsonl"
+    return state_dir() / "history.jsonl"
 
 
 class History:

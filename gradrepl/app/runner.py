@@ -10,7 +10,7 @@ import asyncio
 import importlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.message_pump import MessagePump
 
@@ -35,9 +35,11 @@ class KernelRunner:
         process: KernelProcess | None = None,
         cell_timeout: float | None = None,
         origin_file: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.target = target
         self.cwd = cwd
+        self.env = env  # the kernel's extra environment (cli._kernel_env), for every kernel it starts
         self.cell_timeout = cell_timeout
         self.origin_file = origin_file
         self.state = "starting"
@@ -49,10 +51,15 @@ class KernelRunner:
         self._lock = asyncio.Lock()
         self.running: SessionCell | None = None
 
+    @property
+    def kernel_process(self) -> KernelProcess | None:
+        """The kernel process running now (a restart replaces it)."""
+        return self.session.process if self.session is not None else self._process
+
     def launch(self) -> None:
         """Start the kernel process (cheap: stdlib only) so it loads while the UI draws."""
         if self._process is None:
-            self._process = launch_kernel(cwd=self.cwd)
+            self._process = launch_kernel(cwd=self.cwd, extra_env=self.env)
 
     def _set_state(self, state: str, reason: str = "") -> None:
         self.state = state
@@ -63,7 +70,7 @@ class KernelRunner:
         self.launch()
         self._set_state("starting")
         module = await asyncio.to_thread(importlib.import_module, "gradrepl.kernel.session")
-        session: KernelSession = module.KernelSession(cwd=self.cwd)
+        session: KernelSession = module.KernelSession(cwd=self.cwd, env=self.env)
         session.process, self._process = self._process, None
         self.session = session
         try:
@@ -166,6 +173,15 @@ class KernelRunner:
             return None
         async with self._lock:
             return await session.complete(code, cursor)
+
+    async def graph(self, name: str) -> dict[str, Any]:
+        """The autograd graph of a named tensor, asked of the probe once the running cell ends."""
+        await self._ready.wait()
+        session = self.session
+        if session is None or self.state == "dead":
+            return {"root": name, "error": "the kernel is not running"}
+        async with self._lock:
+            return await session.graph(name)
 
     async def shutdown(self) -> None:
         if self.session is not None:

@@ -11,10 +11,14 @@ becomes a note in its event, and the call's own error is recorded and re-raised 
 from __future__ import annotations
 
 import functools
+import heapq
 import inspect
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from gradrepl.kernel.jacobian import VjpView
 
 MAX_EVENTS = 50  # per cell; later calls are counted, not described
 MAX_NODES = 200  # graph nodes listed per event
@@ -66,7 +70,7 @@ class BackwardTracer:
                 setattr(torch.autograd, kind, original)
 
     def _wrap(self, torch: Any, kind: str, original: Callable[..., Any]) -> Callable[..., Any]:
-        signature = inspect.signature(original)
+        bind = _binder(inspect.signature(original))
         tracer = self
 
         @functools.wraps(original)
@@ -78,7 +82,7 @@ class BackwardTracer:
                 return original(*args, **kwargs)
             tracer._depth += 1
             try:
-                return tracer._traced_call(torch, kind, original, signature, args, kwargs)
+                return tracer._traced_call(torch, kind, original, bind, args, kwargs)
             finally:
                 tracer._depth -= 1
 
@@ -87,13 +91,15 @@ class BackwardTracer:
 
     # ------------------------------------------------------------ one call
 
-    def _traced_call(self, torch: Any, kind: str, original: Callable[..., Any], signature: inspect.Signature,
+    def _traced_call(self, torch: Any, kind: str, original: Callable[..., Any], bind: Binder,
                      args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         event: dict[str, Any] = {"cell": self.cell, "kind": kind, "notes": []}
         before: dict[int, tuple[Any, str | None, dict[str, Any] | None, Any]] = {}
+        view: VjpView | None = None
         try:
-            bound = signature.bind(*args, **kwargs)
-            before = self._describe_call(torch, kind, bound.arguments, event)
+            arguments = bind(args, kwargs)
+            before = self._describe_call(torch, kind, arguments, event)
+            view = self._begin_vjp(torch, kind, arguments, event, before)
         except BaseException as exc:
             event["notes"].append(f"call not described: {type(exc).__name__}: {exc}"[:200])
         self.events.append(event)
@@ -104,7 +110,36 @@ class BackwardTracer:
             self._finish(torch, event, before, None)
             raise
         self._finish(torch, event, before, result if kind == "grad" else None)
+        if view is not None:
+            try:
+                with self._guard(torch):
+                    view.finish(torch, _as_list(result) if kind == "grad" else None)
+            except Exception as exc:
+                event["notes"].append(f"vᵀ·J not compared: {type(exc).__name__}: {exc}"[:200])
         return result
+
+    def _begin_vjp(self, torch: Any, kind: str, arguments: dict[str, Any], event: dict[str, Any],
+                   before: dict[int, tuple[Any, str | None, Any, Any]]) -> VjpView | None:
+        """J and vᵀ·J for a call with one non-scalar root and its v, before the call frees the graph."""
+        roots = _as_list(arguments.get("tensors" if kind == "backward" else "outputs"))
+        gradients = _as_list(arguments.get("grad_tensors" if kind == "backward" else "grad_outputs"))
+        if len(roots) != 1 or len(gradients) != 1 or gradients[0] is None or roots[0].numel() <= 1:
+            return None
+        if kind == "backward":
+            leaves = [(name or _describe_unnamed(leaf), leaf) for leaf, name, _, _ in before.values()]
+        else:
+            inputs = _as_list(arguments.get("inputs"))
+            if not all(getattr(t, "is_leaf", False) for t in inputs):
+                event["jacobian"] = {"note": "some inputs are not leaves: the view covers leaves only"}
+                return None
+            names = self._name_map(torch)
+            leaves = [(_name_or(names, t), t) for t in inputs]
+        label = (event.get("roots") or [{}])[0]
+        with self._guard(torch):
+            view = VjpView.begin(torch, roots[0], label.get("name") or label.get("description") or "root", gradients[0], leaves)
+        if view is not None:
+            event["jacobian"] = view.data
+        return view
 
     def _describe_call(self, torch: Any, kind: str, arguments: dict[str, Any],
                        event: dict[str, Any]) -> dict[int, tuple[Any, str | None, dict[str, Any] | None, Any]]:
@@ -115,7 +150,7 @@ class BackwardTracer:
         with self._guard(torch):
             event["roots"] = [self._tensor_label(torch, t, names) for t in roots]
             event["gradient"] = None if gradients is None else [
-                None if g is None else self._values(torch, g) for g in _as_list(gradients)
+                None if g is None else self._capture(torch, g) for g in _as_list(gradients)
             ]
             event["retain_graph"] = arguments.get("retain_graph")
             event["create_graph"] = bool(arguments.get("create_graph", False))
@@ -130,7 +165,7 @@ class BackwardTracer:
             if kind == "backward":
                 for leaf in leaves:
                     grad = leaf.grad
-                    before[id(leaf)] = (leaf, _name_or(names, leaf), None if grad is None else self._values(torch, grad),
+                    before[id(leaf)] = (leaf, _name_or(names, leaf), None if grad is None else self._capture(torch, grad),
                                         None if grad is None else (id(grad), grad._version))
         return before
 
@@ -143,13 +178,13 @@ class BackwardTracer:
                     new_key = None if grad is None else (id(grad), grad._version)
                     if new_key == old_key:
                         continue
-                    new = None if grad is None else self._values(torch, grad)
+                    new = None if grad is None else self._capture(torch, grad)
                     if (new is None and old is None) or (new is not None and new.same_as(old, torch)):
                         continue
                     changed.append({"name": name, "before": old, "after": new, "accumulated": old is not None})
                 event["leaves"] = changed
                 if result is not None:
-                    event["grads"] = [None if g is None else self._values(torch, g) for g in _as_list(result)]
+                    event["grads"] = [None if g is None else self._capture(torch, g) for g in _as_list(result)]
         except BaseException as exc:
             event["notes"].append(f"result not described: {type(exc).__name__}: {exc}"[:200])
 
@@ -161,9 +196,6 @@ class BackwardTracer:
             names.setdefault(id(tensor), name)
         return names
 
-    def _values(self, torch: Any, t: Any) -> Any:
-        return self._capture(torch, t.detach())
-
     def rendered_events(self) -> list[dict[str, Any]]:
         """This cell's events as plain data: the captured values turned into previews."""
         torch = self._installed
@@ -171,6 +203,8 @@ class BackwardTracer:
             return []
 
         def render(value: Any) -> Any:
+            if value is None:
+                return None
             try:
                 return self._render(torch, value)
             except Exception as exc:
@@ -196,8 +230,30 @@ class BackwardTracer:
             "name": names.get(id(t)),
             "description": _describe_unnamed(t),
             "grad_fn": type(grad_fn).__name__ if grad_fn is not None else None,
-            "value": self._values(torch, t),
+            "value": self._capture(torch, t),
         }
+
+
+Binder = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
+
+
+def _binder(signature: inspect.Signature) -> Binder:
+    """`signature.bind(*args, **kwargs).arguments`, without its cost when each parameter is
+    passed at most once, by position or by name (as Tensor.backward does); bind() does the rest."""
+    names = list(signature.parameters)
+    required = [name for name, p in signature.parameters.items() if p.default is p.empty]
+    plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in signature.parameters.values())
+
+    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if plain and len(args) <= len(names):
+            arguments = dict(zip(names, args))
+            if (all(name in names and name not in arguments for name in kwargs)
+                    and all(name in arguments or name in kwargs for name in required)):
+                arguments.update(kwargs)
+                return arguments
+        return signature.bind(*args, **kwargs).arguments
+
+    return bind
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -225,35 +281,44 @@ def _walk_graph(roots: list[Any]) -> tuple[list[str], int, list[Any]]:
 
     The engine runs a node once every node that feeds it a gradient has run, and among
     the ready ones the most recently created first; so does this ordering."""
-    seen: dict[int, Any] = {}
+    seen: dict[int, Any] = {}  # id -> node, which keeps each id the node's while the walk runs
     waiting: dict[int, int] = {}  # node -> how many of its consumers have not run yet
     stack = [getattr(t, "grad_fn", None) for t in roots]
     leaves: list[Any] = []
     while stack and len(seen) < MAX_WALK:
         node = stack.pop()
-        if node is None or id(node) in seen:
+        key = id(node)
+        if node is None or key in seen:
             continue
-        seen[id(node)] = node
+        seen[key] = node
         variable = getattr(node, "variable", None)
         if variable is not None:
             leaves.append(variable)
         for child, _ in getattr(node, "next_functions", ()):
             if child is not None:
-                waiting[id(child)] = waiting.get(id(child), 0) + 1
-                if id(child) not in seen:
+                key = id(child)
+                waiting[key] = waiting.get(key, 0) + 1
+                if key not in seen:
                     stack.append(child)
-    ready = {id(n): n for n in (getattr(t, "grad_fn", None) for t in roots) if n is not None and not waiting.get(id(n))}
+    # (-priority, when it became ready, node): the heap pops what the engine runs next.
+    ready: list[tuple[int, int, Any]] = []
+    arrival = itertools.count()
+    starts = {id(n): n for n in (getattr(t, "grad_fn", None) for t in roots) if n is not None and not waiting.get(id(n))}
+    for node in starts.values():
+        heapq.heappush(ready, (-_sequence_number(node), next(arrival), node))
     order: list[Any] = []
     while ready and len(order) < MAX_NODES:
-        key = max(ready, key=lambda k: _sequence_number(ready[k]))
-        node = ready.pop(key)
+        node = heapq.heappop(ready)[2]
         order.append(node)
+        if id(node) not in seen:
+            continue  # a root the walk did not reach (cut at MAX_WALK): it was not counted in `waiting`
         for child, _ in getattr(node, "next_functions", ()):
-            if child is None or id(child) not in seen:
+            key = id(child)
+            if child is None or key not in seen:
                 continue
-            waiting[id(child)] -= 1
-            if waiting[id(child)] == 0:
-                ready[id(child)] = child
+            waiting[key] -= 1
+            if waiting[key] == 0:
+                heapq.heappush(ready, (-_sequence_number(child), next(arrival), child))
     return [type(node).__name__ for node in order], len(seen), leaves
 
 

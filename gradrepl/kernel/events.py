@@ -172,7 +172,53 @@ class CellFinished:
     reason: str = ""
 
 
-Event = Stream | Result | Display | Error | ProbeReport | CellFinished
+@dataclass(frozen=True)
+class OutputCut:
+    """Output a cell printed past the limit: counted, not kept."""
+
+    cut: int  # characters left out
+    limit: int
+
+    @property
+    def note(self) -> str:
+        return f"output cut: the cell printed {_size(self.limit + self.cut)}; the first {_size(self.limit)} are kept"
+
+
+def _size(characters: int) -> str:
+    if characters >= 1_000_000:
+        return f"{characters / 1_000_000:.1f} million characters"
+    return f"{characters:,} characters"
+
+
+class OutputBudget:
+    """Keeps the first `limit` characters of a cell's text output (streams, Out, displays)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+        self.cut = 0
+
+    def take(self, event: Event) -> Event | None:
+        if isinstance(event, Stream):
+            kept = self._keep(event.text)
+            return Stream(event.name, kept) if kept else None
+        if isinstance(event, (Result, Display)) and len(event.text) > self.left:
+            data = {**event.data, "text/plain": self._keep(event.text)}
+            return Result(event.execution_count, data) if isinstance(event, Result) else Display(data)
+        if isinstance(event, (Result, Display)):
+            self.left -= len(event.text)
+        return event
+
+    def _keep(self, text: str) -> str:
+        if len(text) <= self.left:
+            self.left -= len(text)
+            return text
+        kept, self.left = text[: self.left], 0
+        self.cut += len(text) - len(kept)
+        return kept
+
+
+Event = Stream | Result | Display | Error | ProbeReport | OutputCut | CellFinished
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The probe: runs inside the kernel and turns torch objects into plain data.
 
-This is the only gradrepl module that touches torch, and it never imports it: torch is
+With backward_trace.py and graph.py, which it calls, this is the only gradrepl code that
+touches torch, and it never imports it: torch is
 looked up in sys.modules, so a namespace without torch costs nothing and the kernel
 behaves exactly as Jupyter's until the user imports torch.
 
@@ -8,11 +9,13 @@ After every (non-silent) cell the probe sends one `comm_msg` on IOPub, parented 
 cell's execute_request, carrying a CellReport: the snapshot of every named tensor, the
 cell's error frames mapped to lines of the user's file, and the backward events.
 Nothing it defines lands in the user's namespace. It never raises into the user's cell.
+Between cells it answers a front end's requests on the same comm (a tensor's graph).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import re
@@ -21,9 +24,10 @@ import weakref
 import traceback
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from gradrepl.kernel.backward_trace import BackwardTracer, TorchImportWatcher
+from gradrepl.kernel.graph import graph_of
 from gradrepl.kernel.process import BACKWARD_LOG_ENV
 
 COMM_TARGET = "gradrepl.probe"
@@ -300,11 +304,32 @@ class Capture:
     reach it; turned into plain data later (`render_capture`), off the hot path."""
 
     __slots__ = ("values", "gaps", "kept_shape")
+    _take_index: ClassVar[dict[tuple[int, ...], Any]] = {}  # shape -> flat positions of its corner
 
     def __init__(self, values: Any, gaps: list[int | None] | None, kept_shape: list[int]) -> None:
-        self.values = values  # the whole tensor when small (gaps None), else its corner
+        self.values = values  # the whole tensor when small (gaps None), else its corner, flattened
         self.gaps = gaps
         self.kept_shape = kept_shape
+
+    @classmethod
+    def corner_of(cls, torch: Any, values: Any) -> Capture:
+        """The entries `_corner` keeps, copied by one `take` rather than an index_select per dimension."""
+        shape = tuple(values.shape)
+        gaps = [PREVIEW_EDGE if size > 2 * PREVIEW_EDGE else None for size in shape]
+        kept_shape = [size if gap is None else 2 * PREVIEW_EDGE for size, gap in zip(shape, gaps)]
+        if values.is_quantized:  # no take for these
+            corner = _corner(torch, values)[0]
+            return cls((corner if corner is not values else corner.clone()).reshape(-1), gaps, kept_shape)
+        index = cls._take_index.get(shape)
+        if index is None:
+            if len(cls._take_index) > 256:
+                cls._take_index.clear()
+            index = torch.zeros(1, dtype=torch.long)
+            for size, gap in zip(shape, gaps):
+                kept = torch.arange(size) if gap is None else _edge_index(torch, size)
+                index = (index[:, None] * size + kept[None, :]).reshape(-1)
+            cls._take_index[shape] = index
+        return cls(torch.take(values, index), gaps, kept_shape)
 
     def same_as(self, other: Capture | None, torch: Any) -> bool:
         return (
@@ -312,29 +337,47 @@ class Capture:
             and self.values.dtype == other.values.dtype and bool(torch.equal(self.values, other.values))
         )
 
+    def corner_preview(self) -> Any:
+        """`_corner_preview` of the values, quicker when none needs `_plain` (no nan, inf or complex)."""
+        assert self.gaps is not None
+        if self.values.is_complex():
+            return _corner_preview(self.values, self.gaps, self.kept_shape)
+        nested = self.values.tolist()
+        if not math.isfinite(sum(nested)):
+            return _corner_preview(self.values, self.gaps, self.kept_shape)
+        for size, gap in zip(reversed(self.kept_shape), reversed(self.gaps)):
+            nested = [nested[start:start + size] for start in range(0, len(nested), size)]
+            if gap is not None:
+                for items in nested:
+                    items.insert(gap, "…")
+        return nested[0]
+
 
 def capture_glance(torch: Any, t: Any) -> Capture | None:
     """A copy of the part of `t` a glance shows: cheap enough for every backward call."""
     if t.layout != torch.strided:
         raise ValueError(f"{t.layout} layout")
-    if t.device.type == "meta":
+    if t.is_meta:
         return None
-    values = t.detach()
+    # Every path below copies; the copy records no graph when grad mode is off (as under _guarded).
+    values = t.detach() if t.requires_grad and torch.is_grad_enabled() else t
     if values.numel() <= GLANCE_STATS_LIMIT:
-        return Capture(values.cpu().clone(), None, list(values.shape))
-    if values.device.type != "cpu":
+        return Capture(values.clone() if values.is_cpu else values.cpu(), None, list(values.shape))
+    if not values.is_cpu:
         values = _strided_sample(values, SAMPLE_SIZE).cpu() if values.numel() > SAMPLE_SIZE else values.cpu()
-    corner, gaps, kept_shape = _corner(torch, values)
-    return Capture(corner if corner is not values else corner.clone(), gaps, kept_shape)
+    return Capture.corner_of(torch, values)
 
 
 def render_capture(torch: Any, capture: Capture | None) -> dict[str, Any] | None:
     if capture is None:
         return None
+    values = capture.values
     if capture.gaps is None:
-        return describe_values(torch, capture.values)
-    preview = _corner_preview(capture.values, capture.gaps, capture.kept_shape)
-    return {"preview": preview, "truncated": any(g is not None for g in capture.gaps), "stats": None}
+        if values.dim() <= 1 and values.numel() <= 2 * PREVIEW_EDGE and not values.is_quantized:
+            # describe_values' small case (a scalar root, mostly) without its reshape
+            return _describe_small(torch, values, values.tolist() if values.dim() else [values.tolist()])
+        return describe_values(torch, values)
+    return {"preview": capture.corner_preview(), "truncated": any(g is not None for g in capture.gaps), "stats": None}
 
 
 def _describe_data(torch: Any, t: Any, memo: ValuesMemo | None) -> dict[str, Any] | None:
@@ -370,8 +413,9 @@ def _key_label(key: Any) -> str | None:
     return None
 
 
-def named_tensors(torch: Any, shell: Any) -> Iterator[tuple[str, Any]]:
-    """Each tensor reachable by a name the user wrote, one container level deep."""
+def named_tensors(torch: Any, shell: Any, notes: list[str] | None = None) -> Iterator[tuple[str, Any]]:
+    """Each tensor reachable by a name the user wrote, one container level deep. A container
+    of tensors longer than MAX_CONTAINER_ITEMS gets a line in `notes`."""
     tensor_type = torch.Tensor
     module_type = torch.nn.Module
     for name, value in _user_names(shell):
@@ -384,28 +428,38 @@ def named_tensors(torch: Any, shell: Any) -> Iterator[tuple[str, Any]]:
                 if item is not None:
                     yield f"{name}.{label}", item
         elif type(value) in (list, tuple):
+            found = False
             for index, item in enumerate(value[:MAX_CONTAINER_ITEMS]):
                 if isinstance(item, tensor_type):
+                    found = True
                     yield f"{name}[{index}]", item
+            if found and notes is not None and len(value) > MAX_CONTAINER_ITEMS:
+                notes.append(f"{name}: the first {MAX_CONTAINER_ITEMS} of its {len(value):,} items are listed")
         elif type(value) is dict:
-            for count, (key, item) in enumerate(list(value.items())):
+            found = False
+            for count, (key, item) in enumerate(list(itertools.islice(value.items(), MAX_CONTAINER_ITEMS + 1))):
                 if count >= MAX_CONTAINER_ITEMS:
+                    if found and notes is not None:
+                        notes.append(f"{name}: the first {MAX_CONTAINER_ITEMS} of its {len(value):,} items are listed")
                     break
                 label = _key_label(key)
                 if label is not None and isinstance(item, tensor_type):
+                    found = True
                     yield f"{name}[{label}]", item
 
 
-def _guarded(torch: Any) -> contextlib.ExitStack:
+@contextlib.contextmanager
+def _guarded(torch: Any) -> Iterator[None]:
     """No autograd recording, no user __torch_function__ overrides, no warnings."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.no_grad())
-    disable = getattr(torch._C, "DisableTorchFunctionSubclass", None)
-    if disable is not None:
-        stack.enter_context(disable())
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    return stack
+    disable = getattr(torch._C, "DisableTorchFunctionSubclass", contextlib.nullcontext)
+    grad_was = torch.is_grad_enabled()
+    torch._C._set_grad_enabled(False)  # torch.no_grad() without its Python layers
+    try:
+        with disable(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        torch._C._set_grad_enabled(grad_was)
 
 
 def snapshot(shell: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
@@ -418,7 +472,7 @@ def snapshot(shell: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
     notes: list[str] = []
     skipped = 0
     with _guarded(torch):
-        for name, t in named_tensors(torch, shell):
+        for name, t in named_tensors(torch, shell, notes):
             if len(tensors) >= MAX_TENSORS:
                 skipped += 1
                 continue
@@ -555,9 +609,31 @@ class Probe:
             import comm
 
             self.comm = comm.create_comm(target_name=COMM_TARGET, data={})
+            self.comm.on_msg(self.on_request)
         self.comm.send(data)
         if "tensor_names" in data:
             self.sent = apply_delta(self.sent, data)
+
+
+    def on_request(self, msg: dict[str, Any]) -> None:
+        """A front end's question, answered on the same comm: {"request": "graph", "name": ...}."""
+        try:
+            data = (msg.get("content") or {}).get("data") or {}
+            if data.get("request") == "graph":
+                reply = {"reply": "graph", "graph": self.graph(str(data.get("name")))}
+            else:
+                reply = {"reply": "error", "error": f"unknown request {data.get('request')!r}"}
+        except BaseException as exc:
+            reply = {"reply": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        with contextlib.suppress(Exception):
+            self.comm.send(reply)
+
+    def graph(self, name: str) -> dict[str, Any]:
+        torch = sys.modules.get("torch")
+        if torch is None or not hasattr(torch, "Tensor"):
+            return {"root": name, "error": "torch is not imported"}
+        with _guarded(torch):
+            return graph_of(torch, list(named_tensors(torch, self.shell)), name)
 
 
 def install(shell: Any, kernel: Any) -> Probe:

@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from gradrepl.kernel.events import CellFinished, CellOutcome, Event, ProbeState, parse_iopub
-from gradrepl.kernel.process import KernelProcess, launch_kernel
+from gradrepl.kernel.events import CellFinished, CellOutcome, Event, OutputBudget, OutputCut, ProbeState, parse_iopub
+from gradrepl.kernel.process import MEMORY_LIMIT_ENV, KernelProcess, launch_kernel, size_text
 from gradrepl.kernel.probe import ORIGIN_KEY
 
 READY_TIMEOUT = 120.0
+OUTPUT_LIMIT = 1_000_000  # characters of text output a cell keeps; the rest is counted
 INTERRUPT_GRACE = 5.0
 REPLY_GRACE = 5.0
 
@@ -38,6 +39,7 @@ class KernelSession:
         self.cwd = cwd
         self.preimport = preimport
         self.env = env
+        self.output_limit = OUTPUT_LIMIT
         self.process: KernelProcess | None = None
         self.client: Any = None
         self._death: asyncio.Future[int] | None = None
@@ -68,8 +70,10 @@ class KernelSession:
         except KernelDied:
             log = self.process.log_tail().strip().splitlines()
             await self.shutdown()
-            last = log[-1] if log else "no message"
-            raise KernelError(f"gradrepl: the kernel exited while starting ({last})") from None
+            last = log[-1].strip() if log else "no message"
+            limit = (self.env or {}).get(MEMORY_LIMIT_ENV)
+            hint = f": --memory-limit {size_text(int(limit))} is likely too small for it" if limit else ""
+            raise KernelError(f"gradrepl: the kernel exited while starting ({last}){hint}") from None
 
     async def _until_ready(self) -> None:
         while True:
@@ -173,12 +177,15 @@ class KernelSession:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         timed_out = False
+        budget = OutputBudget(self.output_limit)
         try:
             while True:
                 remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
                 msg = await self._next_message(self.client.get_iopub_msg(), remaining)
                 if msg is None:
                     if timed_out:  # interrupted, and still no idle: give up on it
+                        if budget.cut:
+                            yield OutputCut(budget.cut, budget.limit)
                         yield CellFinished("timeout", None, f"did not stop within {INTERRUPT_GRACE:.0f} s of the interrupt")
                         return
                     timed_out = True
@@ -191,11 +198,17 @@ class KernelSession:
                     break
                 event = parse_iopub(msg, self._probe)
                 if event is not None:
+                    event = budget.take(event)
+                if event is not None:
                     yield event
             reply = await self._next_reply(msg_id, REPLY_GRACE)
         except KernelDied:
+            if budget.cut:
+                yield OutputCut(budget.cut, budget.limit)
             yield CellFinished("died", None, self._death_reason())
             return
+        if budget.cut:
+            yield OutputCut(budget.cut, budget.limit)
         reply_content = (reply or {}).get("content", {})
         count = reply_content.get("execution_count")
         if timed_out:
@@ -221,6 +234,44 @@ class KernelSession:
         matches = [str(m) for m in content.get("matches") or []]
         return matches, int(content.get("cursor_start", cursor_pos)), int(content.get("cursor_end", cursor_pos))
 
+    async def graph(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The autograd graph of the tensor the probe lists as `name` (kernel/graph.py's
+        plain data), or {"error": ...} saying why there is none."""
+        reply = await self._ask_probe({"request": "graph", "name": name}, timeout)
+        if reply.get("reply") == "graph":
+            return dict(reply.get("graph") or {})
+        return {"root": name, "error": reply.get("error") or "the kernel did not answer"}
+
+    async def _ask_probe(self, data: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send the probe a request on its comm; its answer, or {"error": ...}. Only
+        between cells: the probe's comm exists once a cell has run."""
+        if self.client is None or self._death is None or self._death.done():
+            return {"error": "the kernel is not running"}
+        if not self._probe.comm_ids:
+            return {"error": "no cell has run yet"}
+        comm_id = sorted(self._probe.comm_ids)[-1]
+        request = self.client.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        msg_id = request["header"]["msg_id"]
+        self.client.shell_channel.send(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        answer: dict[str, Any] = {"error": f"the kernel did not answer within {timeout:g} s"}
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                msg = await self._next_message(self.client.get_iopub_msg(), remaining)
+                if msg is None:
+                    break
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                kind = msg["header"]["msg_type"]
+                if kind == "comm_msg" and msg["content"].get("comm_id") == comm_id:
+                    answer = dict(msg["content"].get("data") or {})
+                elif kind == "status" and msg["content"].get("execution_state") == "idle":
+                    break
+        except KernelDied:
+            return {"error": self._death_reason()}
+        return answer
+
     async def run(self, code: str, **kwargs: Any) -> CellOutcome:
         outcome = CellOutcome()
         async for event in self.execute(code, **kwargs):
@@ -238,5 +289,8 @@ class KernelSession:
                 name = signal.Signals(-code).name
             except ValueError:
                 name = f"signal {-code}"
+            limit = (self.env or {}).get(MEMORY_LIMIT_ENV)
+            if limit and -code in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS):  # a failed allocation, often
+                return f"the kernel was killed by {name}; out of memory under --memory-limit {size_text(int(limit))}?"
             return f"the kernel was killed by {name}"
         return f"the kernel exited with code {code}"

@@ -5,11 +5,12 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from gradrepl.app.screens.choice import ChoiceScreen
 
-class ConfirmQuitScreen(ModalScreen[str]):
+
+class ConfirmQuitScreen(ChoiceScreen):
     """Dismisses with "save", "quit" or "stay"."""
 
     BINDINGS = [
@@ -18,13 +19,7 @@ class ConfirmQuitScreen(ModalScreen[str]):
         Binding("d", "choose('quit')", "Discard"),
     ]
     DEFAULT_CSS = """
-    ConfirmQuitScreen { align: center middle; }
-    ConfirmQuitScreen > Vertical {
-        width: 64; height: auto; border: round $warning; background: $surface; padding: 1 2;
-    }
-    ConfirmQuitScreen Horizontal { height: auto; margin-top: 1; }
-    ConfirmQuitScreen Button { margin-right: 2; }
-    ConfirmQuitScreen .hint { color: $text-muted; margin-top: 1; }
+    ConfirmQuitScreen > Vertical { width: 64; border: round $warning; }
     """
 
     def __init__(self, unsaved: int) -> None:
@@ -40,9 +35,3 @@ class ConfirmQuitScreen(ModalScreen[str]):
                 yield Button("Discard and quit", id="quit", variant="error")
                 yield Button("Stay", id="stay")
             yield Label("S saves and quits, D discards and quits, Escape stays.", classes="hint")
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id or "stay")
-
-    def action_choose(self, choice: str) -> None:
-        self.dismiss(choice)

@@ -33,13 +33,16 @@ nothing it does can take the app down.
 
 **Tensor inspector**: every tensor your code has named (also in lists, tuples, dicts and
 `nn.Module` parameters). Cells in yellow changed in the last cell. Enter on a row shows its
-data, grad, stats, grad_fn and version.
+data, grad, stats, grad_fn and version; **g** shows its autograd graph as a tree: nodes,
+the tensors each saved for backward (in red when modified in place since: backward will
+fail there), and the leaves by your names.
 
 **Backward log**: one entry per `.backward()` or `torch.autograd.grad` call, also from
 inside functions and library code: the root and its value, the `gradient` passed (the `v`
 of a vector-Jacobian product), the graph nodes it ran through, and each `.grad` it wrote:
 *fresh* (there was none) or *accumulated* (autograd adds into a grad already there). Run a
-backward cell three times and watch the grad grow.
+backward cell three times and watch the grad grow. Up / Down pick an entry, Enter opens it:
+for a non-scalar root, the Jacobian J, v, and the vᵀ·J that landed in the grad.
 
 `gradrepl SCRIPT` resumes a script: its cells run first, then you go on from there.
 `gradrepl replay SCRIPT` runs one headless. Press Escape to close this help.

@@ -43,8 +43,10 @@ def detail_table(info: TensorInfo) -> Table:
     return table
 
 
-class TensorDetailScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+class TensorDetailScreen(ModalScreen[str | None]):
+    """Dismissed with "graph" when the user asks for the tensor's autograd graph (g)."""
+
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close"), Binding("g", "graph", "Graph")]
     DEFAULT_CSS = """
     TensorDetailScreen { align: center middle; }
     TensorDetailScreen > VerticalScroll {
@@ -60,8 +62,11 @@ class TensorDetailScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
             box.border_title = f"tensor {self.info.name}"
-            box.border_subtitle = "Escape closes"
+            box.border_subtitle = "g: autograd graph · Escape closes"
             yield Static(detail_table(self.info))
 
-    def action_dismiss(self, result: None = None) -> None:
+    def action_dismiss(self, result: str | None = None) -> None:
         self.dismiss(None)
+
+    def action_graph(self) -> None:
+        self.dismiss("graph")

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
 
 from gradrepl.app.formatting import values_text
 from gradrepl.kernel.events import TensorInfo
-from gradrepl.text import backward_call, backward_path, values_preview
+from gradrepl.text import backward_call, backward_path, values_preview, vjp_lines
 
 
 @dataclass(frozen=True)
@@ -34,12 +36,15 @@ def _is_zero(info: TensorInfo) -> bool:
 def grad_changes(before: dict[str, TensorInfo], after: dict[str, TensorInfo]) -> list[GradChange]:
     """The tensors whose .grad differs between two tables (a leaf's, or a retained one's).
 
-    A name bound to another tensor object starts afresh: its grad is new, not accumulated."""
+    A name bound to another tensor object starts afresh: its grad is new, not accumulated.
+    A new name for a tensor already listed (`c = x`) compares with that tensor's grad."""
     changes = []
+    by_object = {info.object: info for info in before.values() if info.object is not None}
     for name, info in after.items():
         old = before.get(name)
-        same_object = old is not None and old.object == info.object
-        old_grad = old.grad if same_object and old is not None else None
+        if (old is None or old.object != info.object) and info.object is not None:
+            old = by_object.get(info.object)
+        old_grad = old.grad if old is not None and old.object == info.object else None
         if old_grad == info.grad:
             continue
         after_text = values_text(info.grad) if info.grad is not None else None
@@ -56,12 +61,38 @@ def grad_changes(before: dict[str, TensorInfo], after: dict[str, TensorInfo]) ->
     return changes
 
 
+class BackwardEntry(Static):
+    """One traced call; Enter (or a click) opens it in full."""
+
+    can_focus = True
+    BINDINGS = [Binding("enter", "open", "Open", show=False)]
+
+    def __init__(self, text: Text, event: dict[str, Any]) -> None:
+        super().__init__(text, classes="entry")
+        self.event = event
+
+    def action_open(self) -> None:
+        self.post_message(BackwardLog.EventWanted(self.event))
+
+    def on_click(self) -> None:
+        self.action_open()
+
+
 class BackwardLog(VerticalScroll):
     DEFAULT_CSS = """
     BackwardLog { padding: 0 1; }
     BackwardLog > .empty { color: $text-muted; }
     BackwardLog > .entry { margin-bottom: 1; }
+    BackwardLog > BackwardEntry:focus { background: $boost; }
     """
+    BINDINGS = [
+        Binding("up", "step(-1)", "Previous", show=False),
+        Binding("down", "step(1)", "Next", show=False),
+    ]
+
+    @dataclass
+    class EventWanted(Message):
+        event: dict[str, Any]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -105,7 +136,11 @@ class BackwardLog(VerticalScroll):
             text.append(f"\n→ {values_preview(leaf.get('after'))}")
         if not event.get("error") and event.get("kind") != "grad" and not event.get("leaves"):
             text.append("\n  no .grad changed", style="dim")
-        self._mount_entry(text)
+        for line in vjp_lines(event):
+            text.append(f"\n{line.split('  (v = ')[0]}", style="cyan")
+        if event.get("jacobian") and not event["jacobian"].get("note"):
+            text.append("\n  Enter: J, v and vᵀ·J", style="dim")
+        self._mount_entry(BackwardEntry(text, {**event, "cell": execution_count}))
 
     def _add_changes(self, execution_count: int | None, changes: list[GradChange]) -> None:
         text = Text()
@@ -117,14 +152,30 @@ class BackwardLog(VerticalScroll):
             text.append(change.kind, style=style)
             text.append(f"\n  {change.before if change.before is not None else 'None'}", style="dim")
             text.append(f"\n→ {change.after if change.after is not None else 'None'}")
-        self._mount_entry(text)
+        self._mount_entry(Static(text, classes="entry"))
 
-    def _mount_entry(self, text: Text) -> None:
+    def _mount_entry(self, entry: Static) -> None:
         for hint in self.query(".empty"):
             hint.remove()
         self.entries += 1
-        self.mount(Static(text, classes="entry"))
+        self.mount(entry)
         self.call_after_refresh(self.scroll_end, animate=False)
+
+    def on_focus(self) -> None:
+        entries = list(self.query(BackwardEntry))
+        if entries:
+            entries[-1].focus()
+
+    def action_step(self, step: int) -> None:
+        entries = list(self.query(BackwardEntry))
+        if not entries:
+            self.scroll_relative(y=step, animate=False)
+            return
+        focused = self.screen.focused
+        at = entries.index(focused) if focused in entries else len(entries)
+        target = entries[max(0, min(len(entries) - 1, at + step))]
+        target.focus()
+        target.scroll_visible(animate=False)
 
     def clear(self) -> None:
         self.remove_children()

@@ -1,4 +1,5 @@
-"""The tensor inspector: one row per named tensor, what the last cell changed highlighted."""
+"""The tensor inspector: one row per named tensor, what the last cell changed highlighted.
+Enter opens a tensor's detail, g its autograd graph."""
 
 from __future__ import annotations
 
@@ -33,11 +34,18 @@ def _clip(text: str, width: int = PREVIEW_WIDTH) -> str:
 class TensorInspector(DataTable):
     """Rows follow the probe's table; Enter (or a click) opens a tensor's detail."""
 
-    BINDINGS = [Binding("enter", "select_cursor", "Detail", show=False)]
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Detail", show=False),
+        Binding("g", "graph", "Graph"),
+    ]
 
     @dataclass
     class DetailWanted(Message):
         tensor: TensorInfo
+
+    @dataclass
+    class GraphWanted(Message):
+        name: str
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=False)
@@ -101,6 +109,11 @@ class TensorInspector(DataTable):
             cell("data", _clip(values_text(info.data)) if info.data else (info.note or "…")),
             cell("grad", grad),
         ]
+
+    def action_graph(self) -> None:
+        name = self._cursor_name()
+        if name is not None:
+            self.post_message(self.GraphWanted(name))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

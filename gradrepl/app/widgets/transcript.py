@@ -12,10 +12,12 @@ from textual.widgets import Collapsible, Static
 
 from gradrepl.app.worksheet import SessionCell
 from gradrepl.explain import Explanation
-from gradrepl.kernel.events import Display, Error, Event, Result, Stream, strip_ansi
+from gradrepl.kernel.events import Display, Error, Event, OutputCut, Result, Stream, strip_ansi
 
 FOLD_LINES = 30  # outputs longer than this show their head; the rest folds away
+FOLD_CHARS = 6000  # the same for outputs of a few very long lines
 HEAD_LINES = 12
+HEAD_CHARS = 2000
 _TRACEBACK_PADDING = re.compile(r" {3,}Traceback")  # IPython pads the header to 75 columns
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")
 
@@ -45,6 +47,7 @@ class CellView(Vertical):
         self.stable = stable  # hide memory addresses (snapshot tests)
         self._stream_name: str | None = None
         self._stream_text = ""
+        self._stream_lines = 0
         self._stream_widget: Static | None = None
 
     def compose(self):
@@ -73,7 +76,7 @@ class CellView(Vertical):
         if isinstance(event, Stream):
             self._add_stream(event)
             return
-        self._stream_widget = None
+        self._close_stream()
         if isinstance(event, Result):
             label = Text(f"Out[{event.execution_count}]: ", style="bold red")
             self._add_block(label, self._clean(event.text), "output")
@@ -81,6 +84,8 @@ class CellView(Vertical):
             self._add_block(None, self._clean(event.text), "output")
         elif isinstance(event, Error):
             self.mount(Static(self._traceback(event), classes="error"))
+        elif isinstance(event, OutputCut):
+            self.add_note(event.note)
 
     def _traceback(self, error: Error) -> Text:
         if not error.traceback:
@@ -107,16 +112,24 @@ class CellView(Vertical):
 
     def _add_stream(self, event: Stream) -> None:
         if self._stream_widget is not None and self._stream_name == event.name:
+            head_was_full = self._stream_lines > FOLD_LINES or len(self._stream_text) > FOLD_CHARS
             self._stream_text += event.text
-            self._stream_widget.update(self._folded_head(self._stream_text))
+            self._stream_lines += event.text.count("\n")
+            if not head_was_full:  # past the fold the head shown no longer changes
+                self._stream_widget.update(self._folded_head(self._stream_text))
             return
         self._stream_name, self._stream_text = event.name, event.text
+        self._stream_lines = event.text.count("\n")
         self._stream_widget = Static(self._folded_head(event.text), classes="stderr" if event.name == "stderr" else "output")
         self.mount(self._stream_widget)
 
     def finish(self) -> None:
         """Fold a long stream once the cell is done; refresh the prompt's count and state."""
         self.refresh_prompt()
+        self._close_stream()
+
+    def _close_stream(self) -> None:
+        """The stream being shown has ended (other output came, or the cell ended): fold its rest."""
         if self._stream_widget is not None:
             _, rest = _head_and_rest(self._clean(self._stream_text))
             if rest is not None:
@@ -134,16 +147,20 @@ class CellView(Vertical):
 
 
 def _head_and_rest(text: str) -> tuple[str, str | None]:
-    """An output longer than FOLD_LINES: its first HEAD_LINES lines, and the rest to fold."""
-    lines = text.rstrip("\n").split("\n")
-    if len(lines) <= FOLD_LINES:
-        return "\n".join(lines), None
-    return "\n".join(lines[:HEAD_LINES]), "\n".join(lines[HEAD_LINES:])
+    """An output longer than FOLD_LINES lines (or FOLD_CHARS characters, for long lines): its
+    first HEAD_LINES lines (at most HEAD_CHARS characters), and the rest to fold."""
+    text = text.rstrip("\n")
+    lines = text.split("\n", FOLD_LINES)
+    if len(lines) <= FOLD_LINES and len(text) <= FOLD_CHARS:
+        return text, None
+    head = "\n".join(lines[:HEAD_LINES])[:HEAD_CHARS]
+    return head, text[len(head):].removeprefix("\n")
 
 
 def _folded(rest: str) -> Collapsible:
-    hidden = rest.count("\n") + 1
-    return Collapsible(Static(rest), title=f"{hidden} more lines", collapsed=True)
+    lines = rest.count("\n") + 1
+    title = f"{lines:,} more lines" if lines > 1 else f"{len(rest):,} more characters"
+    return Collapsible(Static(rest, markup=False), title=title, collapsed=True)
 
 
 class Transcript(VerticalScroll):

@@ -1,0 +1,97 @@
+"""The session journal: typed cells survive an app that is killed, and come back once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gradrepl.app.journal import Journal
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def orphan(journal: Journal, pid: int) -> None:
+    """Make the journal look like one whose app was killed."""
+    assert journal.path is not None
+    lines = journal.path.read_text().splitlines()
+    header = json.loads(lines[0]) | {"pid": pid}
+    journal.path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+
+
+def test_cells_of_a_killed_session_are_offered_back_to_the_next(tmp_path: Path) -> None:
+    first = Journal(tmp_path)
+    first.cell_started("a = 1")
+    first.cell_started("b = a + 1")
+    orphan(first, dead_pid())
+    left = Journal(tmp_path).left_over()
+    assert left is not None and left.cells == ("a = 1", "b = a + 1") and left.script is None
+    left.discard()
+    assert Journal(tmp_path).left_over() is None
+
+
+def test_only_cells_after_the_last_save_come_back(tmp_path: Path) -> None:
+    first = Journal(tmp_path)
+    first.cell_started("a = 1")
+    first.saved(1)
+    first.cell_started("b = 2")
+    with open(first.path, "a") as file:  # the kill cut the last line short
+        file.write('{"cell": "c =')
+    orphan(first, dead_pid())
+    left = Journal(tmp_path).left_over()
+    assert left is not None and left.cells == ("b = 2",)
+
+
+def test_a_clean_quit_a_live_app_or_another_script_offers_nothing(tmp_path: Path) -> None:
+    script = tmp_path / "lesson.py"
+    live = Journal(tmp_path, script)
+    live.cell_started("x = 1")  # this process is alive: its session is not left over
+    assert Journal(tmp_path, script).left_over() is None
+    orphan(live, dead_pid())
+    assert Journal(tmp_path).left_over() is None  # a fresh session is not that script's
+    assert Journal(tmp_path, script).left_over() is not None
+    quitter = Journal(tmp_path)
+    quitter.cell_started("y = 2")
+    quitter.close()
+    assert quitter.path is None and len(list(tmp_path.glob("*.jsonl"))) == 1
+
+
+def test_journals_are_private_and_a_failure_is_one_line(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j")
+    journal.cell_started("secret = 1")
+    assert journal.path is not None
+    assert (journal.path.stat().st_mode & 0o777) == 0o600
+    assert ((tmp_path / "j").stat().st_mode & 0o777) == 0o700
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    broken = Journal(blocked / "j")  # its folder cannot be made
+    broken.cell_started("a = 1")
+    assert broken.error is not None and "\n" not in broken.error
+    broken.cell_started("b = 2")  # keeps working, silently, without a journal
+
+
+@pytest.mark.kernel
+def test_an_app_killed_with_sigkill_offers_its_cells_at_the_next_start(tmp_path: Path) -> None:
+    from conftest import run_on_terminal
+
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    with run_on_terminal(["-m", "gradrepl"], env, tmp_path) as app:
+        app.wait_for(b"idle")
+        app.type(b"answer = 6 * 7\r")
+        app.wait_for(b"1 cell run")
+        app.kill()
+    with run_on_terminal(["-m", "gradrepl"], env, tmp_path) as app:
+        app.wait_for(b"Run them again here")
+        app.type(b"r")
+        app.wait_for(b"1 cell run")
+        app.type(b"print(answer)\r")
+        app.wait_for(b"42")
