@@ -532,3 +532,25 @@ async def test_forked_children_still_print_and_sigterm_in_a_child_spares_the_ker
         assert session.process.runtime_dir.exists() and session.alive
     finally:
         await session.shutdown()
+
+
+def test_a_repr_that_sleeps_never_holds_up_the_probe_and_its_display_obeys_the_timeout(tmp_path: Path) -> None:
+    path = script(
+        tmp_path,
+        """
+        import time, torch
+        class Slow:
+            def __repr__(self):
+                time.sleep(60)
+                return "slow"
+        slow = Slow()
+        shelf = [slow, torch.ones(2)]
+        print("defined")
+        """,
+        "slow",  # IPython shows the value by calling its repr, as Jupyter would
+        "print(shelf[1].sum().item())",
+    )
+    done = gradrepl("replay", "--json", "--keep-going", "--cell-timeout", "3", str(path))
+    cells = records(done.stdout)
+    assert [(c["status"], c["stdout"]) for c in cells] == [("ok", "defined\n"), ("timeout", ""), ("ok", "2.0\n")]
+    assert [t["name"] for t in cells[0]["tensors"]] == ["shelf[1]"]
