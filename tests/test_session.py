@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -159,3 +160,18 @@ async def test_completion_comes_from_the_live_namespace(session: KernelSession) 
     matches, start, end = completed
     assert {"varibale_one", "varibale_two"} <= set(matches)
     assert (start, end) == (0, 4)
+
+
+async def test_a_shutdown_cancelled_while_the_kernel_is_stuck_exiting_still_kills_it() -> None:
+    s = KernelSession()
+    await s.start()
+    process = s.process
+    assert process is not None
+    await s.run("import atexit, time\natexit.register(time.sleep, 60)")  # its exit hangs
+    stopping = asyncio.ensure_future(s.shutdown())
+    await asyncio.sleep(0.5)
+    stopping.cancel()  # as when an app is torn down in the middle of quitting
+    with contextlib.suppress(asyncio.CancelledError):
+        await stopping
+    assert not process.is_alive()
+    assert not process.runtime_dir.exists()

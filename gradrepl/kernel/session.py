@@ -124,17 +124,21 @@ class KernelSession:
         client, self.client = self.client, None
         if process is None:
             return
-        if client is not None and process.is_alive():
-            with contextlib.suppress(Exception):
-                client.shutdown()
-            await asyncio.get_running_loop().run_in_executor(None, process.wait, 2.0)
-        if process.is_alive():
-            process.kill()
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.stop_channels()
-        process.cleanup()
-        self._probe = ProbeState()
+        try:
+            if client is not None and process.is_alive():
+                with contextlib.suppress(Exception):
+                    client.shutdown()
+                await asyncio.get_running_loop().run_in_executor(None, process.wait, 2.0)
+        finally:
+            # Also when the wait is cancelled (an app torn down mid-quit): the kernel must
+            # not outlive its session, whatever state its own exit is stuck in.
+            if process.is_alive():
+                process.kill()
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.stop_channels()
+            process.cleanup()
+            self._probe = ProbeState()
 
     async def restart(self) -> None:
         await self.shutdown()
