@@ -5,6 +5,7 @@ Runs as `python -c <bootstrap> -f CONNECTION_FILE [--preimport MODULE]...`, see 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import io
@@ -88,6 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     gc.freeze()
     gc.enable()
     app.start()
+    # ipykernel's own atexit close stops the IOPub thread, then joins the control thread,
+    # which can be in the middle of flushing output to that stopped thread: it then waits
+    # forever. The process ends next, closing every socket with it, so close is not run.
+    atexit.unregister(app.close)
     _exit_after_atexit()
 
 
