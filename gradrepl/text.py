@@ -95,9 +95,10 @@ def matrix_text(rows: list[list[float]], max_rows: int = 6, max_cols: int = 6) -
     return preview_text([cut(list(row), max_cols) if row != ELLIPSIS else row for row in cut(rows, max_rows)])
 
 
-def vjp_lines(event: dict[str, Any]) -> list[str]:
+def vjp_lines(event: dict[str, Any], detail: bool = True) -> list[str]:
     """The vector-Jacobian view of an event with a non-scalar root, one line per leaf:
-    x.grad += vᵀ·J = [4, 0.4, 0.02, 0.002] ✓  (v = [...], J 4x4 = [[2, 0, 0, 0], ...])"""
+    x.grad += vᵀ·J = [4, 0.4, 0.02, 0.002] ✓  (v = [...], J 4x4 = [[2, 0, 0, 0], ...]);
+    without `detail`, the line stops before v and J."""
     view = event.get("jacobian")
     if not view:
         return []
@@ -111,6 +112,6 @@ def vjp_lines(event: dict[str, Any]) -> list[str]:
         target = f"{leaf.get('leaf')}.grad" if event.get("kind") == "backward" else f"grad of {leaf.get('leaf')}"
         operator = "+=" if event.get("kind") == "backward" else "="
         check = {True: " ✓", False: " ✗ (differs from what the call wrote)", None: ""}[leaf.get("matches")]
-        lines.append(f"{target} {operator} vᵀ·J = {preview_text(leaf.get('vjp') or [])}{check}  "
-                     f"(v = {v}, J {size} = {matrix_text(matrix)})")
+        line = f"{target} {operator} vᵀ·J = {preview_text(leaf.get('vjp') or [])}{check}"
+        lines.append(f"{line}  (v = {v}, J {size} = {matrix_text(matrix)})" if detail else line)
     return lines

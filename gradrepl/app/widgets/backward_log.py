@@ -136,8 +136,8 @@ class BackwardLog(VerticalScroll):
             text.append(f"\n→ {values_preview(leaf.get('after'))}")
         if not event.get("error") and event.get("kind") != "grad" and not event.get("leaves"):
             text.append("\n  no .grad changed", style="dim")
-        for line in vjp_lines(event):
-            text.append(f"\n{line.split('  (v = ')[0]}", style="cyan")
+        for line in vjp_lines(event, detail=False):
+            text.append(f"\n{line}", style="cyan")
         if event.get("jacobian") and not event["jacobian"].get("note"):
             text.append("\n  Enter: J, v and vᵀ·J", style="dim")
         self._mount_entry(BackwardEntry(text, {**event, "cell": execution_count}))
