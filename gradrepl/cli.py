@@ -121,7 +121,7 @@ def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
-    from gradrepl.kernel.process import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV
+    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV
 
     env = {BACKWARD_LOG_ENV: "0"} if getattr(args, "no_backward_log", False) else {}
     if args.memory_limit is not None:
@@ -138,13 +138,13 @@ def run_replay(argv: list[str]) -> int:
         print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
         return EXIT_OK
 
-    from gradrepl.kernel.process import launch_kernel
+    from gradrepl.client.process import launch_kernel
 
     cwd, env = (script.path.parent if script.path else None), _kernel_env(args)
     process = launch_kernel(cwd=cwd, extra_env=env)  # loads while the rest of the client is imported
     try:
-        from gradrepl.replay import replay, writer_for
-        from gradrepl.kernel.session import KernelSession
+        from gradrepl.headless.replay import replay, writer_for
+        from gradrepl.client.session import KernelSession
     except BaseException:
         process.kill()
         process.cleanup()
@@ -219,8 +219,8 @@ def run_graph(argv: list[str]) -> int:
         print(f"gradrepl: --cell {args.cell}: '{args.script}' has {count} code cell{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_USAGE
 
-    from gradrepl.graph_command import GraphRequest, show_graphs
-    from gradrepl.kernel.session import KernelSession
+    from gradrepl.headless.graph import GraphRequest, show_graphs
+    from gradrepl.client.session import KernelSession
 
     session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args))
     session.launch()
@@ -248,7 +248,7 @@ def _read_or_say(path: str) -> Any:
 
 def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a headless command's session; a kernel that cannot start is one line."""
-    from gradrepl.kernel.session import KernelError
+    from gradrepl.client.session import KernelError
 
     try:
         return asyncio.run(main())
@@ -267,14 +267,14 @@ def run_app(argv: list[str]) -> int:
         script = _read_or_say(args.script)
         if script is None:
             return EXIT_USAGE
-    from gradrepl.kernel.process import launch_kernel
+    from gradrepl.client.process import launch_kernel
 
     terminal = _keep_enter_distinct()
     cwd = script.path.parent if script is not None and script.path is not None else None
     env = _kernel_env(args)
     process = launch_kernel(cwd=cwd, extra_env=env)  # loads while Textual starts
     try:
-        from gradrepl.app.app import GradReplApp
+        from gradrepl.ui.app import GradReplApp
 
         app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env)
         _end_with_the_terminal(app, process)

@@ -64,7 +64,7 @@ class Terminal:
 
     def kernels(self) -> list[int]:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        return [int(c) for c in children if b"gradrepl.kernel.launch" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        return [int(c) for c in children if b"gradrepl.inkernel.launch" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
     def kill(self, signum: int = signal.SIGKILL) -> None:
         with contextlib.suppress(ProcessLookupError, ChildProcessError):

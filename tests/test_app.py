@@ -15,17 +15,17 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static, Tree
 
-from gradrepl.app.app import GradReplApp
-from gradrepl.app.history import History
-from gradrepl.app.screens.autograd_graph import AutogradGraphScreen
-from gradrepl.app.screens.confirm_quit import ConfirmQuitScreen
-from gradrepl.app.screens.kernel_died import KernelDiedScreen
-from gradrepl.app.screens.save_as import SaveAsScreen
-from gradrepl.app.screens.tensor_detail import TensorDetailScreen
-from gradrepl.app.widgets.backward_log import BackwardLog
-from gradrepl.app.widgets.code_input import CodeInput
-from gradrepl.app.widgets.inspector import TensorInspector
-from gradrepl.app.widgets.status_line import StatusLine
+from gradrepl.ui.app import GradReplApp
+from gradrepl.ui.state.history import History
+from gradrepl.ui.screens.autograd_graph import AutogradGraphScreen
+from gradrepl.ui.screens.confirm_quit import ConfirmQuitScreen
+from gradrepl.ui.screens.kernel_died import KernelDiedScreen
+from gradrepl.ui.screens.save_as import SaveAsScreen
+from gradrepl.ui.screens.tensor_detail import TensorDetailScreen
+from gradrepl.ui.widgets.backward_log import BackwardLog
+from gradrepl.ui.widgets.code_input import CodeInput
+from gradrepl.ui.widgets.inspector import TensorInspector
+from gradrepl.ui.widgets.status_line import StatusLine
 from gradrepl.cells import read_script
 
 
@@ -384,8 +384,8 @@ def test_the_ui_process_never_imports_torch(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
         import asyncio, sys
-        from gradrepl.app.app import GradReplApp
-        from gradrepl.app.history import History
+        from gradrepl.ui.app import GradReplApp
+        from gradrepl.ui.state.history import History
         import gradrepl.cli
 
         async def main():
@@ -543,7 +543,7 @@ def test_a_terminated_app_takes_its_kernel_with_it(tmp_path: Path, signum: int) 
                     break
         assert b"idle" in seen, "the app never showed an idle kernel"
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        kernels = [int(c) for c in children if b"gradrepl.kernel.launch" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        kernels = [int(c) for c in children if b"gradrepl.inkernel.launch" in Path(f"/proc/{c}/cmdline").read_bytes()]
         assert len(kernels) == 1
         os.kill(pid, signum)
         deadline = time.monotonic() + 10
@@ -681,8 +681,8 @@ async def test_a_new_name_for_a_tensor_is_not_logged_as_a_grad_change(tmp_path: 
 
 
 async def test_enter_on_a_backward_entry_opens_it_with_the_vector_jacobian_view(tmp_path: Path) -> None:
-    from gradrepl.app.screens.backward_event import BackwardEventScreen
-    from gradrepl.app.widgets.backward_log import BackwardEntry
+    from gradrepl.ui.screens.backward_event import BackwardEventScreen
+    from gradrepl.ui.widgets.backward_log import BackwardEntry
 
     async with started(tmp_path, ROOT / "examples" / "seed_autograd.py") as (app, pilot):
         await pilot.press("f3")
@@ -699,7 +699,7 @@ async def test_enter_on_a_backward_entry_opens_it_with_the_vector_jacobian_view(
         assert screen.event["roots"][0]["name"] == "z"
         from rich.console import Console
 
-        from gradrepl.app.screens.backward_event import vjp_view
+        from gradrepl.ui.screens.backward_event import vjp_view
 
         screen.query_one("#vjp", Static)
         console = Console(width=130, record=True, file=open(os.devnull, "w"))

@@ -10,8 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gradrepl.kernel import backward_trace, probe  # noqa: E402
-from gradrepl.text import backward_line  # noqa: E402
+from gradrepl.inkernel import tracer as backward_trace, probe  # noqa: E402
+from gradrepl.render.text import backward_line  # noqa: E402
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gradrepl.explain import ErrorContext, explain
+from gradrepl.render.explain import ErrorContext, explain
 
 MISTAKES = '''\
 # %%

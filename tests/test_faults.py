@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from gradrepl.app.app import GradReplApp
-from gradrepl.app.history import History
-from gradrepl.app.journal import Journal
-from gradrepl.app.widgets.code_input import CodeInput
+from gradrepl.ui.app import GradReplApp
+from gradrepl.ui.state.history import History
+from gradrepl.ui.state.journal import Journal
+from gradrepl.ui.widgets.code_input import CodeInput
 
 pytestmark = [pytest.mark.faults, pytest.mark.kernel]
 
@@ -305,8 +305,8 @@ def test_a_bad_memory_limit_is_a_usage_error(tmp_path: Path, command: tuple[str,
 
 def test_the_app_gets_the_kernel_environment_from_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     from gradrepl import cli
-    from gradrepl.kernel import process as kernel_process
-    from gradrepl.kernel.process import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV
+    from gradrepl.client import process as kernel_process
+    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV
 
     launched: list[dict[str, str] | None] = []
     made: list[dict] = []
@@ -330,7 +330,7 @@ def test_the_app_gets_the_kernel_environment_from_the_command_line(monkeypatch: 
         return Process()
 
     monkeypatch.setattr(kernel_process, "launch_kernel", launch_kernel)
-    monkeypatch.setattr("gradrepl.app.app.GradReplApp", App)
+    monkeypatch.setattr("gradrepl.ui.app.GradReplApp", App)
     monkeypatch.setattr(cli, "_end_with_the_terminal", lambda app, process: None)
     assert cli.main(["--memory-limit", "3G", "--no-backward-log"]) == 0
     expected = {MEMORY_LIMIT_ENV: str(3 << 30), BACKWARD_LOG_ENV: "0"}
@@ -341,7 +341,7 @@ LIMITS = "import os, resource\nprint(resource.getrlimit(resource.RLIMIT_AS)[0], 
 
 
 async def test_a_restarted_kernel_keeps_the_memory_limit_and_the_backward_log_setting(tmp_path: Path) -> None:
-    from gradrepl.kernel.process import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV
+    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV
 
     app = app_for(tmp_path, kernel_env={MEMORY_LIMIT_ENV: str(3 << 30), BACKWARD_LOG_ENV: "0"})
     async with app.run_test(size=SIZE) as pilot:
@@ -380,7 +380,7 @@ def _gated_replay(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes],
         replay.kill()
         pytest.fail(f"the kernel never reached the gated cell: {replay.communicate()}")
     children = Path(f"/proc/{replay.pid}/task/{replay.pid}/children").read_text().split()
-    kernels = [int(c) for c in children if b"gradrepl.kernel.launch" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    kernels = [int(c) for c in children if b"gradrepl.inkernel.launch" in Path(f"/proc/{c}/cmdline").read_bytes()]
     assert len(kernels) == 1
     argv = Path(f"/proc/{kernels[0]}/cmdline").read_bytes().split(b"\0")
     runtime_dir = Path(os.fsdecode(argv[argv.index(b"-f") + 1])).parent
@@ -478,7 +478,7 @@ def test_no_network_socket_is_open_and_the_kernel_listens_only_in_its_private_di
 
 
 def test_every_kernel_gets_a_fresh_key(tmp_path: Path) -> None:
-    from gradrepl.kernel.process import launch_kernel
+    from gradrepl.client.process import launch_kernel
 
     keys = []
     for _ in range(2):
@@ -494,7 +494,7 @@ def test_every_kernel_gets_a_fresh_key(tmp_path: Path) -> None:
 async def test_the_kernel_ignores_a_message_with_a_wrong_signature(tmp_path: Path) -> None:
     from jupyter_client.session import Session
 
-    from gradrepl.kernel.session import KernelSession
+    from gradrepl.client.session import KernelSession
 
     session = KernelSession(cwd=tmp_path)
     await session.start()
@@ -511,7 +511,7 @@ async def test_the_kernel_ignores_a_message_with_a_wrong_signature(tmp_path: Pat
 
 
 async def test_forked_children_still_print_and_sigterm_in_a_child_spares_the_kernel(tmp_path: Path) -> None:
-    from gradrepl.kernel.session import KernelSession
+    from gradrepl.client.session import KernelSession
 
     session = KernelSession(cwd=tmp_path)
     await session.start()

@@ -8,9 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gradrepl.graph_text import graph_rows, graph_text  # noqa: E402
-from gradrepl.kernel import graph as graph_module  # noqa: E402
-from gradrepl.kernel.graph import graph_of  # noqa: E402
+from gradrepl.render.graph import graph_rows, graph_text  # noqa: E402
+from gradrepl.inkernel import graph as graph_module  # noqa: E402
+from gradrepl.inkernel.graph import graph_of  # noqa: E402
 
 
 def graph(namespace: dict[str, Any], name: str) -> dict[str, Any]:

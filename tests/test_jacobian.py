@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gradrepl.kernel import jacobian  # noqa: E402
-from gradrepl.text import vjp_lines  # noqa: E402
+from gradrepl.inkernel import jacobian  # noqa: E402
+from gradrepl.render.text import vjp_lines  # noqa: E402
 from test_backward_trace import traced  # noqa: E402,F401  (the fixture: a tracer over a namespace)
 
 

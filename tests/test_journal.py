@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gradrepl.app.journal import Journal
+from gradrepl.ui.state.journal import Journal
 
 
 def dead_pid() -> int:

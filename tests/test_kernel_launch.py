@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gradrepl.kernel.process import KernelProcess
-from gradrepl.kernel.session import KernelSession
+from gradrepl.client.process import KernelProcess
+from gradrepl.client.session import KernelSession
 
 
 def test_wait_with_a_timeout_sees_the_exit_while_another_thread_waits(tmp_path: Path) -> None:
@@ -98,7 +98,8 @@ def test_a_kernel_whose_launcher_is_already_gone_ends_and_removes_only_a_gradrep
     import signal
     import tempfile
 
-    from gradrepl.kernel.process import _BOOTSTRAP, PARENT_PID_ENV
+    from gradrepl.client.process import _BOOTSTRAP
+    from gradrepl.protocol import PARENT_PID_ENV
 
     runtime_dir = Path(tempfile.mkdtemp(prefix="gradrepl-" if made_by_gradrepl else "other-", dir=tmp_path))
     (runtime_dir / "kernel.json").write_text("{}")

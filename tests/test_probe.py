@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from gradrepl.kernel import probe  # noqa: E402
+from gradrepl.inkernel import probe  # noqa: E402
 
 
 def shell_with(**names: Any) -> SimpleNamespace:
@@ -174,7 +174,7 @@ class FakeComm:
 
 
 def test_reports_carry_only_changed_tensors_and_the_front_end_rebuilds_the_table() -> None:
-    from gradrepl.kernel.events import ProbeState
+    from gradrepl.client.events import ProbeState
 
     shell = shell_with(a=torch.ones(2), b=torch.zeros(3))
     p = probe.Probe(shell, kernel=None)
@@ -201,12 +201,6 @@ def test_reports_carry_only_changed_tensors_and_the_front_end_rebuilds_the_table
     assert [t["name"] for t in changed["tensors_changed"]] == ["a", "c"]
     assert names == ["a", "c"]
     assert state.tensors["a"]["data"]["preview"] == [100.0, 100.0]
-
-
-def test_the_front_end_listens_on_the_probes_comm_target() -> None:
-    from gradrepl.kernel import events, probe
-
-    assert events.PROBE_COMM_TARGET == probe.COMM_TARGET
 
 
 def test_the_memo_reuses_unchanged_values_and_sees_writes_through_data() -> None:

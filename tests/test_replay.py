@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, EXAMPLES
-from gradrepl.kernel.events import ErrorFrame
-from gradrepl.replay import short_traceback
+from gradrepl.client.events import ErrorFrame
+from gradrepl.headless.replay import short_traceback
 
 ADDRESS = re.compile(r"0x[0-9a-f]+")
 RECORDED = sorted(DATA.glob("*.jupyter.json"))
@@ -212,7 +212,7 @@ def test_short_traceback_keeps_script_frames_and_the_innermost() -> None:
 def test_source_is_highlighted_only_for_a_terminal() -> None:
     import io
 
-    from gradrepl.replay import CellRecord, TextWriter
+    from gradrepl.headless.replay import CellRecord, TextWriter
 
     record = CellRecord(1, 3, "x = 1  # note", "ok", 1, "", "", "1", None, [], [])
     plain, colored = io.StringIO(), io.StringIO()

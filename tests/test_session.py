@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gradrepl.kernel.events import CellFinished, ProbeReport, Result, Stream
-from gradrepl.kernel.session import KernelSession
+from gradrepl.client.events import CellFinished, ProbeReport, Result, Stream
+from gradrepl.client.session import KernelSession
 
 pytestmark = pytest.mark.kernel
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from gradrepl.app.app import GradReplApp
-from gradrepl.app.history import History
-from gradrepl.app.widgets.code_input import CodeInput
+from gradrepl.ui.app import GradReplApp
+from gradrepl.ui.state.history import History
+from gradrepl.ui.widgets.code_input import CodeInput
 from gradrepl.cells import read_script
 
 pytestmark = pytest.mark.kernel

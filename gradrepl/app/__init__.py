@@ -1,1 +1,0 @@
-"""The Textual app: code input, transcript, tensor inspector, backward log."""

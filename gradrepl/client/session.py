@@ -1,0 +1,300 @@
+"""An async session with one kernel: start, execute (events as they come), interrupt,
+restart, shutdown.
+
+The protocol rules (as jupyter_console keeps them): a request's output is every IOPub
+message whose parent is that request, up to its `status: idle`; the execute_reply on the
+shell channel then says how it ended. Waiting is always on the sockets or on the
+kernel process itself (a thread blocked in wait()), never on a polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from gradrepl.client.events import CellFinished, CellOutcome, Event, OutputBudget, OutputCut, ProbeState, parse_iopub
+from gradrepl.client.process import KernelProcess, launch_kernel
+from gradrepl.protocol import MEMORY_LIMIT_ENV, ORIGIN_KEY, size_text
+
+READY_TIMEOUT = 120.0
+OUTPUT_LIMIT = 1_000_000  # characters of text output a cell keeps; the rest is counted
+INTERRUPT_GRACE = 5.0
+REPLY_GRACE = 5.0
+
+
+class KernelError(RuntimeError):
+    """The kernel could not be started or reached; str() is one line for the user."""
+
+
+class KernelDied(Exception):
+    pass
+
+
+class KernelSession:
+    def __init__(self, *, cwd: Path | None = None, preimport: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+        self.cwd = cwd
+        self.preimport = preimport
+        self.env = env
+        self.output_limit = OUTPUT_LIMIT
+        self.process: KernelProcess | None = None
+        self.client: Any = None
+        self._death: asyncio.Future[int] | None = None
+        self._probe = ProbeState()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def launch(self) -> None:
+        """Start the kernel process now, before anything heavy is imported; start() connects."""
+        if self.process is None:
+            self.process = launch_kernel(cwd=self.cwd, preimport=self.preimport, extra_env=self.env)
+
+    async def start(self, timeout: float = READY_TIMEOUT) -> None:
+        self.launch()
+        assert self.process is not None
+        from jupyter_client.asynchronous import AsyncKernelClient
+
+        client = AsyncKernelClient()
+        client.load_connection_info(self.process.connection_info)
+        client.start_channels(hb=False)
+        self.client = client
+        self._death = asyncio.get_running_loop().run_in_executor(None, self.process.process.wait)
+        try:
+            await asyncio.wait_for(self._until_ready(), timeout)
+        except asyncio.TimeoutError:
+            await self.shutdown()
+            raise KernelError(f"gradrepl: the kernel did not start within {timeout:.0f} s") from None
+        except KernelDied:
+            log = self.process.log_tail().strip().splitlines()
+            await self.shutdown()
+            last = log[-1].strip() if log else "no message"
+            limit = (self.env or {}).get(MEMORY_LIMIT_ENV)
+            hint = f": --memory-limit {size_text(int(limit))} is likely too small for it" if limit else ""
+            raise KernelError(f"gradrepl: the kernel exited while starting ({last}){hint}") from None
+
+    async def _until_ready(self) -> None:
+        while True:
+            request = self.client.session.msg("kernel_info_request")
+            self.client.shell_channel.send(request)
+            reply = await self._next_reply(request["header"]["msg_id"], timeout=1.0)
+            if reply is None:
+                continue
+            # IOPub is a subscription: it is live once any message (ipykernel's
+            # iopub_welcome, or the status of our request) has come through.
+            if await self._next_message(self.client.get_iopub_msg(), timeout=1.0) is not None:
+                return
+
+    async def _next_message(self, getter: Any, timeout: float | None) -> dict[str, Any] | None:
+        """The next message from a channel, or None at the timeout; KernelDied if it dies first."""
+        assert self._death is not None
+        get = asyncio.ensure_future(getter)
+        done, _ = await asyncio.wait({get, self._death}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if get in done:
+            try:
+                return get.result()
+            except Exception:  # queue.Empty from the client's own timeout
+                return None
+        get.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await get
+        if self._death in done:
+            raise KernelDied
+        return None
+
+    async def _next_reply(self, msg_id: str, timeout: float) -> dict[str, Any] | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (remaining := deadline - loop.time()) > 0:
+            msg = await self._next_message(self.client.get_shell_msg(), remaining)
+            if msg is None:
+                return None
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+        return None
+
+    async def interrupt(self) -> None:
+        if self.process is not None:
+            self.process.interrupt()
+
+    async def shutdown(self) -> None:
+        process, self.process = self.process, None
+        client, self.client = self.client, None
+        if process is None:
+            return
+        try:
+            if client is not None and process.is_alive():
+                with contextlib.suppress(Exception):
+                    client.shutdown()
+                await asyncio.get_running_loop().run_in_executor(None, process.wait, 2.0)
+        finally:
+            # Also when the wait is cancelled (an app torn down mid-quit): the kernel must
+            # not outlive its session, whatever state its own exit is stuck in.
+            if process.is_alive():
+                process.kill()
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.stop_channels()
+            process.cleanup()
+            self._probe = ProbeState()
+
+    async def restart(self) -> None:
+        await self.shutdown()
+        await self.start()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    # ------------------------------------------------------------ execution
+
+    async def execute(
+        self,
+        code: str,
+        *,
+        origin: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[Event]:
+        """Run one cell; yield its events as they arrive, ending with CellFinished.
+
+        `origin` ({"file": ..., "line": ...}) lets the probe map error lines to the file.
+        `timeout` interrupts the cell after that many seconds (status "timeout").
+        """
+        if self.client is None or self._death is None or self._death.done():
+            yield CellFinished("died", None, self._death_reason())
+            return
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        metadata = {ORIGIN_KEY: origin} if origin else {}
+        request = self.client.session.msg("execute_request", content, metadata=metadata)
+        msg_id = request["header"]["msg_id"]
+        self.client.shell_channel.send(request)
+
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        timed_out = False
+        budget = OutputBudget(self.output_limit)
+        try:
+            while True:
+                remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+                msg = await self._next_message(self.client.get_iopub_msg(), remaining)
+                if msg is None:
+                    if timed_out:  # interrupted, and still no idle: give up on it
+                        if budget.cut:
+                            yield OutputCut(budget.cut, budget.limit)
+                        yield CellFinished("timeout", None, f"did not stop within {INTERRUPT_GRACE:.0f} s of the interrupt")
+                        return
+                    timed_out = True
+                    await self.interrupt()
+                    deadline = loop.time() + INTERRUPT_GRACE
+                    continue
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                    break
+                event = parse_iopub(msg, self._probe)
+                if event is not None:
+                    event = budget.take(event)
+                if event is not None:
+                    yield event
+            reply = await self._next_reply(msg_id, REPLY_GRACE)
+        except KernelDied:
+            if budget.cut:
+                yield OutputCut(budget.cut, budget.limit)
+            yield CellFinished("died", None, self._death_reason())
+            return
+        if budget.cut:
+            yield OutputCut(budget.cut, budget.limit)
+        reply_content = (reply or {}).get("content", {})
+        count = reply_content.get("execution_count")
+        if timed_out:
+            yield CellFinished("timeout", count, f"interrupted after {timeout:g} s")
+        elif reply_content.get("status") == "ok":
+            yield CellFinished("ok", count)
+        else:
+            yield CellFinished("error", count)
+
+    async def complete(self, code: str, cursor_pos: int, timeout: float = 5.0) -> tuple[list[str], int, int] | None:
+        """The kernel's completions at `cursor_pos`: (matches, start, end), or None without a reply."""
+        if self.client is None or self._death is None or self._death.done():
+            return None
+        request = self.client.session.msg("complete_request", {"code": code, "cursor_pos": cursor_pos})
+        self.client.shell_channel.send(request)
+        try:
+            reply = await self._next_reply(request["header"]["msg_id"], timeout)
+        except KernelDied:
+            return None
+        content = (reply or {}).get("content", {})
+        if content.get("status") != "ok":
+            return None
+        matches = [str(m) for m in content.get("matches") or []]
+        return matches, int(content.get("cursor_start", cursor_pos)), int(content.get("cursor_end", cursor_pos))
+
+    async def graph(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The autograd graph of the tensor the probe lists as `name` (kernel/graph.py's
+        plain data), or {"error": ...} saying why there is none."""
+        reply = await self._ask_probe({"request": "graph", "name": name}, timeout)
+        if reply.get("reply") == "graph":
+            return dict(reply.get("graph") or {})
+        return {"root": name, "error": reply.get("error") or "the kernel did not answer"}
+
+    async def _ask_probe(self, data: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send the probe a request on its comm; its answer, or {"error": ...}. Only
+        between cells: the probe's comm exists once a cell has run."""
+        if self.client is None or self._death is None or self._death.done():
+            return {"error": "the kernel is not running"}
+        if not self._probe.comm_ids:
+            return {"error": "no cell has run yet"}
+        comm_id = sorted(self._probe.comm_ids)[-1]
+        request = self.client.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        msg_id = request["header"]["msg_id"]
+        self.client.shell_channel.send(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        answer: dict[str, Any] = {"error": f"the kernel did not answer within {timeout:g} s"}
+        try:
+            while (remaining := deadline - loop.time()) > 0:
+                msg = await self._next_message(self.client.get_iopub_msg(), remaining)
+                if msg is None:
+                    break
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                kind = msg["header"]["msg_type"]
+                if kind == "comm_msg" and msg["content"].get("comm_id") == comm_id:
+                    answer = dict(msg["content"].get("data") or {})
+                elif kind == "status" and msg["content"].get("execution_state") == "idle":
+                    break
+        except KernelDied:
+            return {"error": self._death_reason()}
+        return answer
+
+    async def run(self, code: str, **kwargs: Any) -> CellOutcome:
+        outcome = CellOutcome()
+        async for event in self.execute(code, **kwargs):
+            outcome.events.append(event)
+        return outcome
+
+    def _death_reason(self) -> str:
+        if self.process is None:
+            return "the kernel is not running"
+        code = self.process.process.poll()
+        if code is None:
+            return "the kernel stopped answering"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            limit = (self.env or {}).get(MEMORY_LIMIT_ENV)
+            if limit and -code in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS):  # a failed allocation, often
+                return f"the kernel was killed by {name}; out of memory under --memory-limit {size_text(int(limit))}?"
+            return f"the kernel was killed by {name}"
+        return f"the kernel exited with code {code}"

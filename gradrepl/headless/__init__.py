@@ -1,0 +1,1 @@
+"""Runs in the front-end process: the commands without a UI (replay, graph)."""

@@ -1,0 +1,74 @@
+"""`gradrepl graph SCRIPT [NAME ...]`: run a script's cells (all, or up to `--cell N`) in a
+fresh kernel, then print the autograd graph of the named tensors as text trees.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import IO
+
+from gradrepl.cells import Script
+from gradrepl.render.graph import graph_text
+from gradrepl.client.events import CellOutcome
+from gradrepl.client.session import KernelSession
+from gradrepl.headless.replay import runnable
+
+
+@dataclass(frozen=True)
+class GraphRequest:
+    names: tuple[str, ...]  # empty: every named tensor that has a grad_fn
+    last_cell: int | None  # 1-based among code cells; None: all of them
+    as_json: bool = False
+
+
+def _failure(outcome: CellOutcome) -> str:
+    error = outcome.error
+    if error is not None:
+        return f"{error.ename}: {error.evalue}".splitlines()[0]
+    finished = outcome.finished
+    return f"{outcome.status}: {finished.reason}" if finished and finished.reason else outcome.status
+
+
+async def show_graphs(script: Script, request: GraphRequest, session: KernelSession,
+                      out: IO[str] = sys.stdout, err: IO[str] = sys.stderr) -> int:
+    """Print the graphs; return the exit code (1 when a cell failed or a name is unknown)."""
+    cells = script.code_cells[: request.last_cell] if request.last_cell else script.code_cells
+    await session.start()
+    status = 0
+    last: CellOutcome | None = None
+    ran = 0
+    for number, cell in enumerate(cells, start=1):
+        code, line = runnable(cell)
+        outcome = await session.run(code, origin={"file": str(script.path) if script.path else None, "line": line})
+        ran = number
+        if outcome.report is not None:
+            last = outcome
+        if outcome.status != "ok":
+            print(f"gradrepl: cell {number} (line {cell.line}) failed: {_failure(outcome)}; "
+                  f"the graphs are of the state it left", file=err)
+            status = 1
+            if outcome.status == "died":
+                return status
+            break
+    tensors = list(last.report.tensors) if last is not None and last.report is not None else []
+    known = [t.get("name") for t in tensors]
+    names = list(request.names) or [t["name"] for t in tensors if t.get("grad_fn")]
+    if not names:
+        print(f"gradrepl: no named tensor has an autograd graph after cell {ran}", file=err)
+        return status
+    for index, name in enumerate(names):
+        if name not in known:
+            listed = ", ".join(str(k) for k in known[:12]) + (", …" if len(known) > 12 else "")
+            print(f"gradrepl: no tensor named {name!r} after cell {ran} "
+                  f"({'named tensors: ' + listed if known else 'no tensors are named'})", file=err)
+            status = 1
+            continue
+        graph = await session.graph(name)
+        if request.as_json:
+            out.write(json.dumps({"cell": ran, **graph}, ensure_ascii=False) + "\n")
+        else:
+            out.write(("\n" if index else "") + graph_text(graph) + "\n")
+        out.flush()
+    return status

@@ -1,0 +1,234 @@
+"""Headless replay: a script's code cells in, a notebook-like transcript out.
+
+The same engine as the app, without the UI: each code cell runs in a fresh kernel, in
+order, and each finished cell becomes a CellRecord that a writer prints as text or as
+one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from gradrepl.cells import Cell, Script
+from gradrepl.render.explain import Explanation, explain_report
+from gradrepl.client.events import CellOutcome, CellStatus, Display, ErrorFrame, OutputCut, strip_ansi
+from gradrepl.client.session import KernelSession
+from gradrepl.render.text import backward_line, vjp_lines
+
+LIBRARY_FRAMES_SHOWN = 1
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """One executed code cell, as the transcript and `--json` report it."""
+
+    cell: int
+    line: int
+    source: str
+    status: CellStatus
+    execution_count: int | None
+    stdout: str
+    stderr: str
+    result: str | None
+    error: dict[str, Any] | None
+    tensors: list[dict[str, Any]]
+    backward: list[dict[str, Any]]
+    displays: list[str] = field(default_factory=list)
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    explanation: dict[str, str] | None = None  # for a known autograd error: title, why, fix
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def short_traceback(frames: tuple[ErrorFrame, ...], script_name: str) -> list[str]:
+    """The frames a reader needs: every one in the script, and the innermost library frame."""
+    lines = ["Traceback (most recent call last):"]
+    first_in_script = next((i for i, f in enumerate(frames) if f.in_script), 0)
+    frames = frames[first_in_script:]  # what comes before is the kernel's own machinery
+    hidden = 0
+    for index, frame in enumerate(frames):
+        innermost = index == len(frames) - 1
+        if not frame.in_script and not innermost:
+            hidden += 1
+            continue
+        if hidden:
+            lines.append(f"  ... {hidden} frame{'s' if hidden > 1 else ''} in library code")
+            hidden = 0
+        if frame.in_script:
+            where = f'File "{script_name}", line {frame.script_line}'
+        else:
+            where = f'File "{frame.filename}", line {frame.lineno}'
+        lines.append(f"  {where}, in {frame.name}")
+        if frame.text:
+            lines.append(f"    {frame.text}")
+    return lines
+
+
+def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str) -> CellRecord:
+    report = outcome.report
+    finished = outcome.finished
+    error = outcome.error
+    error_json: dict[str, Any] | None = None
+    explanation: Explanation | None = None
+    if error is not None:
+        frames = report.frames if report else ()
+        traceback = short_traceback(frames, script_name) if frames else strip_ansi("\n".join(error.traceback)).splitlines()
+        script_lines = [f.script_line for f in frames if f.in_script]
+        error_json = {
+            "ename": error.ename,
+            "evalue": error.evalue,
+            "traceback": traceback,
+            "line": script_lines[-1] if script_lines else None,
+        }
+        explanation = explain_report(error.ename, error.evalue, finished.execution_count if finished else None, report)
+    result = outcome.result
+    return CellRecord(
+        cell=number,
+        line=cell.line,
+        source=cell.source,
+        status=outcome.status,
+        execution_count=finished.execution_count if finished else None,
+        stdout=outcome.stream_text("stdout"),
+        stderr=outcome.stream_text("stderr"),
+        result=result.text if result is not None else None,
+        error=error_json,
+        tensors=list(report.tensors) if report else [],
+        backward=list(report.backward) if report else [],
+        displays=[e.text for e in outcome.events if isinstance(e, Display)],
+        reason=finished.reason if finished else "",
+        notes=[*(report.notes if report else ()), *(e.note for e in outcome.events if isinstance(e, OutputCut))],
+        explanation=None if explanation is None else {"title": explanation.title, "why": explanation.why, "fix": explanation.fix},
+    )
+
+
+def runnable(cell: Cell) -> tuple[str, int]:
+    """The code to send and the file line of its first line (IPython drops leading blank lines)."""
+    lines = cell.source.splitlines(keepends=True)
+    skipped = 0
+    while skipped < len(lines) and not lines[skipped].strip():
+        skipped += 1
+    return "".join(lines[skipped:]), cell.line + skipped
+
+
+async def replay(
+    script: Script,
+    on_record: Callable[[CellRecord], None],
+    *,
+    keep_going: bool = False,
+    cell_timeout: float | None = None,
+    session: KernelSession | None = None,
+    stopped: Callable[[], bool] = lambda: False,
+) -> int:
+    """Run every code cell; return the exit code (0 all ran, 1 a cell failed). No cell
+    starts once `stopped()` is true (the user pressed Ctrl+C)."""
+    path = script.path
+    script_name = path.name if path else "<script>"
+    own_session = session is None
+    if session is None:
+        session = KernelSession(cwd=path.parent if path else None)
+    failed = False
+    try:
+        await session.start()
+        for number, cell in enumerate(script.code_cells, start=1):
+            if stopped():
+                break
+            code, line = runnable(cell)
+            origin = {"file": str(path) if path else None, "line": line}
+            outcome = await session.run(code, origin=origin, timeout=cell_timeout)
+            record = record_from(cell, number, outcome, script_name)
+            on_record(record)
+            if record.status != "ok":
+                failed = True
+                if record.status == "died" or not keep_going or stopped():
+                    break
+    finally:
+        if own_session:
+            await session.shutdown()
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------- writers
+
+
+class JsonLinesWriter:
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def __call__(self, record: CellRecord) -> None:
+        self.out.write(json.dumps(record.to_json(), ensure_ascii=False) + "\n")
+        self.out.flush()
+
+
+class TextWriter:
+    """A notebook-like transcript; source highlighted with pygments when `color` is on."""
+
+    def __init__(self, out: IO[str], script_name: str, color: bool) -> None:
+        self.out = out
+        self.script_name = script_name
+        self.color = color
+        self._highlight: Callable[[str], str] | None = None
+        if color:
+            from pygments import highlight
+            from pygments.formatters import TerminalFormatter
+            from pygments.lexers import PythonLexer
+
+            lexer, formatter = PythonLexer(), TerminalFormatter()
+            self._highlight = lambda code: highlight(code, lexer, formatter)
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def __call__(self, record: CellRecord) -> None:
+        write = self.out.write
+        count = record.execution_count if record.execution_count is not None else " "
+        where = f"{self.script_name}, line {record.line}" if record.line else self.script_name
+        write(self._paint(f"In [{count}]:", "32;1") + self._paint(f"  # {where}", "2") + "\n")
+        source = record.source.rstrip("\n") + "\n"
+        write(self._highlight(source) if self._highlight else source)
+        body: list[str] = []
+        if record.stdout:
+            body.append(record.stdout)
+        if record.stderr:
+            body.append(self._paint(record.stderr, "31"))
+        for text in record.displays:
+            body.append(text + "\n")
+        if record.result is not None:
+            separator = "\n" if "\n" in record.result else " "
+            body.append(self._paint(f"Out[{count}]:", "31;1") + separator + record.result + "\n")
+        if record.error is not None:
+            lines = record.error["traceback"] + [f"{record.error['ename']}: {record.error['evalue']}"]
+            body.append(self._paint("\n".join(lines), "31") + "\n")
+        if record.explanation is not None:
+            explained = record.explanation
+            body.append(self._paint(f"[explain] {explained['title']}", "33;1") + "\n")
+            body.append(self._paint(f"  Why: {explained['why']}", "33") + "\n")
+            body.append(self._paint(f"  Fix: {explained['fix']}", "33") + "\n")
+        if record.status in ("timeout", "died"):
+            label = "timed out" if record.status == "timeout" else "kernel died"
+            body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")
+        for event in record.backward:
+            body.append(self._paint("[backward] ", "36") + backward_line(event) + "\n")
+            for line in vjp_lines(event):
+                body.append(self._paint("[vjp] ", "36") + line + "\n")
+        for note in record.notes:
+            body.append(self._paint(f"[gradrepl: {note}]", "2") + "\n")
+        if body:
+            write("\n" + "".join(body))
+        write("\n")
+        self.out.flush()
+
+
+def writer_for(json_lines: bool, script_path: Path | None, out: IO[str] = sys.stdout) -> Callable[[CellRecord], None]:
+    if json_lines:
+        return JsonLinesWriter(out)
+    name = script_path.name if script_path else "<script>"
+    color = out.isatty() and not os.environ.get("NO_COLOR")
+    return TextWriter(out, name, color=color)

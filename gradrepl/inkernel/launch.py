@@ -1,0 +1,312 @@
+"""Entry point of the kernel process: an ordinary IPython kernel with the probe installed.
+
+Runs as `python -c <bootstrap> -f CONNECTION_FILE [--preimport MODULE]...`, see gradrepl/client/process.py.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import gc
+import io
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV, RUNTIME_DIR_PREFIX, size_text
+
+
+def _preimport(module: str) -> None:
+    try:
+        __import__(module)
+    except BaseException:  # the user's own import will show the real error
+        pass
+
+
+@contextlib.contextmanager
+def _debugpy_hidden() -> Iterator[None]:
+    """Start the kernel without the Jupyter debugger, which gradrepl never asks for.
+
+    ipykernel imports debugpy while it initialises if it can (a fifth of the start-up
+    time); a None entry in sys.modules makes that import fail. The entry is removed
+    afterwards, so user code can still import debugpy.
+    """
+    had = "debugpy" in sys.modules
+    if not had:
+        sys.modules["debugpy"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if not had and sys.modules.get("debugpy", 0) is None:
+            del sys.modules["debugpy"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    memory_limit, runtime_dir = _guard(args)
+    preimports: list[str] = []
+    while "--preimport" in args:
+        at = args.index("--preimport")
+        preimports.append(args[at + 1])
+        del args[at : at + 2]
+
+    # As ipykernel_launcher does: keep the cwd off sys.path while the kernel loads;
+    # IPython puts it back for the user.
+    if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
+        del sys.path[0]
+
+    # No cyclic garbage collection while the kernel loads: it would trace every object
+    # ipykernel creates, many times over, and none of them is garbage worth finding yet.
+    gc.disable()
+    threads = [
+        threading.Thread(target=_preimport, args=(module,), name=f"preimport-{module}", daemon=True)
+        for module in preimports
+    ]
+    for thread in threads:
+        thread.start()
+
+    from ipykernel.kernelapp import IPKernelApp
+
+    from gradrepl.inkernel import probe
+
+    if runtime_dir:
+        _iopub_pipe_in(runtime_dir)
+    app = IPKernelApp.instance()
+    with _debugpy_hidden():
+        # gradrepl keeps its own history: cells are not written into the user's IPython database.
+        # Completion reads the live namespace; jedi's static analysis of torch takes most of a second.
+        app.initialize([*args, "--HistoryManager.hist_file=:memory:", "--IPCompleter.use_jedi=False"])
+    # The probe must not see a half-imported module (it reads torch.autograd from a torch
+    # found in sys.modules): it is installed once the preimports have ended, or failed.
+    for thread in threads:
+        thread.join()
+    probe.install(app.shell, app.kernel)
+    if memory_limit:
+        _note_memory_errors(app.shell, memory_limit)
+    # The kernel's own objects (ipykernel, IPython, the probe: some 40,000) live as long as
+    # the process: kept out of later collections, as a plain `python script.py` has no such
+    # objects for its collections to trace. Everything the user's cells create is collected
+    # as usual; the collector is on again before the first cell.
+    gc.freeze()
+    gc.enable()
+    app.start()
+    # ipykernel's own atexit close stops the IOPub thread, then joins the control thread,
+    # which can be in the middle of flushing output to that stopped thread: it then waits
+    # forever. The process ends next, closing every socket with it, so close is not run.
+    atexit.unregister(app.close)
+    _exit_after_atexit()
+
+
+def _guard(args: list[str]) -> tuple[int, str]:
+    """First thing in the kernel: its memory limit, and its end with the front end's.
+
+    The limit (RLIMIT_AS, the address space) is set before anything big is loaded. A
+    front end that dies without a word (SIGKILL) cannot stop the kernel, which runs in a
+    session of its own: on Linux the kernel asks for SIGTERM when its parent goes, and
+    SIGTERM removes its private runtime directory and ends it. Returns the limit (0: none)
+    and that directory ("" if there is no connection file).
+    """
+    import os
+    import signal
+
+    limit = os.environ.pop(MEMORY_LIMIT_ENV, "")
+    if limit:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY and int(limit) > hard:
+            _fail(f"--memory-limit is above this system's hard limit of {hard} bytes (ulimit -Hv)")
+        resource.setrlimit(resource.RLIMIT_AS, (int(limit), hard))
+    memory_limit = int(limit or 0)
+
+    connection_file = args[args.index("-f") + 1] if "-f" in args[:-1] else ""
+    runtime_dir = os.path.dirname(os.path.abspath(connection_file)) if connection_file else ""
+
+    kernel = os.getpid()
+
+    def terminated(signum: int, frame: object) -> None:
+        try:  # each step on its own: memory may be short, and the exit must come
+            if os.getpid() == kernel:  # not in a forked child (multiprocessing), which inherits this
+                try:
+                    _remove_runtime_dir(runtime_dir)
+                finally:
+                    _flush_files()
+        finally:
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)  # ends as "killed by SIGTERM", as it was
+            finally:
+                os._exit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, terminated)
+    _default_sigterm_in_forked_children()
+    parent = os.environ.pop(PARENT_PID_ENV, "")
+    if sys.platform.startswith("linux") and parent:
+        try:
+            import ctypes
+
+            PR_SET_PDEATHSIG = 1
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            return memory_limit, runtime_dir
+        if os.getppid() != int(parent):  # the front end went before the request was made
+            terminated(signal.SIGTERM, None)
+    return memory_limit, runtime_dir
+
+
+def _default_sigterm_in_forked_children() -> None:
+    """Forked children (multiprocessing) get the default SIGTERM back: it ends them at once,
+    whatever they are doing, as in a kernel without the handler. SIGTERM is blocked across
+    the fork, so one sent before the child has switched (Process.terminate() right after
+    start()) waits for the default instead of reaching Python, which drops it then."""
+    import os
+    import signal
+
+    forking = threading.local()
+
+    def before() -> None:
+        forking.blocked = signal.SIGTERM in signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def after_in_parent() -> None:
+        if not getattr(forking, "blocked", True):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+    def after_in_child() -> None:
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        finally:
+            after_in_parent()
+
+    os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
+
+
+def _iopub_pipe_in(runtime_dir: str) -> None:
+    """Output of forked children (multiprocessing) reaches the kernel's IOPub thread on a pipe
+    that ipykernel opens as a TCP port on 127.0.0.1, where any local user can connect: make
+    it a unix socket in the kernel's private directory, like the kernel's own channels."""
+    import os
+
+    import zmq
+    from ipykernel import iostream
+    from zmq.eventloop.zmqstream import ZMQStream
+
+    thread = iostream.IOPubThread
+    if not all(hasattr(thread, name) for name in ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")):
+        return  # another ipykernel: its own pipe stays
+    if not os.path.basename(runtime_dir).startswith(RUNTIME_DIR_PREFIX):
+        return
+    address = f"ipc://{os.path.join(runtime_dir, 'k-pipe')}"
+
+    def setup_pipe_in(self: iostream.IOPubThread) -> None:
+        self._pipe_uuid = os.urandom(16)
+        pipe_in = self.socket.context.socket(zmq.PULL)
+        pipe_in.linger = 0
+        try:
+            pipe_in.bind(address)
+        except zmq.ZMQError:  # forked children's output is lost, as ipykernel has it
+            self._pipe_flag = False
+            pipe_in.close()
+            return
+        self._pipe_in = ZMQStream(pipe_in, self.io_loop)
+        self._pipe_in.on_recv(self._handle_pipe_msg)
+
+    def setup_pipe_out(self: iostream.IOPubThread) -> tuple[zmq.Context, zmq.Socket]:
+        context = zmq.Context()  # a new one after the fork
+        pipe_out = context.socket(zmq.PUSH)
+        pipe_out.linger = 3000
+        pipe_out.connect(address)
+        return context, pipe_out
+
+    thread._setup_pipe_in = setup_pipe_in  # type: ignore[method-assign]
+    thread._setup_pipe_out = setup_pipe_out  # type: ignore[method-assign]
+
+
+_OUT_OF_MEMORY = ("failed to map segment", "cannot allocate memory", "can't allocate memory", "can't start new thread")
+
+
+def _note_memory_errors(shell: object, limit: int) -> None:
+    """After a cell that ran out of memory, one line on its stderr that says the limit did it:
+    an import that fails for want of address space says only "failed to map segment"."""
+    def post_run_cell(result: object) -> None:
+        try:
+            error = getattr(result, "error_in_exec", None)
+            if error is None:
+                return
+            if isinstance(error, MemoryError) or any(text in str(error).lower() for text in _OUT_OF_MEMORY):
+                print(f"gradrepl: out of memory under --memory-limit {size_text(limit)} "
+                      "(the kernel's address space): a larger limit may be needed", file=sys.stderr)
+        except BaseException:
+            pass
+
+    shell.events.register("post_run_cell", post_run_cell)  # type: ignore[attr-defined]
+
+
+def _remove_runtime_dir(path: str) -> None:
+    """Remove the kernel's runtime directory, if it is one gradrepl made for it (see process.py)."""
+    import os
+    import shutil
+
+    try:
+        if os.path.basename(path).startswith(RUNTIME_DIR_PREFIX) and os.lstat(path).st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+    except OSError:
+        pass
+
+
+def _fail(message: str) -> None:
+    """End a kernel that cannot start, with one line for the front end to show (the last in its log)."""
+    import os
+
+    print(message, file=sys.stderr, flush=True)
+    os._exit(1)
+
+
+_FILE_TYPES = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom, io.FileIO)
+
+
+def _exit_after_atexit() -> None:
+    """End the kernel process once its loop has stopped, skipping interpreter teardown.
+
+    The user's atexit callbacks (and IPython's, which clears the namespace, so files
+    left open there are closed) run as at a normal exit. Files still open in modules'
+    globals are flushed, as the teardown that is skipped would have done by closing them.
+    That teardown, module by module, takes most of a second with torch loaded.
+    """
+    import atexit
+    import os
+
+    code = 0
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        code = 1
+    _flush_files()
+    os._exit(code)
+
+
+def _flush_files() -> None:
+    """Flush real files still open in modules' globals, and the standard streams."""
+    file_types = frozenset(_FILE_TYPES)
+    for module in list(sys.modules.values()):
+        try:
+            values = vars(module).values()
+            if file_types.isdisjoint(map(type, values)):  # most modules: one pass in C
+                continue
+            values = list(values)
+        except BaseException:
+            continue
+        for value in values:
+            # Real files only: ipykernel's streams wait on its I/O thread, gone by now.
+            if type(value) in _FILE_TYPES:
+                try:
+                    if not value.closed:
+                        value.flush()
+                except BaseException:
+                    pass
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:
+            pass

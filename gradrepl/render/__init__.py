@@ -1,0 +1,2 @@
+"""Pure text forms of the wire records, shared by replay, graph and the app: no Textual,
+no torch, no kernel."""

@@ -1,0 +1,490 @@
+"""gradrepl's app: code input, transcript, tensor inspector, backward log and status line,
+with the kernel in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from gradrepl.ui.state.history import History, default_path
+from gradrepl.ui.state.journal import Journal, LeftOver
+from gradrepl.ui.state.journal import default_dir as journal_dir
+from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
+from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
+from gradrepl.ui.widgets.code_input import CodeInput
+from gradrepl.ui.widgets.status_line import StatusLine
+from gradrepl.ui.state.worksheet import SessionCell, Worksheet
+from gradrepl.client.process import KernelProcess
+
+if TYPE_CHECKING:
+    from textual.widgets import OptionList
+
+    from gradrepl.cells import Script
+    from gradrepl.ui.widgets.backward_log import BackwardLog
+    from gradrepl.ui.widgets.inspector import TensorInspector
+    from gradrepl.ui.widgets.transcript import Transcript
+    from gradrepl.client.events import TensorInfo
+
+
+PANES_DEFER = 0.15  # seconds after the footer's keys: they get drawn first
+STARTUP_DEFER = 0.1  # seconds
+
+
+class GradReplApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "gradrepl"
+    BINDINGS = [
+        Binding("ctrl+c", "interrupt", "Interrupt", priority=True),
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("f1", "help", "Help"),
+        Binding("f2", "focus_pane('inspector')", "Tensors", show=False),
+        Binding("f3", "focus_pane('backward-log')", "Backward log", show=False),
+        Binding("f4", "focus_pane('input')", "Input", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        process: KernelProcess | None = None,
+        history: History | None = None,
+        cwd: Path | None = None,
+        cell_timeout: float | None = None,
+        stable: bool = False,
+        journal: Journal | None = None,
+        kernel_env: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.worksheet = Worksheet(script)
+        self.journal = journal if journal is not None else Journal(journal_dir(), script.path if script else None)
+        self.input_history = history if history is not None else History(default_path())
+        self.stable = stable  # snapshot tests: no addresses, no cursor blink
+        origin = str(script.path) if script is not None and script.path is not None else None
+        self.runner = KernelRunner(
+            self, cwd=cwd, process=process, cell_timeout=cell_timeout, origin_file=origin, env=kernel_env
+        )
+        self.tensors: dict[str, TensorInfo] = {}
+        self._resume_total = 0
+        self.panes_updated: list[float] = []  # seconds from a cell's end to all panes drawn
+        self._panes_ready = False
+        self._early: list[str] = []  # cells submitted before the panes were mounted
+        self._kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        # The first frame holds what typing needs; the panes are mounted right after it.
+        yield Horizontal(id="top")
+        yield CodeInput(self.input_history, id="input")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.runner.launch()
+        self.query_one(CodeInput).focus()
+        self.query_one(StatusLine).path = self._path_label()
+        # The panes come once the footer has drawn its keys, which it does when the
+        # screen first publishes its bindings.
+        self.screen.bindings_updated_signal.subscribe(self, self._first_bindings)
+
+    def _first_bindings(self, screen: Screen) -> None:
+        screen.bindings_updated_signal.unsubscribe(self)
+        self.set_timer(PANES_DEFER, self._mount_panes)
+
+    async def _mount_panes(self) -> None:
+        from textual.widgets import OptionList
+
+        from gradrepl.ui.widgets.backward_log import BackwardLog
+        from gradrepl.ui.widgets.inspector import TensorInspector
+        from gradrepl.ui.widgets.transcript import Transcript
+
+        transcript = Transcript(stable=self.stable, id="transcript")
+        transcript.border_title = "Transcript"
+        await self.query_one("#top").mount(transcript, BackwardLog(id="backward-log"))
+        code_input = self.query_one(CodeInput)
+        completions = OptionList(id="completions")
+        await self.mount(TensorInspector(id="inspector"), completions, before=code_input)
+        code_input.completions = completions
+        self._panes_ready = True
+        if self.worksheet.script is not None:
+            self._resume(self.worksheet.script)
+        for source in self._early:
+            self._submit(source)
+        self._early.clear()
+        left = self.journal.left_over()
+        if left is not None:
+            self._offer(left)
+        # The kernel process is already loading (cli.py launched it); what is left here is
+        # importing jupyter_client and IPython's input checker, which waits a moment so it
+        # does not compete with drawing the panes.
+        self.set_timer(STARTUP_DEFER, self._start_kernel)
+
+    @property
+    def transcript(self) -> Transcript:
+        return self.query_one("#transcript")  # type: ignore[return-value]
+
+    @property
+    def backward_log(self) -> BackwardLog:
+        return self.query_one("#backward-log")  # type: ignore[return-value]
+
+    @property
+    def inspector(self) -> TensorInspector:
+        return self.query_one("#inspector")  # type: ignore[return-value]
+
+    def _path_label(self) -> str:
+        script = self.worksheet.script
+        path = self.worksheet.path or (script.path if script is not None else None)
+        if path is None:
+            return ""
+        try:
+            return str(path.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+    def _start_kernel(self) -> None:
+        self.query_one(CodeInput).enable_highlighting()
+        self._load_completeness_checker()
+        self.run_worker(self.runner.start(), name="kernel", exclusive=True, group="kernel")
+
+    @work(thread=True, group="checker")
+    def _load_completeness_checker(self) -> None:
+        module = importlib.import_module("IPython.core.inputtransformer2")
+        manager = module.TransformerManager()
+        self.call_from_thread(setattr, self.query_one(CodeInput), "check_complete", manager.check_complete)
+
+    async def until_idle(self) -> None:
+        """Wait until the kernel is up and every submitted cell has finished (tests, bench)."""
+        await self.runner.until_idle()
+        await asyncio.sleep(0)
+
+    # ------------------------------------------------------------------ cells
+
+    def _resume(self, script: Script) -> None:
+        cells = script.code_cells
+        self._resume_total = len(cells)
+        for cell in cells:
+            self._submit(cell.source, script_line=cell.line)
+        self._show_progress()
+
+    def _submit(self, source: str, *, script_line: int | None = None, rerun: bool = False) -> SessionCell:
+        cell = self.worksheet.add(source, script_line, rerun=rerun)
+        self.transcript.add_cell(cell)
+        self.runner.submit(cell)
+        return cell
+
+    @on(CodeInput.Submitted)
+    def _submitted(self, event: CodeInput.Submitted) -> None:
+        if not self._panes_ready:
+            self._early.append(event.source)
+            return
+        self._submit(event.source)
+        if self.input_history.error:
+            self.notify(self.input_history.error, severity="warning")
+            self.input_history.error = None
+
+    def _offer(self, left: LeftOver) -> None:
+        from gradrepl.ui.screens.recover import RecoverScreen
+
+        def chosen(choice: str | None) -> None:
+            if choice == "run":
+                for source in left.cells:
+                    self._submit(source)
+                left.discard()  # this session's journal has them from now on
+            elif choice == "discard":
+                left.discard()
+
+        self.push_screen(RecoverScreen(left), chosen)
+
+    @on(CellStarted)
+    def _cell_started(self, event: CellStarted) -> None:
+        cell = event.cell
+        if not cell.from_script and not cell.rerun:
+            self.journal.cell_started(cell.source)
+            if self.journal.error:
+                self.notify(self.journal.error, severity="warning", timeout=8)
+                self.journal.error = None
+        self.transcript.update_prompt(event.cell)
+        self._show_progress()
+
+    @on(CellOutput)
+    def _cell_output(self, event: CellOutput) -> None:
+        self.transcript.add_event(event.cell, event.event)
+
+    @on(CellDone)
+    def _cell_done(self, event: CellDone) -> None:
+        with self.batch_update():
+            self._show_results(event.cell)
+        received = event.received_at
+        self.call_after_refresh(lambda: self.panes_updated.append(time.perf_counter() - received))
+
+    def _show_results(self, cell: SessionCell) -> None:
+        outcome = cell.outcome
+        report = outcome.report
+        notes = list(report.notes) if report is not None else []
+        error = outcome.error
+        explanation = None
+        if error is not None:
+            from gradrepl.render.explain import explain_report
+
+            explanation = explain_report(error.ename, error.evalue, cell.execution_count, report)
+        self.transcript.finish(cell, notes, explanation)
+        if report is not None:
+            tensors = {t.name: t for t in report.tensor_infos()}
+            self.backward_log.add_cell(cell.execution_count, report.backward, self.tensors, tensors)
+            self.inspector.show(tuple(tensors.values()))
+            self.tensors = tensors
+        if cell.state == "died" and cell.reason != STOPPED_BY_RESTART:
+            self._offer_restart(cell)
+        self._update_status()
+        self._show_progress()
+
+    def _good_cells_before(self, cell: SessionCell) -> list[SessionCell]:
+        """The cells that ran without error in the kernel that `cell` killed, in order."""
+        return [c for c in self.worksheet.cells[self._kernel_first_cell:] if c.number < cell.number and c.state == "ok"]
+
+    def _offer_restart(self, cell: SessionCell) -> None:
+        from gradrepl.ui.screens.kernel_died import KernelDiedScreen
+
+        good = self._good_cells_before(cell)
+        where = f"In [{cell.execution_count}]" if cell.execution_count is not None else f"cell {cell.number}"
+
+        def chosen(choice: str | None) -> None:
+            if choice == "replay":
+                self.restart_kernel(replay=[(c.source, c.script_line) for c in good])
+            elif choice == "restart":
+                self.restart_kernel()
+
+        self.push_screen(KernelDiedScreen(where, cell.reason or "no reason given", len(good)), chosen)
+
+    def _show_progress(self) -> None:
+        status = self.query_one(StatusLine)
+        if not self._resume_total:
+            status.progress = ""
+            return
+        script_cells = [c for c in self.worksheet.cells if c.from_script and not c.rerun][: self._resume_total]
+        done = sum(1 for c in script_cells if c.state not in ("queued", "running"))
+        failures = [c for c in script_cells if c.state in ("error", "timeout", "died")]
+        failed = ", ".join(str(c.number) for c in failures)
+        if done < self._resume_total:
+            status.progress = f"resuming: cell {done + 1} of {self._resume_total}" + (f" (failed: {failed})" if failed else "")
+            return
+        status.progress = ""
+        self._resume_total = 0
+        name = self._path_label() or "the script"
+        if failures:
+            self.notify(f"Resumed {name}: {done} cells, {len(failures)} failed (cell {failed}).", severity="warning", timeout=8)
+        else:
+            self.notify(f"Resumed {name}: {done} cells ran.", timeout=5)
+
+    def _update_status(self) -> None:
+        status = self.query_one(StatusLine)
+        status.cells_run = sum(1 for c in self.worksheet.cells if c.state not in ("queued", "running", "cancelled"))
+        status.unsaved = self.worksheet.unsaved
+
+    @on(KernelStateChanged)
+    def _kernel_state(self, event: KernelStateChanged) -> None:
+        status = self.query_one(StatusLine)
+        status.kernel_state = event.state
+        status.kernel_reason = event.reason if event.state == "dead" else ""
+        if event.state == "dead" and event.reason and not self.runner.running:
+            self.notify(f"Kernel: {event.reason}", severity="error", timeout=10)
+
+    # ------------------------------------------------------------ completion
+
+    @on(CodeInput.CompletionWanted)
+    async def _completion_wanted(self, event: CodeInput.CompletionWanted) -> None:
+        self._complete(event.code, event.cursor)
+
+    @work(group="complete", exclusive=True)
+    async def _complete(self, code: str, cursor: int) -> None:
+        answer = await self.runner.complete(code, cursor)
+        code_input = self.query_one(CodeInput)
+        if answer is None:
+            self.notify("Completion is there when the kernel is idle.", severity="warning", timeout=3)
+            return
+        if code_input.text != code:
+            return  # typed on meanwhile: the answer is stale
+        code_input.show_completions(*answer)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option_list.id != "completions":
+            return
+        code_input = self.query_one(CodeInput)
+        code_input.accept_completion(event.option.id)
+        code_input.focus()
+
+    # ------------------------------------------------------------ inspector
+
+    def on_tensor_inspector_detail_wanted(self, event: TensorInspector.DetailWanted) -> None:
+        from gradrepl.ui.screens.tensor_detail import TensorDetailScreen
+
+        name = event.tensor.name
+
+        def then(choice: str | None) -> None:
+            if choice == "graph":
+                self.show_graph(name)
+
+        self.push_screen(TensorDetailScreen(event.tensor), then)
+
+    def on_tensor_inspector_graph_wanted(self, event: TensorInspector.GraphWanted) -> None:
+        self.show_graph(event.name)
+
+    def on_backward_log_event_wanted(self, event: BackwardLog.EventWanted) -> None:
+        from gradrepl.ui.screens.backward_event import BackwardEventScreen
+
+        self.push_screen(BackwardEventScreen(event.event))
+
+    def show_graph(self, name: str) -> None:
+        from gradrepl.ui.screens.autograd_graph import AutogradGraphScreen
+
+        self.push_screen(AutogradGraphScreen(name, self.runner.graph))
+
+    # ------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        from gradrepl.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_focus_pane(self, pane: str) -> None:
+        widget = self.query_one(f"#{pane}")
+        widget.display = True
+        widget.focus()
+
+    def action_toggle_pane(self, pane: str) -> None:
+        widget = self.query_one(f"#{pane}")
+        widget.display = not widget.display
+        if not widget.display and widget.has_focus:
+            self.query_one(CodeInput).focus()
+
+    async def action_interrupt(self) -> None:
+        if self.runner.running is not None:
+            await self.runner.interrupt()
+            self.notify("Interrupt sent.", timeout=2)
+            return
+        focused = self.focused
+        if isinstance(focused, CodeInput) and focused.selected_text:
+            self.copy_to_clipboard(focused.selected_text)
+            return
+        self.notify("Nothing is running. Ctrl+Q quits.", timeout=3)
+
+    def action_run_all(self) -> None:
+        cells = self.worksheet.runnable()
+        if not cells:
+            self.notify("No cells to run yet.", timeout=3)
+            return
+        for source, line in cells:
+            self._submit(source, script_line=line, rerun=True)
+
+    def action_restart_kernel(self) -> None:
+        self.restart_kernel()
+
+    @work(group="kernel-control", exclusive=True)
+    async def restart_kernel(self, replay: list[tuple[str, int | None]] | None = None) -> None:
+        """A fresh kernel; then, if given, these cells run again (as "run all" runs them)."""
+        for cell in self.runner.cancel_queued():
+            self.transcript.update_prompt(cell)
+        await self.runner.restart()
+        self._kernel_first_cell = len(self.worksheet.cells)
+        if self.runner.state != "dead":
+            self.tensors = {}
+            self.inspector.show((), highlight_changes=False)
+            if replay:
+                self.notify(f"Kernel restarted: running {len(replay)} cells again.", timeout=4)
+                for source, line in replay:
+                    self._submit(source, script_line=line, rerun=True)
+            else:
+                self.notify("Kernel restarted: a fresh namespace.", timeout=4)
+        self._resume_total = 0
+        self._show_progress()
+        self._update_status()
+
+    def action_clear_transcript(self) -> None:
+        self.transcript.clear()
+        self.backward_log.clear()
+
+    def action_save(self) -> None:
+        path = self.worksheet.path
+        if path is None:
+            self.action_save_as()
+            return
+        self._save_to(path)
+
+    def action_save_as(self, then_quit: bool = False) -> None:
+        from gradrepl.ui.screens.save_as import SaveAsScreen
+
+        def chosen(path: Path | None) -> None:
+            if path is not None and self._save_to(path) and then_quit:
+                self.run_worker(self._quit_now())
+
+        self.push_screen(SaveAsScreen(self.worksheet.suggested_path, self.worksheet.path), chosen)
+
+    def _save_to(self, path: Path) -> bool:
+        if self.worksheet.changed_on_disk(path):
+            self.notify(f"Not saved: {path} changed on disk since it was loaded; use Save as.", severity="error", timeout=8)
+            return False
+        try:
+            self.worksheet.save(path)
+        except OSError as err:
+            self.notify(f"Not saved: {err.strerror or err} ({path})", severity="error", timeout=8)
+            return False
+        self.journal.saved(len(self.worksheet.typed_cells))
+        self._update_status()
+        self.query_one(StatusLine).path = self._path_label()
+        self.notify(f"Saved {len(self.worksheet.document())} cells to {self._path_label()}.", timeout=4)
+        return True
+
+    async def action_quit(self) -> None:
+        unsaved = self.worksheet.unsaved
+        if unsaved <= 0:
+            await self._quit_now()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "quit":
+                self.run_worker(self._quit_now())
+            elif choice == "save":
+                if self.worksheet.path is not None:
+                    if self._save_to(self.worksheet.path):
+                        self.run_worker(self._quit_now())
+                else:
+                    self.action_save_as(then_quit=True)
+
+        from gradrepl.ui.screens.confirm_quit import ConfirmQuitScreen
+
+        self.push_screen(ConfirmQuitScreen(unsaved), chosen)
+
+    async def _quit_now(self) -> None:
+        self.journal.close()
+        await self.runner.shutdown()
+        self.exit(0)
+
+    async def on_unmount(self) -> None:
+        await self.runner.shutdown()
+
+    # ------------------------------------------------------------ palette
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand("Run all", "Run every cell of the session again, in order", self.action_run_all)
+        yield SystemCommand("Interrupt", "Stop the running cell (Ctrl+C)", self.action_interrupt)
+        yield SystemCommand("Restart kernel", "A fresh kernel: names and tensors are gone", self.action_restart_kernel)
+        yield SystemCommand("Clear transcript", "Empty the transcript and the backward log", self.action_clear_transcript)
+        yield SystemCommand("Save", "Write the session's cells as a # %% script (Ctrl+S)", self.action_save)
+        yield SystemCommand("Save as", "Write the session's cells to another file", self.action_save_as)
+        yield SystemCommand("Toggle tensor inspector", "Show or hide the tensors", lambda: self.action_toggle_pane("inspector"))
+        yield SystemCommand("Toggle backward log", "Show or hide the backward log", lambda: self.action_toggle_pane("backward-log"))
+        yield SystemCommand("Help", "Keys and panes (F1)", self.action_help)
+        yield from super().get_system_commands(screen)
