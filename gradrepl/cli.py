@@ -11,8 +11,8 @@ import argparse
 import asyncio
 import os
 import sys
-from pathlib import Path
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from gradrepl import __version__
@@ -143,8 +143,8 @@ def run_replay(argv: list[str]) -> int:
     cwd, env = (script.path.parent if script.path else None), _kernel_env(args)
     process = launch_kernel(cwd=cwd, extra_env=env)  # loads while the rest of the client is imported
     try:
-        from gradrepl.headless.replay import replay, writer_for
         from gradrepl.client.session import KernelSession
+        from gradrepl.headless.replay import replay, writer_for
     except BaseException:
         process.kill()
         process.cleanup()
@@ -219,8 +219,8 @@ def run_graph(argv: list[str]) -> int:
         print(f"gradrepl: --cell {args.cell}: '{args.script}' has {count} code cell{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_USAGE
 
-    from gradrepl.headless.graph import GraphRequest, show_graphs
     from gradrepl.client.session import KernelSession
+    from gradrepl.headless.graph import GraphRequest, show_graphs
 
     session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args))
     session.launch()

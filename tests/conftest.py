@@ -1,15 +1,14 @@
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from benchmarks.terminal import Terminal
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -34,68 +33,75 @@ def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return state
 
 
-class Terminal:
-    """A gradrepl process on a pseudo-terminal of its own (120x40), read and typed into."""
-
-    def __init__(self, pid: int, fd: int) -> None:
-        self.pid = pid
-        self.fd = fd
-        self.seen = b""
-
-    def read(self, timeout: float) -> None:
-        import select
-
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        if ready:
-            try:
-                self.seen += os.read(self.fd, 1 << 16)
-            except OSError:
-                pass
-
-    def wait_for(self, text: bytes, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.seen and time.monotonic() < deadline:
-            self.read(0.5)
-        assert text in self.seen, f"{text!r} never appeared on the terminal"
-
-    def type(self, keys: bytes) -> None:
-        self.seen = b""
-        os.write(self.fd, keys)
-
-    def kernels(self) -> list[int]:
-        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        return [int(c) for c in children if b"gradrepl.inkernel.launch" in Path(f"/proc/{c}/cmdline").read_bytes()]
-
-    def kill(self, signum: int = signal.SIGKILL) -> None:
-        with contextlib.suppress(ProcessLookupError, ChildProcessError):
-            os.kill(self.pid, signum)
-            os.waitpid(self.pid, 0)
+# ---------------------------------------------------------------- terminal
+# gradrepl on a pseudo-terminal of its own, through the harness the bench uses too
+# (benchmarks/terminal.py; the repo root is on sys.path, see pyproject's pythonpath).
 
 
-@contextlib.contextmanager
-def run_on_terminal(args: list[str], env: dict[str, str], cwd: Path) -> Iterator[Terminal]:
-    import fcntl
-    import pty
-    import struct
-    import termios
+@pytest.fixture
+def gradrepl_terminal(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
+    """Starts `python -m gradrepl ARGS` on a 120x40 terminal and waits for its status line;
+    each one started is killed, with whatever it launched, when the test ends."""
+    started: list[Terminal] = []
 
-    pid, fd = pty.fork()
-    if pid == 0:  # the child
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        os.chdir(cwd)
-        os.execve(sys.executable, [sys.executable, *args], env)
-    terminal = Terminal(pid, fd)
-    kernels: list[int] = []
+    def start(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Terminal:
+        argv = [sys.executable, "-m", "gradrepl", *args]
+        terminal = Terminal(argv, env=dict(os.environ if env is None else env), cwd=cwd or tmp_path, label="gradrepl")
+        started.append(terminal)
+        terminal.wait_for("kernel", timeout=60)
+        return terminal
+
+    yield start
+    for terminal in started:
+        terminal.close()
+
+
+# ---------------------------------------------------------------- kernel guard
+# A test not marked `kernel` must not start a kernel, in this process or in any child
+# (tests/support/kernel_guard.py). Kernel-free UI tests give the app a recorded session
+# (tests/support/recorded_session.py) instead.
+
+
+@pytest.fixture(autouse=True)
+def kernel_guard(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if request.node.get_closest_marker("kernel") is not None:
+        yield
+        return
+    from support.kernel_guard import KernelGuard
+
+    guard = KernelGuard(tmp_path_factory.mktemp("kernel-guard"))
+    guard.install(monkeypatch)
+    yield
+    violations = guard.violations()
+    if violations:
+        pytest.fail("a kernel started in a test not marked `kernel`:\n  " + "\n  ".join(violations), pytrace=False)
+
+
+# ---------------------------------------------------------------- backward tracer (kernel side, in this process)
+
+
+@pytest.fixture
+def traced() -> Iterator[tuple[object, dict[str, object]]]:
+    """A BackwardTracer over a namespace the test fills, installed on torch; torch.autograd is
+    restored afterwards. Yields (tracer, namespace)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from gradrepl.inkernel import tracer as backward_trace
+    from gradrepl.inkernel.glances import capture_glance, render_capture
+    from gradrepl.inkernel.namespace import guarded, named_tensors
+
+    namespace: dict[str, object] = {}
+    shell = SimpleNamespace(user_ns=namespace, user_ns_hidden={})
+    tracer = backward_trace.BackwardTracer(
+        lambda t: named_tensors(t, shell), guarded, capture_glance, render_capture
+    )
+    tracer.install(torch)
+    tracer.start_cell(1)
     try:
-        terminal.wait_for(b"kernel", timeout=60)
-        with contextlib.suppress(OSError):
-            kernels = terminal.kernels()
-        yield terminal
+        yield tracer, namespace
     finally:
-        with contextlib.suppress(OSError):
-            kernels += terminal.kernels()
-        terminal.kill()
-        for kernel in kernels:  # what the app would have stopped, had it not been killed
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(kernel, signal.SIGKILL)
-        os.close(fd)
+        tracer.uninstall()
+    assert not hasattr(torch.autograd.backward, "__gradrepl_original__")

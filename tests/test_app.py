@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
+import io
+import re
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,19 +17,20 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static, Tree
 
+from gradrepl.cells import read_script
+from gradrepl.client.process import KernelProcess
 from gradrepl.ui.app import GradReplApp
-from gradrepl.ui.state.history import History
 from gradrepl.ui.screens.autograd_graph import AutogradGraphScreen
 from gradrepl.ui.screens.confirm_quit import ConfirmQuitScreen
 from gradrepl.ui.screens.kernel_died import KernelDiedScreen
 from gradrepl.ui.screens.save_as import SaveAsScreen
 from gradrepl.ui.screens.tensor_detail import TensorDetailScreen
+from gradrepl.ui.state.history import History
 from gradrepl.ui.widgets.backward_log import BackwardLog
 from gradrepl.ui.widgets.code_input import CodeInput
 from gradrepl.ui.widgets.inspector import TensorInspector
 from gradrepl.ui.widgets.status_line import StatusLine
-from gradrepl.cells import read_script
-
+from support.waiting import until
 
 pytestmark = pytest.mark.kernel
 
@@ -70,6 +73,12 @@ async def run_cell(app: GradReplApp, pilot: Pilot, source: str) -> None:
 async def workers_done(app: GradReplApp, group: str) -> None:
     for worker in [w for w in app.workers if w.group == group]:
         await worker.wait()
+
+
+def printed(app: GradReplApp, marker: str) -> bool:
+    """Whether the running cell has printed `marker` yet."""
+    cell = app.runner.running
+    return cell is not None and any(marker in getattr(event, "text", "") for event in cell.events)
 
 
 def texts(app: GradReplApp) -> list[str]:
@@ -294,17 +303,33 @@ async def test_quit_with_unsaved_cells_asks_first(tmp_path: Path) -> None:
         assert app.is_running
         await pilot.press("ctrl+q")
         await pilot.pause()
+        kernel = running_kernel(app)
         await pilot.press("d")
-        await pilot.pause(0.5)
+        await quit_by_itself(app, kernel)
     assert not app.is_running
-    assert app.runner.session is not None and app.runner.session.process is None
 
 
 async def test_quit_without_unsaved_cells_quits_at_once(tmp_path: Path) -> None:
     async with started(tmp_path) as (app, pilot):
+        kernel = running_kernel(app)
         await pilot.press("ctrl+q")
-        await pilot.pause(0.5)
+        await quit_by_itself(app, kernel)
     assert not app.is_running
+
+
+def running_kernel(app: GradReplApp) -> KernelProcess:
+    session = app.runner.session
+    assert session is not None and session.process is not None and session.process.is_alive()
+    return session.process
+
+
+async def quit_by_itself(app: GradReplApp, kernel: KernelProcess) -> None:
+    """Inside run_test (which would end the app and its kernel anyway on the way out): the
+    app asked to exit with status 0, its kernel process has ended and its journal is gone."""
+    await until(lambda: app.return_code is not None, "the app asking to exit")
+    assert app.return_code == 0
+    assert not kernel.is_alive() and app.runner.session is not None and app.runner.session.process is None
+    assert app.journal.path is None
 
 
 async def test_the_backward_log_shows_each_backward_accumulating(tmp_path: Path) -> None:
@@ -346,12 +371,11 @@ async def test_selecting_a_tensor_opens_its_detail(tmp_path: Path) -> None:
 async def test_ctrl_c_interrupts_a_running_cell_and_names_survive(tmp_path: Path) -> None:
     async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "survivor = 5")
-        app.query_one(CodeInput).load_text("while True:\n    pass")
+        app.query_one(CodeInput).load_text("print('looping', flush=True)\nwhile True:\n    pass")
         await pilot.press("ctrl+r")
-        while app.runner.running is None:
-            await pilot.pause(0.05)
-        await pilot.pause(0.3)
+        await until(lambda: printed(app, "looping"), "the loop starting")
         await pilot.press("ctrl+c")
+        await until(lambda: app.runner.running is None, "the cell ending on ctrl+c")
         await app.until_idle()
         await pilot.pause()
         assert app.worksheet.cells[-1].state == "error"
@@ -382,7 +406,7 @@ async def test_toggle_pane_hides_and_shows_the_inspector(tmp_path: Path) -> None
 def test_the_ui_process_never_imports_torch(tmp_path: Path) -> None:
     """Run a torch cell through the whole app headless; torch must stay out of this process."""
     code = textwrap.dedent(
-        f"""
+        """
         import asyncio, sys
         from gradrepl.ui.app import GradReplApp
         from gradrepl.ui.state.history import History
@@ -478,12 +502,23 @@ async def test_after_a_kernel_death_r_restarts_and_runs_the_good_cells_again(tmp
 async def test_themes_switch_without_losing_anything(tmp_path: Path) -> None:
     async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "value = 3")
-        for theme in ("textual-light", "nord", "textual-dark"):
+        dark = app.export_screenshot()
+        for theme in ("textual-light", "nord"):
             app.theme = theme
             await pilot.pause()
-        assert app.theme == "textual-dark"
+            drawn = app.export_screenshot()
+            assert screen_colour(drawn) == str(app.get_theme(theme).background).lower() != screen_colour(dark)
+        app.theme = "textual-dark"
+        await pilot.pause()
+        assert app.export_screenshot() == dark  # every pane drawn as it was: nothing lost, nothing left over
         await run_cell(app, pilot, "value")
         assert texts(app)[-1] == "3"
+
+
+def screen_colour(svg: str) -> str:
+    """The colour most of the drawn screen is filled with, read from a screenshot."""
+    fills = re.findall(r'fill="(#[0-9a-f]{6})"', svg.lower())
+    return Counter(fills).most_common(1)[0][0]
 
 
 async def test_a_recalled_cell_runs_again_with_enter(tmp_path: Path) -> None:
@@ -696,13 +731,13 @@ async def test_enter_on_a_backward_entry_opens_it_with_the_vector_jacobian_view(
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, BackwardEventScreen)
-        assert screen.event["roots"][0]["name"] == "z"
+        assert screen.event.roots[0].name == "z"
         from rich.console import Console
 
         from gradrepl.ui.screens.backward_event import vjp_view
 
         screen.query_one("#vjp", Static)
-        console = Console(width=130, record=True, file=open(os.devnull, "w"))
+        console = Console(width=130, record=True, file=io.StringIO())
         console.print(vjp_view(screen.event))
         view = console.export_text()
         assert "J of z with respect to x ✓ x.grad gained exactly vᵀ·J" in view

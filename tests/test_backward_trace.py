@@ -1,34 +1,24 @@
-"""The backward tracer, in this process: one event per call, from wherever it is made."""
+"""The backward tracer, in this process: one event per call, from wherever it is made.
+
+The order of an event's nodes is checked against torch itself: the tests register node
+pre-hooks of their own on every node, as a user would, and the tracer must list what they saw.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from types import SimpleNamespace
+import random
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from gradrepl.inkernel import tracer as backward_trace, probe  # noqa: E402
-from gradrepl.render.text import backward_line  # noqa: E402
-
-
-@pytest.fixture
-def traced() -> Iterator[tuple[backward_trace.BackwardTracer, dict[str, Any]]]:
-    """A tracer over a namespace the test fills; torch.autograd is restored afterwards."""
-    namespace: dict[str, Any] = {}
-    shell = SimpleNamespace(user_ns=namespace, user_ns_hidden={})
-    tracer = backward_trace.BackwardTracer(
-        lambda t: probe.named_tensors(t, shell), probe._guarded, probe.capture_glance, probe.render_capture
-    )
-    tracer.install(torch)
-    tracer.start_cell(1)
-    try:
-        yield tracer, namespace
-    finally:
-        tracer.uninstall()
-    assert not hasattr(torch.autograd.backward, "__gradrepl_original__")
+from gradrepl.inkernel import glances
+from gradrepl.inkernel import tracer as backward_trace
+from gradrepl.inkernel.values import corner_entries, describe_values, preview_of_corner
+from gradrepl.protocol import Values
+from gradrepl.render.text import backward_line
 
 
 def test_three_backwards_accumulate_as_in_the_seed(traced) -> None:
@@ -37,13 +27,16 @@ def test_three_backwards_accumulate_as_in_the_seed(traced) -> None:
     ns["v_out"] = torch.mean(ns["varibale"] ** 2)
     for _ in range(3):
         ns["v_out"].backward(retain_graph=True)
-    afters = [e["leaves"][0]["after"]["preview"] for e in tracer.rendered_events()]
-    assert afters == [[[0.5, 1.0], [1.5, 2.0]], [[1.0, 2.0], [3.0, 4.0]], [[1.5, 3.0], [4.5, 6.0]]]
-    assert [e["leaves"][0]["accumulated"] for e in tracer.rendered_events()] == [False, True, True]
-    assert backward_line(tracer.rendered_events()[2]) == (
+    events = tracer.rendered_events()
+    assert [e.leaves[0].after.preview for e in events] == [((0.5, 1.0), (1.5, 2.0)), ((1.0, 2.0), (3.0, 4.0)),
+                                                           ((1.5, 3.0), (4.5, 6.0))]
+    assert [e.leaves[0].accumulated for e in events] == [False, True, True]
+    assert backward_line(events[2]) == (
         "v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: "
         "varibale.grad accumulated [[1.5, 3], [4.5, 6]]"
     )
+    assert {e.node_order for e in events} == {"exact"}
+    assert events[0].roots[0].shape == ()
 
 
 def test_calls_inside_functions_and_an_optimizer_loop_are_each_an_event(traced) -> None:
@@ -58,21 +51,24 @@ def test_calls_inside_functions_and_an_optimizer_loop_are_each_an_event(traced) 
 
     for _ in range(4):
         step()
-    assert len(tracer.rendered_events()) == 4
-    assert all(e["leaves"][0]["name"] == "w" and not e["leaves"][0]["accumulated"] for e in tracer.rendered_events())
-    assert tracer.rendered_events()[0]["roots"][0]["name"] is None
-    assert tracer.rendered_events()[0]["roots"][0]["description"] == "scalar float32 tensor from SumBackward0"
+    events = tracer.rendered_events()
+    assert len(events) == 4
+    assert all(e.leaves[0].name == "w" and not e.leaves[0].accumulated for e in events)
+    assert events[0].roots[0].name is None
+    assert events[0].roots[0].description == "scalar float32 tensor from SumBackward0"
 
 
 def test_autograd_grad_records_what_it_returned_and_writes_no_grad(traced) -> None:
     tracer, ns = traced
     ns["x"] = torch.tensor([1.0, 2.0], requires_grad=True)
-    (g,) = torch.autograd.grad((ns["x"] ** 3).sum(), ns["x"], create_graph=True)
+    torch.autograd.grad((ns["x"] ** 3).sum(), ns["x"], create_graph=True)
     (event,) = tracer.rendered_events()
-    assert event["kind"] == "grad" and event["create_graph"] is True
-    assert event["grads"][0]["preview"] == [3.0, 12.0]
-    assert "leaves" not in event or event["leaves"] == []
+    assert event.kind == "grad" and event.create_graph is True
+    assert event.grads[0].preview == (3.0, 12.0)
+    assert event.leaves == ()
     assert ns["x"].grad is None
+    # The AccumulateGrad node of an input autograd.grad returns the gradient of is not run.
+    assert event.nodes == ("SumBackward0", "PowBackward0") and event.node_order == "exact"
 
 
 def test_a_failing_call_is_recorded_and_its_error_reaches_the_user(traced) -> None:
@@ -81,8 +77,9 @@ def test_a_failing_call_is_recorded_and_its_error_reaches_the_user(traced) -> No
     with pytest.raises(RuntimeError, match="only for scalar outputs"):
         ns["y"].backward()
     (event,) = tracer.rendered_events()
-    assert event["error"].startswith("RuntimeError: grad can be implicitly created only for scalar outputs")
-    assert event["roots"][0]["name"] == "y"
+    assert event.error.startswith("RuntimeError: grad can be implicitly created only for scalar outputs")
+    assert event.roots[0].name == "y" and event.roots[0].shape == (2,)
+    assert event.nodes == () and event.nodes_total == 0  # the engine never started
 
 
 def test_the_vector_of_a_vector_jacobian_product_is_kept(traced) -> None:
@@ -92,9 +89,19 @@ def test_the_vector_of_a_vector_jacobian_product_is_kept(traced) -> None:
     ns["v"] = torch.tensor([[2.0, 0.2], [0.01, 0.001]])
     ns["z"].backward(ns["v"])
     (event,) = tracer.rendered_events()
-    assert torch.tensor(event["gradient"][0]["preview"]).allclose(torch.tensor([[2.0, 0.2], [0.01, 0.001]]))
-    assert event["nodes"] == ["ViewBackward0", "MulBackward0", "AccumulateGrad"]
-    assert event["leaves"][0]["after"]["preview"] == pytest.approx([4.0, 0.4, 0.02, 0.002])
+    assert torch.tensor(event.gradient[0].preview).allclose(torch.tensor([[2.0, 0.2], [0.01, 0.001]]))
+    assert event.nodes == ("ViewBackward0", "MulBackward0", "AccumulateGrad")
+    assert event.roots[0].shape == (2, 2)
+    assert event.leaves[0].after.preview == pytest.approx((4.0, 0.4, 0.02, 0.002))
+
+
+def test_a_backward_from_a_leaf_runs_and_lists_its_accumulate_grad(traced) -> None:
+    tracer, ns = traced
+    ns["x"] = torch.ones(3, requires_grad=True)
+    ns["x"].backward(torch.full((3,), 2.0))
+    (event,) = tracer.rendered_events()
+    assert event.nodes == ("AccumulateGrad",) and event.node_order == "exact"
+    assert event.leaves[0].name == "x" and event.leaves[0].after.preview == (2.0, 2.0, 2.0)
 
 
 def test_a_huge_graph_is_cut_with_a_count(traced) -> None:
@@ -105,8 +112,8 @@ def test_a_huge_graph_is_cut_with_a_count(traced) -> None:
         out = out * 1.0
     out.sum().backward()
     (event,) = tracer.rendered_events()
-    assert len(event["nodes"]) == backward_trace.MAX_NODES
-    assert event["nodes_total"] == 1002
+    assert len(event.nodes) == backward_trace.MAX_NODES
+    assert event.nodes_total == 1002 and event.node_order == "exact"
 
 
 def test_calls_past_the_limit_are_counted_not_described(traced) -> None:
@@ -124,57 +131,199 @@ def test_large_grads_are_glanced_at_not_summarised(traced) -> None:
     tracer, ns = traced
     ns["w"] = torch.ones(300, 300, requires_grad=True)
     (ns["w"] * 3).sum().backward()
-    after = tracer.rendered_events()[0]["leaves"][0]["after"]
-    assert after["truncated"] is True and after["stats"] is None
-    assert after["preview"][0] == [3.0, 3.0, 3.0, "…", 3.0, 3.0, 3.0]
+    after = tracer.rendered_events()[0].leaves[0].after
+    assert after.truncated is True and after.stats is None
+    assert after.preview[0] == (3.0, 3.0, 3.0, "…", 3.0, 3.0, 3.0)
 
 
-def _engine_order_by_definition(roots: list[Any]) -> list[str]:
-    """The ordering _walk_graph promises, written plainly: of the nodes whose consumers have
-    all run, the highest sequence number first (AccumulateGrad last), the earliest ready on a tie."""
-    consumers: dict[int, int] = {}
-    nodes, stack = {}, [t.grad_fn for t in roots]
+def test_tracing_a_loop_does_not_show_a_users_warning_again(traced) -> None:
+    """Python forgets which warnings it showed whenever warning filters change, so the tracer changes none."""
+    tracer, ns = traced
+    ns["w"] = w = torch.ones(2, requires_grad=True)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            warnings.warn("the user's own warning", stacklevel=1)  # the "default" action: shown once
+            (w * 2).sum().backward()
+    assert [str(warning.message) for warning in shown] == ["the user's own warning"]
+    assert len(tracer.rendered_events()) == 3
+
+
+# ---------------------------------------------------------------- node order, against torch's own hooks
+
+
+def _hook_every_node(roots: list[Any], seen: list[str], change: Callable[[Any], Any] | None = None) -> list[Any]:
+    """A user's node pre-hooks on every node behind `roots`: each notes its node's name when it runs.
+    Returns the handles."""
+    handles, done, stack = [], set(), [t.grad_fn for t in roots]
     while stack:
         node = stack.pop()
-        if node is None or id(node) in nodes:
+        if node is None or id(node) in done:
             continue
-        nodes[id(node)] = node
-        for child, _ in node.next_functions:
-            if child is not None:
-                consumers[id(child)] = consumers.get(id(child), 0) + 1
-                stack.append(child)
+        done.add(id(node))
+        stack.extend(child for child, _ in node.next_functions)
 
-    def number(node: Any) -> int:
-        return -1 if hasattr(node, "variable") else node._sequence_nr()
+        def hook(grad_outputs: Any, name: str = type(node).__name__) -> Any:
+            seen.append(name)
+            return None if change is None else change(grad_outputs)
 
-    ready = {id(t.grad_fn): t.grad_fn for t in roots if not consumers.get(id(t.grad_fn))}
-    order = []
-    while ready and len(order) < backward_trace.MAX_NODES:
-        node = ready.pop(max(ready, key=lambda k: number(ready[k])))
-        order.append(type(node).__name__)
-        for child, _ in node.next_functions:
-            if child is not None:
-                consumers[id(child)] -= 1
-                if consumers[id(child)] == 0:
-                    ready[id(child)] = child
-    return order
+        handles.append(node.register_prehook(hook))
+    return handles
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_the_graph_is_listed_in_the_order_of_its_definition(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    import random
-
-    rnd = random.Random(seed)
-    monkeypatch.setattr(backward_trace, "MAX_NODES", 200 if seed % 2 else 9)
-    leaves = [torch.randn(3, requires_grad=True) for _ in range(4)]
-    pool = [*leaves, torch.randn(3)]
-    for _ in range(30):
+def _random_graph(rnd: random.Random) -> tuple[list[Any], list[Any]]:
+    """Several leaves mixed by add, mul, sin, exp, matmul and sum, reusing earlier results; the leaves and 1-3 roots."""
+    leaves = [torch.randn(3, 3, requires_grad=True) for _ in range(rnd.randint(2, 5))]
+    pool = [*leaves, torch.randn(3, 3)]
+    ops: list[Callable[[Any, Any], Any]] = [
+        lambda a, b: a + b, lambda a, b: a * b, lambda a, b: torch.sin(a) * b, lambda a, b: torch.exp(a * 0.1) + b,
+        lambda a, b: a @ b, lambda a, b: a.sum() + b, lambda a, b: (a * a).sum() * b,
+    ]
+    for _ in range(rnd.randint(5, 25)):
         a, b = rnd.choice(pool), rnd.choice(pool)
-        pool.append(rnd.choice([a * b, a + b, torch.sin(a) - b, (a * a).sum() + b]))
-    roots = [t for t in rnd.sample(pool[len(leaves) + 1:], 3) if t.grad_fn is not None]
-    nodes, total, found = backward_trace._walk_graph(roots)
-    assert nodes == _engine_order_by_definition(roots)
-    assert {id(t) for t in found} == {id(t) for t in leaves if any(t is f for f in found)}
+        pool.append(rnd.choice(ops)(a, b))
+    made = [t for t in pool[len(leaves) + 1:] if t.grad_fn is not None]
+    return leaves, rnd.sample(made, min(len(made), rnd.randint(1, 3)))
+
+
+@pytest.mark.parametrize("seed", range(48))
+def test_the_nodes_are_listed_in_the_order_torch_runs_them(traced, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    tracer, ns = traced
+    rnd = random.Random(seed)
+    torch.manual_seed(seed)
+    if seed % 4 == 3:
+        monkeypatch.setattr(backward_trace, "MAX_NODES", 7)
+    leaves, roots = _random_graph(rnd)
+    ns.update({f"leaf{i}": t for i, t in enumerate(leaves)})
+    if seed % 2 == 0:
+        roots = [sum(r.sum() for r in roots)]
+    seen: list[str] = []
+    _hook_every_node(roots, seen)
+    torch.autograd.backward(roots, [torch.ones_like(r) for r in roots] if seed % 2 else None)
+    (event,) = tracer.rendered_events()
+    assert event.node_order == "exact" and event.notes == ()
+    assert list(event.nodes) == seen[: backward_trace.MAX_NODES]
+    assert event.nodes_total == len(seen)
+
+
+def test_the_engines_rule_predicts_the_order_of_a_graph_too_big_to_hook(traced, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AccumulateGrad runs as soon as its gradient is in (it has the largest sequence number)."""
+    tracer, ns = traced
+    monkeypatch.setattr(backward_trace, "MAX_EXACT", 3)
+    ns["x"], ns["w"] = x, w = torch.ones(3, requires_grad=True), torch.ones(3, requires_grad=True)
+    r = (x * 2 + w.sin() * 3).sum()
+    seen: list[str] = []
+    _hook_every_node([r], seen)
+    r.backward()
+    (event,) = tracer.rendered_events()
+    assert seen == ["SumBackward0", "AddBackward0", "MulBackward0", "SinBackward0", "AccumulateGrad", "MulBackward0",
+                    "AccumulateGrad"]
+    assert event.node_order == "predicted" and list(event.nodes) == seen and event.nodes_total == 7
+    assert backward_line(event).endswith("(order predicted, not recorded): x.grad fresh [2, 2, 2]; w.grad fresh "
+                                         "[1.621, 1.621, 1.621]")
+
+
+def test_a_users_hook_that_changes_a_grad_is_still_honoured(traced) -> None:
+    tracer, ns = traced
+    ns["x"] = x = torch.tensor([1.0, 2.0], requires_grad=True)
+    y = x.exp()
+    r = (y * 3).sum()
+    seen: list[str] = []
+    _hook_every_node([r], seen, change=lambda grads: tuple(None if g is None else g * 10 for g in grads))
+    x.register_hook(lambda g: g + 1)  # a tensor hook as well
+    r.backward()
+    expected = (3 * torch.tensor([1.0, 2.0]).exp() * 10**3 + 1) * 10  # ×10 at Sum, Mul, Exp; +1; ×10 at AccumulateGrad
+    assert torch.allclose(x.grad, expected)
+    (event,) = tracer.rendered_events()
+    assert list(event.nodes) == seen == ["SumBackward0", "MulBackward0", "ExpBackward0", "AccumulateGrad"]
+
+
+@pytest.fixture
+def recorders(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every RunRecorder the tracer makes, kept: one whose `ran` grows after its call ended left a hook behind."""
+    made: list[Any] = []
+    original = backward_trace.RunRecorder
+
+    def kept(walked: Any) -> Any:
+        made.append(original(walked))
+        return made[-1]
+
+    monkeypatch.setattr(backward_trace, "RunRecorder", kept)
+    return made
+
+
+def test_retain_graph_twice_lists_the_nodes_each_time_and_leaves_no_hook(traced, recorders: list[Any]) -> None:
+    tracer, ns = traced
+    ns["a"], ns["b"] = a, b = torch.randn(2, 2, requires_grad=True), torch.randn(2, 2, requires_grad=True)
+    r = (a @ b + a.sin()).sum()
+    seen: list[str] = []
+    _hook_every_node([r], seen)
+    r.backward(retain_graph=True)
+    first = list(seen)
+    r.backward(retain_graph=True)
+    assert seen == first + first
+    assert [list(e.nodes) for e in tracer.rendered_events()] == [first, first]
+    tracer.enabled = False
+    r.backward()  # untraced: no hook of the tracer's is left to note it
+    assert [len(recorder.ran) for recorder in recorders] == [len(first), len(first)]
+
+
+def test_autograd_grad_with_inputs_lists_only_the_nodes_that_ran(traced) -> None:
+    tracer, ns = traced
+    ns["a"], ns["b"], ns["c"] = a, b, c = [torch.randn(3, requires_grad=True) for _ in range(3)]
+    r = (a * b).sum() + c.sin().sum()
+    seen: list[str] = []
+    _hook_every_node([r], seen)
+    torch.autograd.grad(r, [a], retain_graph=True)
+    (event,) = tracer.rendered_events()
+    assert "SinBackward0" not in seen and "AccumulateGrad" not in seen
+    assert list(event.nodes) == seen and event.nodes_total == len(seen) == 3
+    torch.autograd.backward(r, inputs=[c])
+    second = tracer.rendered_events()[1]
+    assert list(second.nodes) == seen[3:] and "SinBackward0" in second.nodes
+    assert [leaf.name for leaf in second.leaves] == ["c"]
+
+
+def test_create_graph_and_the_double_backward_are_each_listed_as_run(traced) -> None:
+    tracer, ns = traced
+    ns["x"] = x = torch.tensor([0.5, 1.5], requires_grad=True)
+    y = (x.sin() * x).sum()
+    seen: list[str] = []
+    _hook_every_node([y], seen)
+    (g,) = torch.autograd.grad(y, x, create_graph=True)
+    first = list(seen)
+    second = g.sum()
+    seen_again: list[str] = []
+    _hook_every_node([second], seen_again)  # on the graph the first call built, and x's AccumulateGrad
+    second.backward()
+    grad_event, backward_event = tracer.rendered_events()
+    assert grad_event.create_graph and list(grad_event.nodes) == first
+    assert list(backward_event.nodes) == seen_again and len(seen_again) > len(first)
+    assert torch.allclose(x.grad, 2 * x.detach().cos() - x.detach() * x.detach().sin())
+
+
+def test_an_error_raised_mid_backward_keeps_the_nodes_that_ran_and_removes_the_hooks(traced, recorders: list[Any]) -> None:
+    tracer, ns = traced
+    ns["x"] = x = torch.ones(2, requires_grad=True)
+    r = (x.exp() * 2).sum()
+    seen: list[str] = []
+
+    def fail_at_exp(grads: Any) -> None:
+        raise ValueError("user hook failed")
+
+    _hook_every_node([r], seen)
+    handle = r.grad_fn.next_functions[0][0].next_functions[0][0].register_prehook(fail_at_exp)  # on ExpBackward0
+    with pytest.raises(ValueError, match="user hook failed"):
+        r.backward(retain_graph=True)
+    (event,) = tracer.rendered_events()
+    assert event.error == "ValueError: user hook failed"
+    assert list(event.nodes) == seen[:2] == ["SumBackward0", "MulBackward0"]
+    handle.remove()
+    seen.clear()
+    r.backward()
+    assert list(tracer.rendered_events()[1].nodes) == seen == ["SumBackward0", "MulBackward0", "ExpBackward0",
+                                                               "AccumulateGrad"]
+    assert [len(recorder.ran) for recorder in recorders] == [2, 4]  # the failed call's hooks saw nothing more
 
 
 def test_a_walk_cut_short_between_two_roots_still_describes_the_call(traced, monkeypatch) -> None:
@@ -183,11 +332,14 @@ def test_a_walk_cut_short_between_two_roots_still_describes_the_call(traced, mon
     ns["x"] = torch.ones(2, requires_grad=True)
     c = (ns["x"] * 1.0 * 1.0 * 1.0).sum()
     r = c * 2.0
-    torch.autograd.backward([r, c])  # the walk stops inside c's graph, before reaching r's root
+    torch.autograd.backward([r, c])  # the walk stops inside the graph, before its leaf
     (event,) = tracer.rendered_events()
-    assert event["notes"] == [] and event["nodes_total"] == 3
-    assert event["nodes"] == ["MulBackward0", "SumBackward0", "MulBackward0", "MulBackward0"]
+    assert event.notes == () and event.nodes_total == 3 and event.node_order == "predicted"
+    assert event.nodes == ("MulBackward0", "SumBackward0", "MulBackward0")
     assert ns["x"].grad.tolist() == [3.0, 3.0]
+
+
+# ---------------------------------------------------------------- glances
 
 
 @pytest.mark.parametrize(
@@ -204,9 +356,10 @@ def test_a_walk_cut_short_between_two_roots_still_describes_the_call(traced, mon
     ],
 )
 def test_a_large_glance_renders_as_its_corner_preview(values) -> None:
-    rendered = probe.render_capture(torch, probe.capture_glance(torch, values))
-    corner, gaps, kept_shape = probe._corner(torch, values)
-    assert rendered == {"preview": probe._corner_preview(corner, gaps, kept_shape), "truncated": True, "stats": None}
+    rendered = glances.render_capture(torch, glances.capture_glance(torch, values))
+    corner, gaps, kept_shape = corner_entries(torch, values)
+    assert rendered.to_json() == {"preview": preview_of_corner(corner, gaps, kept_shape), "truncated": True, "stats": None}
+    assert rendered == Values.from_json(rendered.to_json())
 
 
 def test_a_large_grad_accumulating_shows_before_and_after(traced) -> None:
@@ -216,11 +369,11 @@ def test_a_large_grad_accumulating_shows_before_and_after(traced) -> None:
         (ns["w"] * 2).sum().backward()
     (ns["w"] * 0).sum().backward()  # the grad is written, its values stay the same
     first, second, third = tracer.rendered_events()
-    assert first["leaves"][0]["before"] is None and first["leaves"][0]["after"]["preview"][0][0] == 2.0
-    assert second["leaves"][0]["accumulated"] is True
-    assert second["leaves"][0]["before"]["preview"][0] == [2.0, 2.0, 2.0, "…", 2.0, 2.0, 2.0]
-    assert second["leaves"][0]["after"]["preview"][-1] == [4.0, 4.0, 4.0, "…", 4.0, 4.0, 4.0]
-    assert third["leaves"] == []
+    assert first.leaves[0].before is None and first.leaves[0].after.preview[0][0] == 2.0
+    assert second.leaves[0].accumulated is True
+    assert second.leaves[0].before.preview[0] == (2.0, 2.0, 2.0, "…", 2.0, 2.0, 2.0)
+    assert second.leaves[0].after.preview[-1] == (4.0, 4.0, 4.0, "…", 4.0, 4.0, 4.0)
+    assert third.leaves == ()
 
 
 @pytest.mark.parametrize(
@@ -235,7 +388,13 @@ def test_a_large_grad_accumulating_shows_before_and_after(traced) -> None:
         torch.zeros(0),
         torch.arange(10.0),
         torch.arange(12).reshape(3, 4),
+        torch.tensor([1.0, float("nan"), 2.0, float("-inf")] * 4),
+        torch.arange(64) % 2 == 0,
+        torch.arange(9.0).to(torch.complex64) * (1 + 2j),
+        torch.arange(7, dtype=torch.int8),
     ],
 )
 def test_a_small_glance_renders_as_describe_values(values) -> None:
-    assert probe.render_capture(torch, probe.capture_glance(torch, values)) == probe.describe_values(torch, values)
+    rendered = glances.render_capture(torch, glances.capture_glance(torch, values))
+    assert rendered == Values.from_json(describe_values(torch, values))
+    assert rendered.to_json() == describe_values(torch, values)

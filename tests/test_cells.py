@@ -7,9 +7,9 @@ import stat
 from dataclasses import replace
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from gradrepl import cells as cells_module
 from gradrepl.cells import (
     Cell,
     Script,
@@ -531,7 +531,7 @@ def test_failed_write_leaves_the_original_and_no_temporary_file(tmp_path: Path, 
     def failing_replace(source: object, destination: object) -> None:
         raise OSError(errno.EIO, "simulated failure")
 
-    monkeypatch.setattr(cells_module.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="simulated failure"):
         write_percent(path, [new_code_cell("new")])
 
@@ -595,7 +595,6 @@ def test_percent_markers_win_over_sphinx_separators(tmp_path: Path) -> None:
 
 
 def write_notebook(path: Path) -> None:
-    nbformat = pytest.importorskip("nbformat")
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
         nbformat.v4.new_markdown_cell("# Gradients\nSome *text*."),

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from gradrepl.ui.app import GradReplApp
 from gradrepl.ui.state.history import History
 from gradrepl.ui.state.journal import Journal
 from gradrepl.ui.widgets.code_input import CodeInput
+from support.waiting import until, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.kernel]
 
@@ -54,6 +54,12 @@ async def run_cell(app: GradReplApp, pilot, source: str) -> None:
     await pilot.pause()
 
 
+def looping(app: GradReplApp) -> bool:
+    """Whether the running cell has printed "looping" (its loop starts right after)."""
+    cell = app.runner.running
+    return cell is not None and any("looping" in getattr(event, "text", "") for event in cell.events)
+
+
 # ---------------------------------------------------------------- interrupt and timeouts
 
 
@@ -62,14 +68,11 @@ async def test_ctrl_c_stops_a_loop_of_torch_ops_and_earlier_names_survive(tmp_pa
     async with app.run_test(size=SIZE) as pilot:
         await app.until_idle()
         await run_cell(app, pilot, "import torch\na = torch.randn(200, 200)\nkept = 7")
-        app.query_one(CodeInput).load_text("while True:\n    a = torch.tanh(a @ a)")
+        app.query_one(CodeInput).load_text("print('looping', flush=True)\nwhile True:\n    a = torch.tanh(a @ a)")
         await pilot.press("ctrl+r")
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if app.runner.running is not None:
-                break
-        await pilot.pause(0.5)
+        await until(lambda: looping(app), "the loop starting")
         await pilot.press("ctrl+c")
+        await until(lambda: app.runner.running is None, "the cell ending on ctrl+c")
         await app.until_idle()
         await pilot.pause()
         cell = app.worksheet.cells[-1]
@@ -225,15 +228,17 @@ async def test_the_app_cuts_a_huge_output_folds_it_and_stays_responsive(tmp_path
 
 @pytest.mark.parametrize("loop", ["while True:\n    pass", "import torch\na = torch.randn(300, 300)\nwhile True:\n    a = torch.tanh(a @ a)"])
 def test_ctrl_c_during_replay_stops_the_running_cell_and_the_replay(tmp_path: Path, loop: str) -> None:
-    path = script(tmp_path, "x = 1", loop, "print('never')")
+    looping = tmp_path / "looping"  # made by cell 2 as its loop starts
+    started = f"__import__('pathlib').Path({str(looping)!r}).touch()\nwhile True:"
+    path = script(tmp_path, "x = 1", loop.replace("while True:", started, 1), "print('never')")
     replay = subprocess.Popen(
         [sys.executable, "-m", "gradrepl", "replay", "--json", "--keep-going", str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"},
     )
     try:
-        first = json.loads(replay.stdout.readline())  # cell 1 is done: cell 2 is looping now
+        first = json.loads(replay.stdout.readline())
         assert first["status"] == "ok"
-        time.sleep(1.0)
+        wait_until(looping.exists, "cell 2 starting its loop")
         replay.send_signal(signal.SIGINT)
         out, err = replay.communicate(timeout=30)
     finally:
@@ -472,7 +477,7 @@ def test_no_network_socket_is_open_and_the_kernel_listens_only_in_its_private_di
         assert len(info["key"]) == 64 and int(info["key"], 16) >= 0
     finally:
         os.close(gate)  # the cell ends; so does the replay, normally
-    out, err = replay.communicate(timeout=120)
+    _, err = replay.communicate(timeout=120)
     assert replay.returncode == 0, err
     assert not runtime_dir.exists()
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
+from gradrepl.inkernel import graph as graph_module
+from gradrepl.inkernel.graph import graph_of
+from gradrepl.protocol import Graph
+from gradrepl.render.graph import graph_rows, graph_text
 
-from gradrepl.render.graph import graph_rows, graph_text  # noqa: E402
-from gradrepl.inkernel import graph as graph_module  # noqa: E402
-from gradrepl.inkernel.graph import graph_of  # noqa: E402
 
-
-def graph(namespace: dict[str, Any], name: str) -> dict[str, Any]:
+def graph(namespace: dict[str, Any], name: str) -> Graph:
     return graph_of(torch, list(namespace.items()), name)
 
 
@@ -35,7 +35,8 @@ def test_a_node_reached_twice_is_drawn_once_then_referred_to() -> None:
     w = x * 2
     u = w + w.exp()
     data = graph({"x": x, "w": w, "u": u}, "u")
-    assert [n["name"] for n in data["nodes"]] == ["AddBackward0", "MulBackward0", "AccumulateGrad", "ExpBackward0"]
+    assert [n.name for n in data.nodes] == ["AddBackward0", "MulBackward0", "AccumulateGrad", "ExpBackward0"]
+    assert [n.next for n in data.nodes] == [(1, 3), (2,), (), (1,)]
     rows = graph_rows(data)
     assert [r.kind for r in rows if r.number == 1] == ["node", "ref"]
     assert sum(1 for r in rows if r.kind == "node") == 4  # linear in the nodes, not in the paths
@@ -47,8 +48,8 @@ def test_a_saved_tensor_modified_in_place_is_marked_with_its_versions() -> None:
     b = (a.sin() * a).sum()
     a.add_(1)
     data = graph({"x": x, "a": a, "b": b}, "b")
-    marked = [(n["name"], s["name"], s["tensor"], s["version"], s["saved_version"])
-              for n in data["nodes"] for s in n["saved"] if s["state"] == "modified"]
+    marked = [(n.name, s.name, s.tensor, s.version, s.saved_version)
+              for n in data.nodes for s in n.saved if s.state == "modified"]
     assert marked == [("MulBackward0", "other", "a", 1, 0), ("SinBackward0", "self", "a", 1, 0)]
     text = graph_text(data)
     assert "2 saved tensors were modified in place" in text
@@ -61,8 +62,8 @@ def test_saved_tensors_freed_by_a_backward_say_so() -> None:
     x = torch.ones(2, requires_grad=True)
     y = (x * x).sum()
     y.backward()
-    saved = graph({"x": x, "y": y}, "y")["nodes"][1]["saved"]
-    assert {s["name"]: s["state"] for s in saved} == {"other": "freed", "self": "freed"}
+    saved = graph({"x": x, "y": y}, "y").nodes[1].saved
+    assert {s.name: s.state for s in saved} == {"other": "freed", "self": "freed"}
     assert "freed by an earlier backward" in graph_text(graph({"x": x, "y": y}, "y"))
 
 
@@ -70,7 +71,7 @@ def test_module_parameters_label_the_leaves() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
     loss = model(torch.randn(5, 3)).pow(2).mean()
     named = {"loss": loss, **{f"model.{k}": v for k, v in model.named_parameters()}}
-    leaves = [n["leaf"]["name"] for n in graph(named, "loss")["nodes"] if "leaf" in n]
+    leaves = [n.leaf.name for n in graph(named, "loss").nodes if n.leaf is not None]
     assert sorted(leaves) == ["model.0.bias", "model.0.weight", "model.2.bias", "model.2.weight"]
 
 
@@ -81,7 +82,7 @@ def test_a_huge_chain_is_cut_with_a_count(monkeypatch: pytest.MonkeyPatch) -> No
     for _ in range(999):
         c = c * 1.0
     data = graph({"x": x, "c": c}, "c")
-    assert data["total"] == 1000 and data["described"] == 50
+    assert data.total == 1000 and data.described == 50 and not data.walk_cut
     text = graph_text(data)
     assert text.endswith("… 950 more nodes not shown (the first 50 of 1,000 are)")
     assert "[depth " in text  # deep levels say their depth instead of drawing 50 guides
@@ -95,7 +96,7 @@ def test_a_walk_past_its_limit_says_at_least(monkeypatch: pytest.MonkeyPatch) ->
     for _ in range(300):
         c = c + 1
     data = graph({"c": c}, "c")
-    assert data["walk_cut"] and data["total"] == 100
+    assert data.walk_cut and data.total == 100
     assert "… at least 90 more nodes not shown" in graph_text(data)
 
 
@@ -111,4 +112,15 @@ def test_tensors_without_a_graph_say_why(make, title: str) -> None:
 
 
 def test_an_unknown_name_is_an_error_not_an_exception() -> None:
-    assert graph({"t": torch.ones(1)}, "nope") == {"root": "nope", "error": "no tensor named nope"}
+    assert graph({"t": torch.ones(1)}, "nope").to_json() == {"root": "nope", "error": "no tensor named nope"}
+
+
+def test_a_graph_exactly_as_big_as_the_walk_is_not_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(graph_module, "MAX_GRAPH_WALK", 100)
+    x = torch.ones(1, requires_grad=True)
+    c = x
+    for _ in range(99):
+        c = c + 1  # 99 AddBackward0 nodes and x's AccumulateGrad
+    data = graph({"c": c}, "c")
+    assert (data.total, data.walk_cut) == (100, False)
+    assert (graph({"d": c + 1}, "d").total, graph({"d": c + 1}, "d").walk_cut) == (100, True)

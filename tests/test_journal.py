@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from benchmarks.terminal import Terminal
 from gradrepl.ui.state.journal import Journal
 
 
@@ -65,7 +67,7 @@ def test_a_clean_quit_a_live_app_or_another_script_offers_nothing(tmp_path: Path
     assert quitter.path is None and len(list(tmp_path.glob("*.jsonl"))) == 1
 
 
-def test_journals_are_private_and_a_failure_is_one_line(tmp_path: Path) -> None:
+def test_journals_are_private_and_a_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     journal = Journal(tmp_path / "j")
     journal.cell_started("secret = 1")
     assert journal.path is not None
@@ -76,22 +78,29 @@ def test_journals_are_private_and_a_failure_is_one_line(tmp_path: Path) -> None:
     broken = Journal(blocked / "j")  # its folder cannot be made
     broken.cell_started("a = 1")
     assert broken.error is not None and "\n" not in broken.error
-    broken.cell_started("b = 2")  # keeps working, silently, without a journal
+    said = broken.error
+    with monkeypatch.context() as patched:  # from now on it keeps working without a journal: no more tries
+        patched.setattr(Path, "mkdir", lambda *args, **kwargs: pytest.fail("the broken journal tried its folder again"))
+        patched.setattr(os, "open", lambda *args, **kwargs: pytest.fail("the broken journal tried to write again"))
+        broken.cell_started("b = 2")
+        broken.saved(2)
+    assert broken.error == said and broken.path is None
+    assert broken.left_over() is None
 
 
 @pytest.mark.kernel
-def test_an_app_killed_with_sigkill_offers_its_cells_at_the_next_start(tmp_path: Path) -> None:
-    from conftest import run_on_terminal
-
+def test_an_app_killed_with_sigkill_offers_its_cells_at_the_next_start(
+    tmp_path: Path, gradrepl_terminal: Callable[..., Terminal]
+) -> None:
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
-    with run_on_terminal(["-m", "gradrepl"], env, tmp_path) as app:
-        app.wait_for(b"idle")
-        app.type(b"answer = 6 * 7\r")
-        app.wait_for(b"1 cell run")
-        app.kill()
-    with run_on_terminal(["-m", "gradrepl"], env, tmp_path) as app:
-        app.wait_for(b"Run them again here")
-        app.type(b"r")
-        app.wait_for(b"1 cell run")
-        app.type(b"print(answer)\r")
-        app.wait_for(b"42")
+    app = gradrepl_terminal(env=env)
+    app.wait_for("idle")
+    app.type("answer = 6 * 7\r")
+    app.wait_for("1 cell run")
+    app.kill()
+    app = gradrepl_terminal(env=env)
+    app.wait_for("Run them again here")
+    app.type("r")
+    app.wait_for("1 cell run")
+    app.type("print(answer)\r")
+    app.wait_for("42")

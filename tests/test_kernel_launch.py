@@ -31,36 +31,6 @@ def test_wait_with_a_timeout_sees_the_exit_while_another_thread_waits(tmp_path: 
     watcher.join(10)
 
 
-@pytest.mark.kernel
-async def test_a_preimported_torch_still_gets_the_backward_tracer() -> None:
-    session = KernelSession(preimport=("torch",))
-    await session.start()
-    try:
-        outcome = await session.run("import torch\nx = torch.ones(2, requires_grad=True)\n(x * 3).sum().backward()")
-        assert outcome.status == "ok"
-        assert outcome.report is not None
-        assert [event["kind"] for event in outcome.report.backward] == ["backward"]
-    finally:
-        await session.shutdown()
-
-
-@pytest.mark.kernel
-async def test_a_preimport_that_fails_leaves_the_error_to_the_users_own_import(tmp_path: Path) -> None:
-    (tmp_path / "broken_on_import.py").write_text("x = 1\nraise ImportError('broken on purpose')\n", encoding="utf-8")
-    session = KernelSession(preimport=("broken_on_import",), env={"PYTHONPATH": str(tmp_path)})
-    await session.start()
-    try:
-        first = await session.run("1 + 1")
-        assert first.status == "ok" and first.result is not None and first.result.text == "2"
-        outcome = await session.run("import broken_on_import")
-        assert outcome.status == "error"
-        assert outcome.error is not None
-        assert (outcome.error.ename, outcome.error.evalue) == ("ImportError", "broken on purpose")
-        assert "broken_on_import" not in (await session.run("import sys\nsorted(sys.modules)")).result.text
-    finally:
-        await session.shutdown()
-
-
 CYCLE_WITH_FINALIZER = """
 class Noted:
     def __init__(self, path):
@@ -89,6 +59,7 @@ async def test_the_users_cells_run_with_the_collector_on_and_their_cycles_are_co
     assert at_exit.read_text() == "finalized\n"  # at the kernel's exit, as in a plain interpreter
 
 
+@pytest.mark.kernel
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 @pytest.mark.parametrize("made_by_gradrepl", [True, False])
 def test_a_kernel_whose_launcher_is_already_gone_ends_and_removes_only_a_gradrepl_dir(

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from gradrepl.inkernel import probe  # noqa: E402
+from gradrepl.inkernel import namespace, probe
+from gradrepl.inkernel.values import SAMPLE_SIZE, ValuesMemo, describe_tensor, python_stats
 
 
 def shell_with(**names: Any) -> SimpleNamespace:
@@ -31,7 +31,7 @@ def test_seed_variable_after_three_backwards_shows_accumulated_grad() -> None:
     v_out = torch.mean(varibale**2)
     for _ in range(3):
         v_out.backward(retain_graph=True)
-    tensors = by_name(probe.snapshot(shell_with(varibale=varibale, v_out=v_out)))
+    tensors = by_name(namespace.snapshot(shell_with(varibale=varibale, v_out=v_out)))
 
     assert tensors["varibale"]["grad"]["preview"] == [[1.5, 3.0], [4.5, 6.0]]
     assert tensors["varibale"]["is_leaf"] is True
@@ -46,7 +46,7 @@ def test_seed_variable_after_three_backwards_shows_accumulated_grad() -> None:
 
 def test_snapshot_is_plain_json_data() -> None:
     x = torch.tensor([1.0, float("nan"), float("inf")])
-    snap = probe.snapshot(shell_with(x=x, c=torch.tensor([1 + 2j]), b=torch.tensor([True])))
+    snap = namespace.snapshot(shell_with(x=x, c=torch.tensor([1 + 2j]), b=torch.tensor([True])))
     assert json.loads(json.dumps(snap, allow_nan=False)) == snap
     stats = by_name(snap)["x"]["data"]["stats"]
     assert (stats["nan"], stats["inf"], stats["min"], stats["max"]) == (1, 1, 1.0, 1.0)
@@ -57,7 +57,7 @@ def test_names_one_level_deep_in_containers_and_modules() -> None:
     fc = torch.nn.Module()
     fc.fc = torch.nn.Linear(1, 1)
     names = by_name(
-        probe.snapshot(
+        namespace.snapshot(
             shell_with(
                 params=[torch.ones(1), "not a tensor", torch.zeros(2)],
                 pair=(torch.ones(1),),
@@ -75,26 +75,26 @@ def test_names_one_level_deep_in_containers_and_modules() -> None:
 
 
 def test_ipython_caches_and_hidden_names_are_not_user_tensors() -> None:
-    names = by_name(probe.snapshot(shell_with(_w=torch.ones(1)))).keys()
+    names = by_name(namespace.snapshot(shell_with(_w=torch.ones(1)))).keys()
     assert list(names) == ["_w"]
 
 
 def test_huge_tensor_costs_a_bounded_slice() -> None:
     big = torch.arange(10**8, dtype=torch.float32).view(10**4, 10**4)
-    info = probe.describe_tensor(torch, "big", big)
+    info = describe_tensor(torch, "big", big)
     preview = info["data"]["preview"]
     assert info["data"]["truncated"] is True
     assert len(preview) == 7 and preview[3] == "…"
     assert preview[0] == [0.0, 1.0, 2.0, "…", 9997.0, 9998.0, 9999.0]
     assert preview[-1][-1] == float(big[-1, -1])
     stats = info["data"]["stats"]
-    assert stats["sampled"] is True and stats["sample_size"] <= probe.SAMPLE_SIZE
+    assert stats["sampled"] is True and stats["sample_size"] <= SAMPLE_SIZE
     assert stats["min"] == 0.0 and stats["max"] > 9.9e7
 
 
 def test_stats_exact_below_the_limit() -> None:
     t = torch.arange(10_000, dtype=torch.float64)
-    stats = probe.describe_tensor(torch, "t", t)["data"]["stats"]
+    stats = describe_tensor(torch, "t", t)["data"]["stats"]
     assert stats["sampled"] is False
     assert stats["norm"] == pytest.approx(float(t.norm()))
     assert (stats["min"], stats["max"]) == (0.0, 9999.0)
@@ -105,7 +105,7 @@ def test_non_leaf_grad_is_not_read_and_warns_nothing() -> None:
     y = x * 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        info = probe.describe_tensor(torch, "y", y)
+        info = describe_tensor(torch, "y", y)
     assert info["grad"] is None and info["is_leaf"] is False
 
 
@@ -114,7 +114,7 @@ def test_retained_grad_of_non_leaf_is_shown() -> None:
     y = x * 2
     y.retain_grad()
     y.sum().backward()
-    info = probe.describe_tensor(torch, "y", y)
+    info = describe_tensor(torch, "y", y)
     assert info["retains_grad"] is True
     assert info["grad"]["preview"] == [1.0, 1.0]
 
@@ -122,7 +122,7 @@ def test_retained_grad_of_non_leaf_is_shown() -> None:
 def test_reading_values_changes_nothing() -> None:
     x = torch.ones(3, requires_grad=True)
     before = x._version
-    probe.snapshot(shell_with(x=x))
+    namespace.snapshot(shell_with(x=x))
     assert x._version == before and x.grad is None and x.grad_fn is None
 
 
@@ -143,7 +143,7 @@ def test_odd_tensors_never_raise() -> None:
         empty=torch.empty(0, 3),
         ints=torch.arange(5),
     )
-    tensors = by_name(probe.snapshot(shell))
+    tensors = by_name(namespace.snapshot(shell))
     assert set(tensors) == {"meta", "sparse", "hostile", "empty", "ints"}
     assert tensors["sparse"]["note"].startswith("values not shown")
     assert tensors["meta"]["data"] is None
@@ -155,14 +155,14 @@ def test_without_torch_imported_the_snapshot_is_empty(monkeypatch: pytest.Monkey
     import sys
 
     monkeypatch.delitem(sys.modules, "torch")
-    assert probe.snapshot(shell_with(x=1)) == {"tensors": [], "notes": []}
+    assert namespace.snapshot(shell_with(x=1)) == {"tensors": [], "notes": []}
 
 
 def test_tensor_count_is_capped_with_a_note() -> None:
-    many = {f"t{i}": torch.ones(1) for i in range(probe.MAX_TENSORS + 5)}
-    snap = probe.snapshot(shell_with(**many))
-    assert len(snap["tensors"]) == probe.MAX_TENSORS
-    assert snap["notes"] == [f"5 more tensors not shown (limit {probe.MAX_TENSORS})"]
+    many = {f"t{i}": torch.ones(1) for i in range(namespace.MAX_TENSORS + 5)}
+    snap = namespace.snapshot(shell_with(**many))
+    assert len(snap["tensors"]) == namespace.MAX_TENSORS
+    assert snap["notes"] == [f"5 more tensors not shown (limit {namespace.MAX_TENSORS})"]
 
 
 class FakeComm:
@@ -185,7 +185,7 @@ def test_reports_carry_only_changed_tensors_and_the_front_end_rebuilds_the_table
     def cell() -> tuple[dict[str, Any], list[str]]:
         p.post_run_cell(result)
         sent = p.comm.sent[-1]
-        names = [t["name"] for t in state.report_from(sent).tensors]
+        names = [t.name for t in state.report_from(sent).tensors]
         return sent, names
 
     first, names = cell()
@@ -200,16 +200,51 @@ def test_reports_carry_only_changed_tensors_and_the_front_end_rebuilds_the_table
     changed, names = cell()
     assert [t["name"] for t in changed["tensors_changed"]] == ["a", "c"]
     assert names == ["a", "c"]
-    assert state.tensors["a"]["data"]["preview"] == [100.0, 100.0]
+    assert state.tensors["a"].data.preview == (100.0, 100.0)
 
 
 def test_the_memo_reuses_unchanged_values_and_sees_writes_through_data() -> None:
     x = torch.ones(2, 2, requires_grad=True)
     others = {f"t{i}": torch.full((3,), float(i)) for i in range(50)}
-    memo = probe.ValuesMemo()
+    memo = ValuesMemo()
     shell = shell_with(x=x, **others)
-    first = by_name(probe.snapshot(shell, memo))
-    second = by_name(probe.snapshot(shell, memo))
+    first = by_name(namespace.snapshot(shell, memo))
+    second = by_name(namespace.snapshot(shell, memo))
     assert all(second[name]["data"] is first[name]["data"] for name in first)
     x.data *= 100  # does not bump x._version: only the values tell
-    assert by_name(probe.snapshot(shell, memo))["x"]["data"]["preview"] == [[100.0, 100.0], [100.0, 100.0]]
+    assert by_name(namespace.snapshot(shell, memo))["x"]["data"]["preview"] == [[100.0, 100.0], [100.0, 100.0]]
+
+
+class Block(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(2, 3)
+        self.again = self.a  # the same submodule twice
+        self.norm = torch.nn.BatchNorm1d(3)
+        self.inner = torch.nn.Sequential(torch.nn.Linear(3, 3), self.norm)
+        self.shared = self.a.weight  # the same parameter under a second name
+        self.register_buffer("absent", None)
+        self.register_parameter("unset", None)
+        self.register_buffer("scratch", torch.ones(1), persistent=False)
+
+
+@pytest.mark.parametrize("make", [Block, lambda: torch.nn.TransformerEncoderLayer(8, 2), lambda: torch.nn.LSTM(2, 3, 2)])
+def test_a_modules_tensors_are_named_as_named_parameters_then_named_buffers_name_them(make) -> None:
+    module = make()
+    expected = [(f"m.{k}", id(v)) for k, v in module.named_parameters()] + [(f"m.{k}", id(v)) for k, v in module.named_buffers()]
+    assert [(name, id(t)) for name, t in namespace.named_tensors(torch, shell_with(m=module))] == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0.5, -2.0, 3.25], [1e308, 1e308], [float("nan"), 1.0], [float("inf"), -1.0], [2, -7, 4], [-0.0], [1e-300, -1e-300]],
+)
+def test_python_stats_agree_with_torch(values: list[Any]) -> None:
+    t = torch.tensor(values, dtype=torch.float64)
+    finite = t[torch.isfinite(t)]
+    stats = python_stats(values, len(values))
+    norm = float(t.square().sum().sqrt())
+    assert stats["norm"] == ("nan" if norm != norm else "inf" if norm == float("inf") else pytest.approx(norm))
+    assert (stats["min"], stats["max"]) == ((float(finite.min()), float(finite.max())) if finite.numel() else (None, None))
+    assert (stats["nan"], stats["inf"]) == (int(t.isnan().sum()), int(t.isinf().sum()))
+    assert all(type(v) is float for v in (stats["min"], stats["max"]))

@@ -52,7 +52,7 @@ def test_replay_matches_jupyter_cell_for_cell(recording: Path) -> None:
     run = gradrepl("replay", "--json", "--keep-going", str(script))
     records = json_records(run.stdout)
     assert len(records) == len(expected), run.stderr
-    for got, want in zip(records, expected):
+    for got, want in zip(records, expected, strict=True):
         assert got["cell"] == want["cell"]
         assert without_addresses(got["stdout"]) == without_addresses(want["stdout"]), f"cell {want['cell']}"
         assert got["stderr"] == want["stderr"], f"cell {want['cell']}"
@@ -266,6 +266,7 @@ def test_files_left_open_by_the_script_are_written_out_when_the_kernel_ends(tmp_
     assert (tmp_path / "module.txt").read_text() == "from a module"
 
 
+@pytest.mark.kernel
 def test_graph_prints_a_tensors_autograd_graph_after_a_chosen_cell() -> None:
     done = gradrepl("graph", str(EXAMPLES / "seed_autograd.py"), "z", "--cell", "8")
     assert done.returncode == 0, done.stderr
@@ -278,6 +279,7 @@ def test_graph_prints_a_tensors_autograd_graph_after_a_chosen_cell() -> None:
     )
 
 
+@pytest.mark.kernel
 def test_graph_defaults_to_every_tensor_with_a_grad_fn_and_speaks_json(tmp_path: Path) -> None:
     script = tmp_path / "s.py"
     script.write_text("# %%\nimport torch\nx = torch.ones(2, requires_grad=True)\na = x * 2\nb = a.sum()\nc = torch.zeros(1)\n")
@@ -289,6 +291,7 @@ def test_graph_defaults_to_every_tensor_with_a_grad_fn_and_speaks_json(tmp_path:
     assert graphs[1]["cell"] == 1
 
 
+@pytest.mark.kernel
 def test_graph_names_what_it_cannot_show_in_one_line(tmp_path: Path) -> None:
     script = tmp_path / "s.py"
     script.write_text("# %%\nimport torch\nx = torch.ones(2, requires_grad=True)\ny = x * 2\n# %%\n1 / 0\n")
@@ -303,6 +306,7 @@ def test_graph_names_what_it_cannot_show_in_one_line(tmp_path: Path) -> None:
     assert too_far.returncode == 2 and too_far.stderr == f"gradrepl: --cell 3: '{script}' has 2 code cells\n"
 
 
+@pytest.mark.kernel
 def test_the_seeds_z_backward_v_is_shown_as_v_transposed_times_j() -> None:
     done = gradrepl("replay", str(EXAMPLES / "seed_autograd.py"))
     assert done.returncode == 0, done.stderr

@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from gradrepl.client.events import CellFinished, ProbeReport, Result, Stream
+from gradrepl.client.events import CellFinished, Error, ProbeReport, Result, Stream
 from gradrepl.client.session import KernelSession
+from support.waiting import until
 
 pytestmark = pytest.mark.kernel
 
@@ -67,7 +69,7 @@ async def test_probe_helpers_are_invisible_to_the_user(session: KernelSession) -
     names = await session.run("print(json.dumps(sorted(k for k in globals() if not k.startswith('_'))))".replace("json.dumps", "__import__('json').dumps"))
     assert json.loads(names.stream_text("stdout")) == ["In", "Out", "exit", "get_ipython", "open", "quit", "torch", "w"]
     report = (await session.run("w")).report
-    assert report is not None and [t["name"] for t in report.tensors] == ["w"]
+    assert report is not None and [t.name for t in report.tensors] == ["w"]
 
 
 async def test_a_failing_cell_still_gets_a_snapshot_and_mapped_frames(session: KernelSession) -> None:
@@ -90,12 +92,16 @@ async def test_a_syntax_error_points_at_its_line(session: KernelSession) -> None
 
 async def test_interrupt_stops_a_running_cell_and_keeps_names(session: KernelSession) -> None:
     await session.run("kept = 41")
-    task = asyncio.ensure_future(session.run("import time\nwhile True:\n    time.sleep(0.01)"))
-    await asyncio.sleep(0.5)
-    await session.interrupt()
-    outcome = await asyncio.wait_for(task, 10)
-    assert outcome.status == "error"
-    assert outcome.error is not None and outcome.error.ename == "KeyboardInterrupt"
+    events = []
+    cell = "import time\nprint('looping', flush=True)\nwhile True:\n    time.sleep(0.01)"
+    async for event in session.execute(cell, timeout=30):
+        events.append(event)
+        if isinstance(event, Stream) and "looping" in event.text:  # the loop runs now
+            await session.interrupt()
+    finished = events[-1]
+    assert isinstance(finished, CellFinished) and finished.status == "error"
+    errors = [e for e in events if isinstance(e, Error)]
+    assert [e.ename for e in errors] == ["KeyboardInterrupt"]
     after = await session.run("kept + 1")
     assert after.result is not None and after.result.text == "42"
 
@@ -162,14 +168,16 @@ async def test_completion_comes_from_the_live_namespace(session: KernelSession) 
     assert (start, end) == (0, 4)
 
 
-async def test_a_shutdown_cancelled_while_the_kernel_is_stuck_exiting_still_kills_it() -> None:
+async def test_a_shutdown_cancelled_while_the_kernel_is_stuck_exiting_still_kills_it(tmp_path: Path) -> None:
     s = KernelSession()
     await s.start()
     process = s.process
     assert process is not None
-    await s.run("import atexit, time\natexit.register(time.sleep, 60)")  # its exit hangs
+    exiting = tmp_path / "exiting"
+    hang = f"import atexit, pathlib, time\natexit.register(lambda: (pathlib.Path({str(exiting)!r}).touch(), time.sleep(60)))"
+    await s.run(hang)  # its exit hangs
     stopping = asyncio.ensure_future(s.shutdown())
-    await asyncio.sleep(0.5)
+    await until(exiting.exists, "the kernel reaching its hanging exit")
     stopping.cancel()  # as when an app is torn down in the middle of quitting
     with contextlib.suppress(asyncio.CancelledError):
         await stopping

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from gradrepl.cells import read_script
 from gradrepl.ui.app import GradReplApp
 from gradrepl.ui.state.history import History
 from gradrepl.ui.widgets.code_input import CodeInput
-from gradrepl.cells import read_script
 
 pytestmark = pytest.mark.kernel
 

@@ -10,8 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gradrepl.protocol import COMM_TARGET, apply_delta
-
+from gradrepl.protocol import COMM_TARGET, BackwardEvent, CellReport, ErrorFrame, TensorInfo, apply_delta
 
 CellStatus = Literal["ok", "error", "timeout", "died"]
 
@@ -52,116 +51,21 @@ class Display:
 
 
 @dataclass(frozen=True)
-class ErrorFrame:
-    filename: str
-    lineno: int | None
-    name: str
-    text: str
-    script_file: str | None = None
-    script_line: int | None = None
-
-    @property
-    def in_script(self) -> bool:
-        return self.script_line is not None
-
-
-@dataclass(frozen=True)
 class Error:
     ename: str
     evalue: str
     traceback: tuple[str, ...] = ()
 
-    @property
-    def plain_traceback(self) -> str:
-        return strip_ansi("\n".join(self.traceback))
-
-
-@dataclass(frozen=True)
-class Stats:
-    norm: float | str  # "nan" or "inf" when the values hold them
-    min: float | None
-    max: float | None
-    nan: int
-    inf: int
-    sampled: bool
-    sample_size: int
-
-
-@dataclass(frozen=True)
-class Values:
-    """A bounded preview of a tensor's values ("…" marks a cut) and its stats."""
-
-    preview: Any
-    truncated: bool
-    stats: Stats | None
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Values | None:
-        if not data:
-            return None
-        stats = data.get("stats")
-        return cls(data.get("preview"), bool(data.get("truncated")), Stats(**stats) if stats else None)
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    device: str
-    layout: str
-    requires_grad: bool
-    is_leaf: bool
-    grad_fn: str | None
-    retains_grad: bool
-    version: int
-    type: str
-    data: Values | None
-    grad: Values | None
-    note: str | None
-    object: int | None = None  # the probe's number for the tensor object itself
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TensorInfo:
-        return cls(
-            name=d["name"],
-            shape=tuple(d["shape"]),
-            dtype=d["dtype"],
-            device=d["device"],
-            layout=d.get("layout", "strided"),
-            requires_grad=d["requires_grad"],
-            is_leaf=d["is_leaf"],
-            grad_fn=d.get("grad_fn"),
-            retains_grad=d.get("retains_grad", False),
-            version=d.get("version", 0),
-            type=d.get("type", "Tensor"),
-            data=Values.from_dict(d.get("data")),
-            grad=Values.from_dict(d.get("grad")),
-            note=d.get("note"),
-            object=d.get("object"),
-        )
-
 
 @dataclass(frozen=True)
 class ProbeReport:
-    """What the probe saw after a cell: named tensors, backward events, error frames."""
+    """What the probe saw after a cell: the whole tensor table (its report carried only the
+    changes), the cell's backward calls and its error frames."""
 
-    tensors: tuple[dict[str, Any], ...]
-    backward: tuple[dict[str, Any], ...] = ()
+    tensors: tuple[TensorInfo, ...]
+    backward: tuple[BackwardEvent, ...] = ()
     frames: tuple[ErrorFrame, ...] = ()
     notes: tuple[str, ...] = ()
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ProbeReport:
-        return cls(
-            tensors=tuple(d.get("tensors") or ()),
-            backward=tuple(d.get("backward") or ()),
-            frames=tuple(ErrorFrame(**f) for f in d.get("frames") or ()),
-            notes=tuple(d.get("notes") or ()),
-        )
-
-    def tensor_infos(self) -> tuple[TensorInfo, ...]:
-        return tuple(TensorInfo.from_dict(t) for t in self.tensors)
 
 
 @dataclass(frozen=True)
@@ -260,13 +164,14 @@ class ProbeState:
     the user's libraries open) and the tensor table its reports update."""
 
     comm_ids: set[str] = field(default_factory=set)
-    tensors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tensors: dict[str, TensorInfo] = field(default_factory=dict)
 
     def report_from(self, data: dict[str, Any]) -> ProbeReport:
         """Apply a report's tensor delta (names in order, changed descriptions) to the table."""
-        if "tensor_names" in data:
-            self.tensors = apply_delta(self.tensors, data["tensor_names"], data.get("tensors_changed") or ())
-        return ProbeReport.from_dict({**data, "tensors": list(self.tensors.values())})
+        report = CellReport.from_json(data)
+        if report.tensor_names is not None:
+            self.tensors = apply_delta(self.tensors, report.tensor_names, report.tensors_changed)
+        return ProbeReport(tuple(self.tensors.values()), report.backward, report.frames, report.notes)
 
 
 def parse_iopub(msg: dict[str, Any], probe: ProbeState) -> Event | None:

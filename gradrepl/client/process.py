@@ -104,7 +104,6 @@ def _until_exited(pid: int, timeout: float) -> bool:
 def launch_kernel(
     *,
     cwd: Path | None = None,
-    preimport: tuple[str, ...] = (),
     extra_env: dict[str, str] | None = None,
 ) -> KernelProcess:
     """Start an ipykernel with this interpreter; return at once, without waiting for it."""
@@ -125,8 +124,6 @@ def launch_kernel(
 
     package_root = str(Path(gradrepl.__file__).resolve().parent.parent)
     argv = [sys.executable, "-c", _BOOTSTRAP.format(root=package_root), "-f", str(connection_file)]
-    for module in preimport:
-        argv += ["--preimport", module]
     env = dict(os.environ)
     env.pop("JPY_PARENT_PID", None)
     env.update(extra_env or {})

@@ -18,7 +18,7 @@ from typing import Any
 
 from gradrepl.client.events import CellFinished, CellOutcome, Event, OutputBudget, OutputCut, ProbeState, parse_iopub
 from gradrepl.client.process import KernelProcess, launch_kernel
-from gradrepl.protocol import MEMORY_LIMIT_ENV, ORIGIN_KEY, size_text
+from gradrepl.protocol import MEMORY_LIMIT_ENV, ORIGIN_KEY, Graph, graph_from_reply, graph_request, size_text
 
 READY_TIMEOUT = 120.0
 OUTPUT_LIMIT = 1_000_000  # characters of text output a cell keeps; the rest is counted
@@ -35,9 +35,8 @@ class KernelDied(Exception):
 
 
 class KernelSession:
-    def __init__(self, *, cwd: Path | None = None, preimport: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.cwd = cwd
-        self.preimport = preimport
         self.env = env
         self.output_limit = OUTPUT_LIMIT
         self.process: KernelProcess | None = None
@@ -50,7 +49,7 @@ class KernelSession:
     def launch(self) -> None:
         """Start the kernel process now, before anything heavy is imported; start() connects."""
         if self.process is None:
-            self.process = launch_kernel(cwd=self.cwd, preimport=self.preimport, extra_env=self.env)
+            self.process = launch_kernel(cwd=self.cwd, extra_env=self.env)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         self.launch()
@@ -58,7 +57,7 @@ class KernelSession:
         from jupyter_client.asynchronous import AsyncKernelClient
 
         client = AsyncKernelClient()
-        client.load_connection_info(self.process.connection_info)
+        client.load_connection_info(self.process.connection_info)  # type: ignore[arg-type]  # a plain dict of the same keys
         client.start_channels(hb=False)
         self.client = client
         self._death = asyncio.get_running_loop().run_in_executor(None, self.process.process.wait)
@@ -238,13 +237,10 @@ class KernelSession:
         matches = [str(m) for m in content.get("matches") or []]
         return matches, int(content.get("cursor_start", cursor_pos)), int(content.get("cursor_end", cursor_pos))
 
-    async def graph(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
-        """The autograd graph of the tensor the probe lists as `name` (kernel/graph.py's
-        plain data), or {"error": ...} saying why there is none."""
-        reply = await self._ask_probe({"request": "graph", "name": name}, timeout)
-        if reply.get("reply") == "graph":
-            return dict(reply.get("graph") or {})
-        return {"root": name, "error": reply.get("error") or "the kernel did not answer"}
+    async def graph(self, name: str, timeout: float = 10.0) -> Graph:
+        """The autograd graph of the tensor the probe lists as `name`, or a Graph saying
+        why there is none."""
+        return graph_from_reply(name, await self._ask_probe(graph_request(name), timeout))
 
     async def _ask_probe(self, data: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send the probe a request on its comm; its answer, or {"error": ...}. Only

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from typing import IO
 
 from gradrepl.cells import Script
-from gradrepl.render.graph import graph_text
 from gradrepl.client.events import CellOutcome
 from gradrepl.client.session import KernelSession
 from gradrepl.headless.replay import runnable
+from gradrepl.render.graph import graph_text
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,9 @@ async def show_graphs(script: Script, request: GraphRequest, session: KernelSess
             if outcome.status == "died":
                 return status
             break
-    tensors = list(last.report.tensors) if last is not None and last.report is not None else []
-    known = [t.get("name") for t in tensors]
-    names = list(request.names) or [t["name"] for t in tensors if t.get("grad_fn")]
+    tensors = last.report.tensors if last is not None and last.report is not None else ()
+    known = [t.name for t in tensors]
+    names = list(request.names) or [t.name for t in tensors if t.grad_fn]
     if not names:
         print(f"gradrepl: no named tensor has an autograd graph after cell {ran}", file=err)
         return status
@@ -67,7 +67,7 @@ async def show_graphs(script: Script, request: GraphRequest, session: KernelSess
             continue
         graph = await session.graph(name)
         if request.as_json:
-            out.write(json.dumps({"cell": ran, **graph}, ensure_ascii=False) + "\n")
+            out.write(json.dumps({"cell": ran, **graph.to_json()}, ensure_ascii=False) + "\n")
         else:
             out.write(("\n" if index else "") + graph_text(graph) + "\n")
         out.flush()

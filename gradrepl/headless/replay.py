@@ -11,17 +11,29 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from gradrepl.cells import Cell, Script
-from gradrepl.render.explain import Explanation, explain_report
-from gradrepl.client.events import CellOutcome, CellStatus, Display, ErrorFrame, OutputCut, strip_ansi
+from gradrepl.client.events import CellOutcome, CellStatus, Display, OutputCut, strip_ansi
 from gradrepl.client.session import KernelSession
+from gradrepl.protocol import BackwardEvent, ErrorFrame, Explanation, TensorInfo
+from gradrepl.render.explain import explain_report
 from gradrepl.render.text import backward_line, vjp_lines
 
 LIBRARY_FRAMES_SHOWN = 1
+
+
+@dataclass(frozen=True)
+class CellError:
+    ename: str
+    evalue: str
+    traceback: tuple[str, ...]  # the short form: frames in the script, and the innermost one
+    line: int | None  # the script line that raised
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ename": self.ename, "evalue": self.evalue, "traceback": list(self.traceback), "line": self.line}
 
 
 @dataclass(frozen=True)
@@ -36,16 +48,23 @@ class CellRecord:
     stdout: str
     stderr: str
     result: str | None
-    error: dict[str, Any] | None
-    tensors: list[dict[str, Any]]
-    backward: list[dict[str, Any]]
+    error: CellError | None
+    tensors: tuple[TensorInfo, ...]
+    backward: tuple[BackwardEvent, ...]
     displays: list[str] = field(default_factory=list)
     reason: str = ""
     notes: list[str] = field(default_factory=list)
-    explanation: dict[str, str] | None = None  # for a known autograd error: title, why, fix
+    explanation: Explanation | None = None  # for a known autograd error
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The `--json` line of this cell (the README lists its fields)."""
+        return {
+            "cell": self.cell, "line": self.line, "source": self.source, "status": self.status,
+            "execution_count": self.execution_count, "stdout": self.stdout, "stderr": self.stderr,
+            "result": self.result, "error": None if self.error is None else self.error.to_json(), "tensors": [t.to_json() for t in self.tensors],
+            "backward": [e.to_json() for e in self.backward], "displays": self.displays, "reason": self.reason,
+            "notes": self.notes, "explanation": None if self.explanation is None else self.explanation.to_json(),
+        }
 
 
 def short_traceback(frames: tuple[ErrorFrame, ...], script_name: str) -> list[str]:
@@ -76,18 +95,13 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
     report = outcome.report
     finished = outcome.finished
     error = outcome.error
-    error_json: dict[str, Any] | None = None
+    cell_error: CellError | None = None
     explanation: Explanation | None = None
     if error is not None:
         frames = report.frames if report else ()
         traceback = short_traceback(frames, script_name) if frames else strip_ansi("\n".join(error.traceback)).splitlines()
         script_lines = [f.script_line for f in frames if f.in_script]
-        error_json = {
-            "ename": error.ename,
-            "evalue": error.evalue,
-            "traceback": traceback,
-            "line": script_lines[-1] if script_lines else None,
-        }
+        cell_error = CellError(error.ename, error.evalue, tuple(traceback), script_lines[-1] if script_lines else None)
         explanation = explain_report(error.ename, error.evalue, finished.execution_count if finished else None, report)
     result = outcome.result
     return CellRecord(
@@ -99,13 +113,13 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
         stdout=outcome.stream_text("stdout"),
         stderr=outcome.stream_text("stderr"),
         result=result.text if result is not None else None,
-        error=error_json,
-        tensors=list(report.tensors) if report else [],
-        backward=list(report.backward) if report else [],
+        error=cell_error,
+        tensors=report.tensors if report else (),
+        backward=report.backward if report else (),
         displays=[e.text for e in outcome.events if isinstance(e, Display)],
         reason=finished.reason if finished else "",
         notes=[*(report.notes if report else ()), *(e.note for e in outcome.events if isinstance(e, OutputCut))],
-        explanation=None if explanation is None else {"title": explanation.title, "why": explanation.why, "fix": explanation.fix},
+        explanation=explanation,
     )
 
 
@@ -204,13 +218,13 @@ class TextWriter:
             separator = "\n" if "\n" in record.result else " "
             body.append(self._paint(f"Out[{count}]:", "31;1") + separator + record.result + "\n")
         if record.error is not None:
-            lines = record.error["traceback"] + [f"{record.error['ename']}: {record.error['evalue']}"]
+            lines = [*record.error.traceback, f"{record.error.ename}: {record.error.evalue}"]
             body.append(self._paint("\n".join(lines), "31") + "\n")
         if record.explanation is not None:
             explained = record.explanation
-            body.append(self._paint(f"[explain] {explained['title']}", "33;1") + "\n")
-            body.append(self._paint(f"  Why: {explained['why']}", "33") + "\n")
-            body.append(self._paint(f"  Fix: {explained['fix']}", "33") + "\n")
+            body.append(self._paint(f"[explain] {explained.title}", "33;1") + "\n")
+            body.append(self._paint(f"  Why: {explained.why}", "33") + "\n")
+            body.append(self._paint(f"  Fix: {explained.fix}", "33") + "\n")
         if record.status in ("timeout", "died"):
             label = "timed out" if record.status == "timeout" else "kernel died"
             body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")

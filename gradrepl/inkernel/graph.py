@@ -1,10 +1,10 @@
-"""A tensor's autograd graph as plain data, read inside the kernel from its `grad_fn`.
+"""A tensor's autograd graph as a `protocol.Graph`, read inside the kernel from its `grad_fn`.
 
-Nodes are numbered in the order a depth-first walk from the root first meets them, which
-is the order a tree drawing of the graph shows them; a node met again is referred to by its
-number, so a DAG stays linear in size. Each node lists the tensors its backward saved: their
-shapes, the user's name for them, and whether they were modified in place since they were
-saved (the version check that fails at backward) or freed by an earlier backward.
+Nodes are numbered in the order a depth-first walk from the root first meets them (`walker.walk`),
+which is the order a tree drawing of the graph shows them; a node met again is referred to by
+its number, so a DAG stays linear in size. Each node lists the tensors its backward saved:
+their shapes, the user's name for them, and whether they were modified in place since they
+were saved (the version check that fails at backward) or freed by an earlier backward.
 
 Like the probe, this never imports torch itself and never raises.
 """
@@ -14,6 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
+
+from gradrepl.inkernel import walker
+from gradrepl.protocol import Graph, GraphLeaf, GraphNode, SavedTensor
 
 MAX_GRAPH_NODES = 300  # nodes described; the rest are counted
 MAX_GRAPH_WALK = 20_000  # nodes counted
@@ -55,110 +58,91 @@ class TensorNames:
             return None
 
 
-def _shape(t: Any) -> list[int]:
-    return [int(size) for size in t.shape]
+def _shape(t: Any) -> tuple[int, ...]:
+    return tuple(int(size) for size in t.shape)
 
 
 def _dtype(t: Any) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
-def _saved_entries(torch: Any, node: Any, names: TensorNames) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def _saved_entries(torch: Any, node: Any, names: TensorNames) -> tuple[list[SavedTensor], list[tuple[str, str]]]:
     """The tensors a node saved for its backward, and the other values it saved (an
     exponent, a dim), sizes and strides left out."""
-    tensors: list[dict[str, Any]] = []
-    values: dict[str, str] = {}
+    tensors: list[SavedTensor] = []
+    values: list[tuple[str, str]] = []
     for attr in sorted(a for a in dir(node) if a.startswith("_saved_")):
         name = attr.removeprefix("_saved_")
         if name.endswith(_SHAPE_SUFFIXES):
             continue
-        entry: dict[str, Any] = {"name": name, "state": "ok"}
         try:
             value = getattr(node, attr)
         except Exception as exc:
-            message = str(exc)
-            versions = _VERSIONS.search(message)
-            if versions is not None:
-                entry["state"] = "modified"
-                entry["version"], entry["saved_version"] = int(versions.group(1)), int(versions.group(2))
-            elif "freed" in message or "second time" in message:
-                entry["state"] = "freed"
-            else:
-                entry["state"] = "unreadable"
-                entry["detail"] = f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}"[:200]
-            raw = getattr(node, "_raw" + attr, None)
-            data = getattr(raw, "data", None) if raw is not None else None
-            if isinstance(data, torch.Tensor):
-                entry.update(shape=_shape(data), dtype=_dtype(data), tensor=names.of(data))
-            tensors.append(entry)
+            tensors.append(_unreadable(torch, node, attr, name, exc, names))
             continue
         if isinstance(value, torch.Tensor):
-            entry.update(shape=_shape(value), dtype=_dtype(value), tensor=names.of(value))
-            tensors.append(entry)
+            tensors.append(SavedTensor(name, "ok", _shape(value), _dtype(value), names.of(value)))
         elif value is not None:
             text = repr(value) if isinstance(value, (int, float, bool, tuple, list, str)) else type(value).__name__
-            values[name] = text if len(text) <= MAX_SAVED_VALUE else text[: MAX_SAVED_VALUE - 1] + "…"
+            values.append((name, text if len(text) <= MAX_SAVED_VALUE else text[: MAX_SAVED_VALUE - 1] + "…"))
     return tensors, values
 
 
-def _describe_node(torch: Any, node: Any, names: TensorNames) -> dict[str, Any]:
-    described: dict[str, Any] = {"name": type(node).__name__, "tensor": names.by_grad_fn.get(id(node))}
-    variable = getattr(node, "variable", None)
+def _unreadable(torch: Any, node: Any, attr: str, name: str, exc: Exception, names: TensorNames) -> SavedTensor:
+    """A saved tensor whose read failed: modified in place since (the version check that fails
+    at backward), freed by an earlier backward, or unreadable for another reason."""
+    message = str(exc)
+    raw = getattr(node, "_raw" + attr, None)
+    data = getattr(raw, "data", None) if raw is not None else None
+    shape, dtype, tensor = (_shape(data), _dtype(data), names.of(data)) if isinstance(data, torch.Tensor) else (None, None, None)
+    versions = _VERSIONS.search(message)
+    if versions is not None:
+        return SavedTensor(name, "modified", shape, dtype, tensor, int(versions.group(1)), int(versions.group(2)))
+    if "freed" in message or "second time" in message:
+        return SavedTensor(name, "freed", shape, dtype, tensor)
+    detail = f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}"[:200]
+    return SavedTensor(name, "unreadable", shape, dtype, tensor, detail=detail)
+
+
+def _describe_node(torch: Any, node: Any, position: dict[int, int], names: TensorNames) -> GraphNode:
+    edges = node.next_functions
+    variable = walker.accumulated_leaf(node)
+    leaf = None
     if isinstance(variable, torch.Tensor):
-        described["leaf"] = {
-            "name": names.of(variable),
-            "shape": _shape(variable),
-            "dtype": _dtype(variable),
-        }
+        leaf = GraphLeaf(names.of(variable), _shape(variable), _dtype(variable))
+    note = None
     try:
-        described["saved"], described["values"] = _saved_entries(torch, node, names)
+        saved, values = _saved_entries(torch, node, names)
     except Exception as exc:
-        described["saved"], described["values"] = [], {}
-        described["note"] = f"saved tensors not read: {type(exc).__name__}"
-    return described
-
-
-def autograd_graph(torch: Any, root: Any, names: TensorNames) -> dict[str, Any]:
-    """The graph behind `root.grad_fn`: nodes in depth-first order, each with the numbers
-    of the nodes it feeds gradients to (`next`)."""
-    start = getattr(root, "grad_fn", None)
-    if start is None:
-        return {"nodes": [], "total": 0, "described": 0}
-    number: dict[int, int] = {}
-    order: list[Any] = []
-    stack = [start]
-    while stack and len(order) < MAX_GRAPH_WALK:
-        node = stack.pop()
-        if id(node) in number:
-            continue
-        number[id(node)] = len(order)
-        order.append(node)
-        children = [child for child, _ in getattr(node, "next_functions", ()) if child is not None]
-        stack.extend(child for child in reversed(children) if id(child) not in number)
-    described = []
-    for node in order[:MAX_GRAPH_NODES]:
-        entry = _describe_node(torch, node, names)
+        saved, values = [], []
+        note = f"saved tensors not read: {type(exc).__name__}"
+    return GraphNode(
+        name=type(node).__name__,
+        tensor=names.by_grad_fn.get(id(node)),
+        leaf=leaf,
+        saved=tuple(saved),
+        values=tuple(values),
         # Inputs that need no gradient (None in next_functions) are counted, not listed.
-        next_functions = list(getattr(node, "next_functions", ()))
-        entry["next"] = [number.get(id(child), -1) for child, _ in next_functions if child is not None]
-        entry["no_grad_inputs"] = sum(1 for child, _ in next_functions if child is None)
-        described.append(entry)
-    # Past MAX_GRAPH_WALK the count is a lower bound (`walk_cut`).
-    return {"nodes": described, "total": len(order), "described": len(described), "walk_cut": bool(stack)}
+        next=tuple(position.get(id(child), -1) for child, _ in edges if child is not None),
+        no_grad_inputs=sum(1 for child, _ in edges if child is None),
+        note=note,
+    )
 
 
-def graph_of(torch: Any, named: list[tuple[str, Any]], name: str) -> dict[str, Any]:
+def autograd_graph(torch: Any, root: Any, names: TensorNames) -> tuple[tuple[GraphNode, ...], int, bool]:
+    """The graph behind `root.grad_fn`: the first MAX_GRAPH_NODES nodes in depth-first order,
+    each with the numbers of the nodes it feeds gradients to; how many nodes were counted;
+    whether the count stopped at MAX_GRAPH_WALK (then it is a lower bound)."""
+    walked = walker.walk([getattr(root, "grad_fn", None)], MAX_GRAPH_WALK)
+    described = tuple(_describe_node(torch, node, walked.position, names) for node in walked.nodes[:MAX_GRAPH_NODES])
+    return described, len(walked), walked.cut
+
+
+def graph_of(torch: Any, named: list[tuple[str, Any]], name: str) -> Graph:
     """The graph of the tensor the user calls `name` (as the inspector lists it)."""
     names = TensorNames(named)
     for label, t in named:
         if label == name:
-            graph = autograd_graph(torch, t, names)
-            graph.update(
-                root=name,
-                shape=_shape(t),
-                dtype=_dtype(t),
-                requires_grad=bool(t.requires_grad),
-                is_leaf=bool(t.is_leaf),
-            )
-            return graph
-    return {"root": name, "error": f"no tensor named {name}"}
+            nodes, total, cut = autograd_graph(torch, t, names)
+            return Graph(name, _shape(t), _dtype(t), bool(t.requires_grad), bool(t.is_leaf), nodes, total, cut)
+    return Graph.failed(name, f"no tensor named {name}")

@@ -11,7 +11,11 @@ computed; the rest get a note saying why not.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from gradrepl.inkernel import walker
+from gradrepl.protocol import JacobianView, LeafJacobian
 
 MAX_ROOT = 64  # elements of the root: one pass through the graph each
 MAX_ENTRIES = 4096  # elements of all Jacobians of one call together
@@ -22,44 +26,37 @@ class NotComputed(Exception):
     """Why the Jacobian is not shown; str() is a short phrase for the user."""
 
 
-def _topological(torch: Any, root_fn: Any) -> list[Any]:
+@dataclass(frozen=True)
+class LeafMatrix:
+    """J of the root with respect to one leaf: a row per root element, a column per leaf element."""
+
+    leaf: str
+    root_shape: tuple[int, ...]
+    leaf_shape: tuple[int, ...]
+    matrix: Any  # float64 tensor
+
+    def rows(self) -> tuple[tuple[float, ...], ...]:
+        return tuple(map(tuple, self.matrix.tolist()))
+
+
+def _graph_in_order(torch: Any, root_fn: Any) -> list[Any]:
     """The graph's nodes, each after every node that passes it a gradient."""
-    consumers: dict[int, int] = {}
-    seen: dict[int, Any] = {}
-    stack = [root_fn]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        if len(seen) >= MAX_NODES:
-            raise NotComputed(f"the graph has more than {MAX_NODES} nodes")
+    walked = walker.walk([root_fn], MAX_NODES)
+    if walked.cut:
+        raise NotComputed(f"the graph has more than {MAX_NODES} nodes")
+    for node in walked.nodes:
         if isinstance(node, torch.autograd.function.BackwardCFunction):
             raise NotComputed(f"the graph holds a custom autograd.Function ({type(node).__name__}), whose backward is not run twice")
-        seen[id(node)] = node
-        for child, _ in node.next_functions:
-            if child is not None:
-                consumers[id(child)] = consumers.get(id(child), 0) + 1
-                stack.append(child)
-    order, ready = [], [root_fn]
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for child, _ in node.next_functions:
-            if child is None:
-                continue
-            consumers[id(child)] -= 1
-            if consumers[id(child)] == 0:
-                ready.append(child)
-    return order
+    return walker.topological(walked, [root_fn])
 
 
-def _row(torch: Any, order: list[Any], root: Any, seed: Any, leaf_ids: set[int]) -> dict[int, Any]:
+def _row(order: list[Any], root: Any, seed: Any, leaf_ids: set[int]) -> dict[int, Any]:
     """The gradient each leaf receives when `seed` is passed back from `root`."""
     buffers: dict[int, list[Any]] = {id(root.grad_fn): [None] * len(root.grad_fn._input_metadata)}
     buffers[id(root.grad_fn)][root.output_nr] = seed
     received: dict[int, Any] = {}
     for node in order:
-        variable = getattr(node, "variable", None)
+        variable = walker.accumulated_leaf(node)
         inputs = buffers.pop(id(node), None)
         if variable is not None:
             if inputs is not None and inputs[0] is not None and id(variable) in leaf_ids:
@@ -78,9 +75,9 @@ def _row(torch: Any, order: list[Any], root: Any, seed: Any, leaf_ids: set[int])
     return received
 
 
-def jacobians(torch: Any, root: Any, leaves: list[tuple[str, Any]]) -> list[dict[str, Any]]:
+def jacobians(torch: Any, root: Any, leaves: list[tuple[str, Any]]) -> list[LeafMatrix]:
     """For each leaf, J with one row per element of `root` and one column per element of
-    the leaf (both flattened), as nested lists. Raises NotComputed."""
+    the leaf (both flattened). Raises NotComputed."""
     if root.grad_fn is None:
         raise NotComputed("the root has no grad_fn")
     rows = root.numel()
@@ -91,73 +88,72 @@ def jacobians(torch: Any, root: Any, leaves: list[tuple[str, Any]]) -> list[dict
         raise NotComputed(f"the Jacobians would have {entries:,} entries (the view computes up to {MAX_ENTRIES:,})")
     if any(root.dtype.is_complex or leaf.dtype.is_complex for _, leaf in leaves):
         raise NotComputed("complex tensors")
-    order = _topological(torch, root.grad_fn)
+    order = _graph_in_order(torch, root.grad_fn)
     leaf_ids = {id(leaf) for _, leaf in leaves}
     matrices = {id(leaf): torch.zeros(rows, leaf.numel(), dtype=torch.float64) for _, leaf in leaves}
     for index in range(rows):
         seed = torch.zeros(rows, dtype=root.dtype).reshape(root.shape)
         seed.view(-1)[index] = 1
-        for key, grad in _row(torch, order, root, seed, leaf_ids).items():
+        for key, grad in _row(order, root, seed, leaf_ids).items():
             matrices[key][index] = grad.detach().reshape(-1).to(torch.float64)
-    return [
-        {
-            "leaf": name,
-            "root_shape": [int(s) for s in root.shape],
-            "leaf_shape": [int(s) for s in leaf.shape],
-            "matrix": matrices[id(leaf)].tolist(),
-        }
-        for name, leaf in leaves
-    ]
-
-
-def vector_jacobian(torch: Any, v: Any, matrix: list[list[float]]) -> list[float]:
-    """vᵀ·J for v as the root's shape (flattened) and J as jacobians() gives it."""
-    return (v.detach().reshape(1, -1).to(torch.float64) @ torch.tensor(matrix, dtype=torch.float64)).reshape(-1).tolist()
+    root_shape = tuple(int(s) for s in root.shape)
+    return [LeafMatrix(name, root_shape, tuple(int(s) for s in leaf.shape), matrices[id(leaf)]) for name, leaf in leaves]
 
 
 class VjpView:
     """The vector-Jacobian view of one backward call, begun before the call (J, v, vᵀ·J)
     and finished after it (what the call actually wrote, and whether it equals vᵀ·J)."""
 
-    def __init__(self, data: dict[str, Any], leaves: list[tuple[Any, Any, Any]]) -> None:
-        self.data = data  # the event's "jacobian" entry
-        self._leaves = leaves  # (leaf, its .grad before the call (a copy) or None, vᵀ·J as a tensor)
+    def __init__(self, root: str | None, note: str | None = None, v: tuple[float, ...] = (),
+                 leaves: list[tuple[LeafJacobian, Any, Any, Any]] | None = None) -> None:
+        self.root = root
+        self.note = note
+        self.v = v
+        # (J and vᵀ·J as a record, the leaf, its .grad before the call (a copy) or None, vᵀ·J as a tensor)
+        self._leaves = leaves or []
 
     @classmethod
     def begin(cls, torch: Any, root: Any, root_name: str, v: Any, leaves: list[tuple[str, Any]]) -> VjpView | None:
         """None when there is nothing to show: a scalar root, or no v."""
         if v is None or not isinstance(v, torch.Tensor) or root.numel() <= 1 or not leaves:
             return None
-        data: dict[str, Any] = {"root": root_name}
         try:
             matrices = jacobians(torch, root, leaves)
         except NotComputed as why:
-            return cls({**data, "note": str(why)}, [])
+            return cls(root_name, str(why))
         except Exception as exc:  # a backward formula that needs what a direct call lacks
-            return cls({**data, "note": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]}, [])
-        flat_v = v.detach().reshape(-1).to(torch.float64)
-        data["v"] = flat_v.tolist()
+            return cls(root_name, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200])
+        flat_v = v.detach().reshape(1, -1).to(torch.float64)
         kept = []
         for entry, (_, leaf) in zip(matrices, leaves):
-            vjp = vector_jacobian(torch, v, entry["matrix"])
-            entry["vjp"] = vjp
+            vjp = (flat_v @ entry.matrix).reshape(-1)
+            record = LeafJacobian(entry.leaf, entry.root_shape, entry.leaf_shape, entry.rows(), tuple(vjp.tolist()))
             grad = leaf.grad
-            kept.append((leaf, None if grad is None else grad.detach().clone(), torch.tensor(vjp, dtype=torch.float64)))
-        data["leaves"] = matrices
-        return cls(data, kept)
+            kept.append((record, leaf, None if grad is None else grad.detach().clone(), vjp))
+        return cls(root_name, None, tuple(flat_v.reshape(-1).tolist()), kept)
+
+    @classmethod
+    def noted(cls, note: str) -> VjpView:
+        """A view that only says why there is no J."""
+        return cls(None, note)
 
     def finish(self, torch: Any, returned: list[Any] | None = None) -> None:
         """Compare vᵀ·J with what the call added to each leaf's .grad (or, for
         autograd.grad, with what it returned)."""
-        for index, (entry, (leaf, before, vjp)) in enumerate(zip(self.data.get("leaves") or [], self._leaves)):
+        finished = []
+        for index, (record, leaf, before, vjp) in enumerate(self._leaves):
             if returned is not None:
                 got = returned[index] if index < len(returned) else None
             else:
                 after = leaf.grad
                 got = None if after is None else (after.detach() if before is None else after.detach() - before)
-            if got is None:
-                entry["grad_change"], entry["matches"] = None, None
-                continue
-            change = got.reshape(-1).to(torch.float64)
-            entry["grad_change"] = change.tolist()
-            entry["matches"] = bool(change.shape == vjp.shape and torch.allclose(change, vjp, rtol=1e-4, atol=1e-6))
+            if got is not None:
+                change = got.reshape(-1).to(torch.float64)
+                matches = bool(change.shape == vjp.shape and torch.allclose(change, vjp, rtol=1e-4, atol=1e-6))
+                record = LeafJacobian(record.leaf, record.root_shape, record.leaf_shape, record.matrix, record.vjp,
+                                      tuple(change.tolist()), matches)
+            finished.append((record, leaf, before, vjp))
+        self._leaves = finished
+
+    def record(self) -> JacobianView:
+        return JacobianView(self.root, self.v, tuple(record for record, _, _, _ in self._leaves), self.note)

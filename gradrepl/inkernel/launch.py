@@ -1,6 +1,6 @@
 """Entry point of the kernel process: an ordinary IPython kernel with the probe installed.
 
-Runs as `python -c <bootstrap> -f CONNECTION_FILE [--preimport MODULE]...`, see gradrepl/client/process.py.
+Runs as `python -c <bootstrap> -f CONNECTION_FILE`, see gradrepl/client/process.py.
 """
 
 from __future__ import annotations
@@ -11,17 +11,11 @@ import gc
 import io
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV, RUNTIME_DIR_PREFIX, size_text
-
-
-def _preimport(module: str) -> None:
-    try:
-        __import__(module)
-    except BaseException:  # the user's own import will show the real error
-        pass
 
 
 @contextlib.contextmanager
@@ -45,11 +39,6 @@ def _debugpy_hidden() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     memory_limit, runtime_dir = _guard(args)
-    preimports: list[str] = []
-    while "--preimport" in args:
-        at = args.index("--preimport")
-        preimports.append(args[at + 1])
-        del args[at : at + 2]
 
     # As ipykernel_launcher does: keep the cwd off sys.path while the kernel loads;
     # IPython puts it back for the user.
@@ -59,28 +48,19 @@ def main(argv: list[str] | None = None) -> None:
     # No cyclic garbage collection while the kernel loads: it would trace every object
     # ipykernel creates, many times over, and none of them is garbage worth finding yet.
     gc.disable()
-    threads = [
-        threading.Thread(target=_preimport, args=(module,), name=f"preimport-{module}", daemon=True)
-        for module in preimports
-    ]
-    for thread in threads:
-        thread.start()
 
     from ipykernel.kernelapp import IPKernelApp
 
     from gradrepl.inkernel import probe
 
-    if runtime_dir:
-        _iopub_pipe_in(runtime_dir)
+    pipe_in_place = _iopub_pipe_in(runtime_dir) if runtime_dir else None
     app = IPKernelApp.instance()
     with _debugpy_hidden():
         # gradrepl keeps its own history: cells are not written into the user's IPython database.
         # Completion reads the live namespace; jedi's static analysis of torch takes most of a second.
         app.initialize([*args, "--HistoryManager.hist_file=:memory:", "--IPCompleter.use_jedi=False"])
-    # The probe must not see a half-imported module (it reads torch.autograd from a torch
-    # found in sys.modules): it is installed once the preimports have ended, or failed.
-    for thread in threads:
-        thread.join()
+    if pipe_in_place is not None:
+        pipe_in_place()
     probe.install(app.shell, app.kernel)
     if memory_limit:
         _note_memory_errors(app.shell, memory_limit)
@@ -182,22 +162,49 @@ def _default_sigterm_in_forked_children() -> None:
     os.register_at_fork(before=before, after_in_parent=after_in_parent, after_in_child=after_in_child)
 
 
-def _iopub_pipe_in(runtime_dir: str) -> None:
+# ipykernel's private methods that the patch below replaces or relies on, and how many
+# parameters each takes, self included (see docs/private-apis.md).
+_PIPE_METHODS = {"_setup_pipe_in": 1, "_setup_pipe_out": 1, "_handle_pipe_msg": 2}
+_NO_TCP = "refusing to open a TCP port"
+
+
+def _iopub_pipe_in(runtime_dir: str) -> Callable[[], None] | None:
     """Output of forked children (multiprocessing) reaches the kernel's IOPub thread on a pipe
     that ipykernel opens as a TCP port on 127.0.0.1, where any local user can connect: make
-    it a unix socket in the kernel's private directory, like the kernel's own channels."""
+    it a unix socket in the kernel's private directory, like the kernel's own channels.
+
+    Fails closed: when this ipykernel's IOPubThread lacks the methods replaced here (or
+    they changed shape), or the socket cannot be bound, the kernel ends with one line
+    rather than fall back to the TCP port. Returns the check to run once the kernel has
+    initialised: that its IOPub thread did set its pipe up here. A connection file outside
+    a directory gradrepl made (a kernel started by hand) keeps ipykernel's own pipe: None.
+    """
+    import inspect
     import os
 
     import zmq
+    from ipykernel import __version__ as ipykernel_version
     from ipykernel import iostream
     from zmq.eventloop.zmqstream import ZMQStream
 
-    thread = iostream.IOPubThread
-    if not all(hasattr(thread, name) for name in ("_setup_pipe_in", "_setup_pipe_out", "_handle_pipe_msg")):
-        return  # another ipykernel: its own pipe stays
     if not os.path.basename(runtime_dir).startswith(RUNTIME_DIR_PREFIX):
-        return
-    address = f"ipc://{os.path.join(runtime_dir, 'k-pipe')}"
+        return None
+    thread = iostream.IOPubThread
+    for name, expected in _PIPE_METHODS.items():
+        method = getattr(thread, name, None)
+        if not callable(method):
+            _fail(f"this ipykernel ({ipykernel_version}) has no unix-socket pipe for forked output "
+                  f"(IOPubThread.{name} is missing); {_NO_TCP}")
+        try:
+            count = len(inspect.signature(method).parameters)
+        except (TypeError, ValueError):
+            count = -1
+        if count != expected:
+            _fail(f"this ipykernel ({ipykernel_version}) has no unix-socket pipe for forked output "
+                  f"(IOPubThread.{name} takes {count} parameters, not {expected}); {_NO_TCP}")
+    path = os.path.join(runtime_dir, "k-pipe")
+    address = f"ipc://{path}"
+    bound: list[str] = []
 
     def setup_pipe_in(self: iostream.IOPubThread) -> None:
         self._pipe_uuid = os.urandom(16)
@@ -205,12 +212,12 @@ def _iopub_pipe_in(runtime_dir: str) -> None:
         pipe_in.linger = 0
         try:
             pipe_in.bind(address)
-        except zmq.ZMQError:  # forked children's output is lost, as ipykernel has it
-            self._pipe_flag = False
+        except zmq.ZMQError as error:
             pipe_in.close()
-            return
+            _fail(f"cannot listen for forked output on {path} ({error}); {_NO_TCP}")
         self._pipe_in = ZMQStream(pipe_in, self.io_loop)
         self._pipe_in.on_recv(self._handle_pipe_msg)
+        bound.append(address)
 
     def setup_pipe_out(self: iostream.IOPubThread) -> tuple[zmq.Context, zmq.Socket]:
         context = zmq.Context()  # a new one after the fork
@@ -219,8 +226,21 @@ def _iopub_pipe_in(runtime_dir: str) -> None:
         pipe_out.connect(address)
         return context, pipe_out
 
+    # Once the kernel has initialised, its sys.stderr (and fd 2) go through IOPub: the line
+    # saying why it ends is written to the log on a copy of fd 2 taken now.
+    log = os.dup(2)
+
+    def in_place() -> None:
+        try:
+            if not bound:
+                _fail(f"this ipykernel ({ipykernel_version}) did not set up its pipe for forked output "
+                      "through IOPubThread._setup_pipe_in (it may be a TCP port); refusing to start", log)
+        finally:
+            os.close(log)
+
     thread._setup_pipe_in = setup_pipe_in  # type: ignore[method-assign]
     thread._setup_pipe_out = setup_pipe_out  # type: ignore[method-assign]
+    return in_place
 
 
 _OUT_OF_MEMORY = ("failed to map segment", "cannot allocate memory", "can't allocate memory", "can't start new thread")
@@ -255,11 +275,15 @@ def _remove_runtime_dir(path: str) -> None:
         pass
 
 
-def _fail(message: str) -> None:
-    """End a kernel that cannot start, with one line for the front end to show (the last in its log)."""
+def _fail(message: str, log: int | None = None) -> NoReturn:
+    """End a kernel that cannot start, with one line for the front end to show (the last in its
+    log): on stderr, or on `log`, a file descriptor of the log, once stderr goes through IOPub."""
     import os
 
-    print(message, file=sys.stderr, flush=True)
+    if log is None:
+        print(message, file=sys.stderr, flush=True)
+    else:
+        os.write(log, f"{message}\n".encode())
     os._exit(1)
 
 
@@ -291,10 +315,10 @@ def _flush_files() -> None:
     file_types = frozenset(_FILE_TYPES)
     for module in list(sys.modules.values()):
         try:
-            values = vars(module).values()
-            if file_types.isdisjoint(map(type, values)):  # most modules: one pass in C
+            found = vars(module).values()
+            if file_types.isdisjoint(map(type, found)):  # most modules: one pass in C
                 continue
-            values = list(values)
+            values = list(found)
         except BaseException:
             continue
         for value in values:
@@ -307,6 +331,7 @@ def _flush_files() -> None:
                     pass
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except BaseException:
             pass

@@ -8,17 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+from gradrepl.protocol import BackwardEvent, ErrorFrame, Explanation, RootLabel
 
-@dataclass(frozen=True)
-class Explanation:
-    title: str
-    why: str
-    fix: str
-
-    def lines(self) -> list[str]:
-        return [self.title, f"Why: {self.why}", f"Fix: {self.fix}"]
+if TYPE_CHECKING:
+    from gradrepl.client.events import ProbeReport
 
 
 @dataclass(frozen=True)
@@ -26,7 +21,7 @@ class ErrorContext:
     ename: str
     evalue: str
     cell: int | None = None  # the execution count, In [n]
-    backward: Sequence[dict[str, Any]] = ()  # the cell's traced backward calls
+    backward: Sequence[BackwardEvent] = ()  # the cell's traced backward calls
     source_line: str = ""  # the line that raised, as written
 
 
@@ -43,12 +38,11 @@ def _in_cell(context: ErrorContext) -> str:
     return f" in In [{context.cell}]" if context.cell is not None else ""
 
 
-def _failed_root_label(context: ErrorContext) -> dict[str, Any] | None:
+def _failed_root_label(context: ErrorContext) -> RootLabel | None:
     """The first root of the last backward call that failed."""
     for event in reversed(context.backward):
-        if event.get("error"):
-            roots = event.get("roots") or []
-            return roots[0] if roots else None
+        if event.error:
+            return event.roots[0] if event.roots else None
     return None
 
 
@@ -59,13 +53,14 @@ def _failed_root(context: ErrorContext) -> str | None:
     if root is None:
         return None
     written = _name_before(r"([A-Za-z_][\w.\[\]()]*)\.backward\(", context.source_line)
-    return root.get("name") or written or root.get("description")
+    return root.name or written or root.description
 
 
 def _root_shape(context: ErrorContext) -> str | None:
     root = _failed_root_label(context)
-    description = (root or {}).get("description") or ""
-    return description.split(" ", 1)[0] if description else None
+    if root is None or not root.shape:
+        return None
+    return "x".join(str(size) for size in root.shape)
 
 
 def _name_before(pattern: str, line: str) -> str | None:
@@ -87,7 +82,7 @@ def _second_backward(context: ErrorContext, match: re.Match[str]) -> Explanation
 def _scalar_only(context: ErrorContext, match: re.Match[str]) -> Explanation:
     root = _failed_root(context) or "the tensor"
     shape = _root_shape(context)
-    shaped = f" (shape {shape})" if shape and shape != "scalar" else ""
+    shaped = f" (shape {shape})" if shape else ""
     return Explanation(
         f"{root}.backward() needs a gradient{_in_cell(context)}: {root} is not a single number{shaped}",
         "backward() without arguments computes d(root)/d(leaves), which exists only for a scalar root. "
@@ -164,19 +159,18 @@ _RULES: list[Rule] = [
 ]
 
 
-def explain_report(ename: str, evalue: str, cell: int | None, report: Any) -> Explanation | None:
+def explain_report(ename: str, evalue: str, cell: int | None, report: ProbeReport | None) -> Explanation | None:
     """`explain` for a cell's error, its context taken from the probe's report (or None)."""
     backward = report.backward if report is not None else ()
     frames = report.frames if report is not None else ()
     return explain(ErrorContext(ename, evalue, cell, backward, failing_line(frames)))
 
 
-def failing_line(frames: Sequence[Any]) -> str:
+def failing_line(frames: Sequence[ErrorFrame]) -> str:
     """The user's line that raised: the innermost frame in the script or in a cell."""
-    def users(frame: Any) -> bool:
-        name = str(getattr(frame, "filename", ""))
-        return bool(getattr(frame, "in_script", False)) or "ipykernel_" in name or name.startswith("<")
+    def users(frame: ErrorFrame) -> bool:
+        return frame.in_script or "ipykernel_" in frame.filename or frame.filename.startswith("<")
 
     mine = [f for f in frames if users(f)]
     chosen = mine[-1] if mine else (frames[0] if frames else None)
-    return str(getattr(chosen, "text", "") or "") if chosen is not None else ""
+    return chosen.text if chosen is not None else ""

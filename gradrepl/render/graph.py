@@ -1,4 +1,4 @@
-"""The probe's autograd graph (kernel/graph.py) as a tree, for every front end.
+"""The probe's autograd graph (protocol.Graph) as a tree, for every front end.
 
 `graph_rows` walks the graph once, the way both the app's collapsible tree and the command
 line's text tree draw it: a node, the tensors it saved, then the nodes it passes gradients
@@ -7,8 +7,11 @@ to. A node met a second time is a reference to its number, so a DAG stays linear
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+from gradrepl.protocol import Graph, GraphNode, SavedTensor
 
 MAX_TEXT_DEPTH = 24  # levels of guides drawn in text; deeper rows say their depth
 
@@ -26,49 +29,45 @@ class GraphRow:
     has_children: bool = False
 
 
-def shape_label(shape: list[int] | None, dtype: str | None = None) -> str:
+def shape_label(shape: Sequence[int] | None, dtype: str | None = None) -> str:
     text = "x".join(str(size) for size in shape or []) or "scalar"
     return f"{text} {dtype}" if dtype else text
 
 
-def node_label(node: dict[str, Any], number: int) -> str:
-    text = f"#{number} {node.get('name')}"
-    leaf = node.get("leaf")
+def node_label(node: GraphNode, number: int) -> str:
+    text = f"#{number} {node.name}"
+    leaf = node.leaf
     if leaf is not None:
-        who = leaf.get("name") or "an unnamed leaf"
-        return f"{text} → {who} (leaf, {shape_label(leaf.get('shape'), leaf.get('dtype'))})"
-    values = node.get("values") or {}
-    if values:
-        text += " (" + ", ".join(f"{key}={value}" for key, value in values.items()) + ")"
-    if node.get("tensor"):
-        text += f" → {node['tensor']}"
-    unused = int(node.get("no_grad_inputs") or 0)
+        who = leaf.name or "an unnamed leaf"
+        return f"{text} → {who} (leaf, {shape_label(leaf.shape, leaf.dtype)})"
+    if node.values:
+        text += " (" + ", ".join(f"{key}={value}" for key, value in node.values) + ")"
+    if node.tensor:
+        text += f" → {node.tensor}"
+    unused = node.no_grad_inputs
     if unused:
         text += f"  [{unused} input{'s' if unused != 1 else ''} without grad]"
     return text
 
 
-def saved_label(entry: dict[str, Any]) -> tuple[str, bool]:
-    """A saved tensor (or value) of a node, and whether it is a backward that will fail."""
-    text = f"saved {entry.get('name')}"
-    if "value" in entry:
-        return f"{text} = {entry['value']}", False
-    if "shape" in entry:
-        text += f": {shape_label(entry.get('shape'), entry.get('dtype'))}"
-    if entry.get("tensor"):
-        text += f" ({entry['tensor']})"
-    state = entry.get("state")
-    if state == "modified":
-        return f"{text}  ⚠ modified in place since it was saved (version {entry.get('version')}, saved at {entry.get('saved_version')})", True
-    if state == "freed":
+def saved_label(entry: SavedTensor) -> tuple[str, bool]:
+    """A saved tensor of a node, and whether it is a backward that will fail."""
+    text = f"saved {entry.name}"
+    if entry.shape is not None:
+        text += f": {shape_label(entry.shape, entry.dtype)}"
+    if entry.tensor:
+        text += f" ({entry.tensor})"
+    if entry.state == "modified":
+        return f"{text}  ⚠ modified in place since it was saved (version {entry.version}, saved at {entry.saved_version})", True
+    if entry.state == "freed":
         return f"{text}  freed by an earlier backward (pass retain_graph=True to keep it)", False
-    if state == "unreadable":
-        return f"{text}  not readable: {entry.get('detail')}", False
+    if entry.state == "unreadable":
+        return f"{text}  not readable: {entry.detail}", False
     return text, False
 
 
-def graph_rows(graph: dict[str, Any]) -> list[GraphRow]:
-    nodes: list[dict[str, Any]] = graph.get("nodes") or []
+def graph_rows(graph: Graph) -> list[GraphRow]:
+    nodes = graph.nodes
     rows: list[GraphRow] = []
     drawn: set[int] = set()
     # Depth first with an explicit stack: a 10,000-node chain is as deep as it is long.
@@ -79,13 +78,13 @@ def graph_rows(graph: dict[str, Any]) -> list[GraphRow]:
             rows.append(GraphRow(depth, "cut", "… the graph goes on past what is shown", last=last))
             continue
         if number in drawn:
-            rows.append(GraphRow(depth, "ref", f"#{number} {nodes[number].get('name')} (drawn above)",
+            rows.append(GraphRow(depth, "ref", f"#{number} {nodes[number].name} (drawn above)",
                                  number=number, last=last))
             continue
         drawn.add(number)
         node = nodes[number]
-        saved = node.get("saved") or []
-        children = list(node.get("next") or [])
+        saved = node.saved
+        children = node.next
         rows.append(GraphRow(depth, "node", node_label(node, number), number=number, last=last,
                              has_children=bool(saved or children)))
         for index, entry in enumerate(saved):
@@ -93,28 +92,28 @@ def graph_rows(graph: dict[str, Any]) -> list[GraphRow]:
             rows.append(GraphRow(depth + 1, "saved", text, warn=warn, last=index == len(saved) - 1 and not children))
         for index in reversed(range(len(children))):
             stack.append((children[index], depth + 1, index == len(children) - 1))
-    not_shown = max(int(graph.get("total") or 0) - len(drawn), 0)
+    not_shown = max(graph.total - len(drawn), 0)
     if not_shown:
-        more = "at least " if graph.get("walk_cut") else ""
+        more = "at least " if graph.walk_cut else ""
         rows.append(GraphRow(0, "cut", f"… {more}{not_shown:,} more nodes not shown "
-                                       f"(the first {len(nodes)} of {int(graph.get('total') or 0):,} are)"))
+                                       f"(the first {len(nodes)} of {graph.total:,} are)"))
     return rows
 
 
-def graph_title(graph: dict[str, Any]) -> str:
-    name = graph.get("root")
-    if graph.get("error"):
-        return f"{name}: {graph['error']}"
-    shape = shape_label(graph.get("shape"), graph.get("dtype"))
-    if not graph.get("nodes"):
-        if graph.get("is_leaf") and graph.get("requires_grad"):
+def graph_title(graph: Graph) -> str:
+    name = graph.root
+    if graph.error:
+        return f"{name}: {graph.error}"
+    shape = shape_label(graph.shape, graph.dtype)
+    if not graph.nodes:
+        if graph.is_leaf and graph.requires_grad:
             why = "a leaf: backward accumulates into its .grad"
-        elif not graph.get("requires_grad"):
+        elif not graph.requires_grad:
             why = "does not require grad: no graph was recorded"
         else:
             why = "no grad_fn"
         return f"{name} ({shape}) has no autograd graph: {why}"
-    total = int(graph.get("total") or 0)
+    total = graph.total
     title = f"{name} ({shape}): {total:,} node{'s' if total != 1 else ''}"
     modified = modified_count(graph)
     if modified:
@@ -124,11 +123,11 @@ def graph_title(graph: dict[str, Any]) -> str:
     return title
 
 
-def modified_count(graph: dict[str, Any]) -> int:
-    return sum(1 for node in graph.get("nodes") or () for saved in node.get("saved") or () if saved.get("state") == "modified")
+def modified_count(graph: Graph) -> int:
+    return sum(1 for node in graph.nodes for saved in node.saved if saved.state == "modified")
 
 
-def graph_text(graph: dict[str, Any]) -> str:
+def graph_text(graph: Graph) -> str:
     """The graph as an indented text tree with box-drawing guides."""
     lines = [graph_title(graph)]
     open_levels: list[bool] = []  # per depth: does a later sibling follow (draw a guide)?

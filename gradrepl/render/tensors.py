@@ -1,18 +1,19 @@
-"""Plain-text forms of the probe's tensor descriptions, shared by the app's panes."""
+"""Plain-text forms of the probe's tensor descriptions (protocol.TensorInfo), for the app's panes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gradrepl.client.events import Stats, TensorInfo, Values
+from gradrepl.protocol import Stats, TensorInfo
 from gradrepl.render.text import ELLIPSIS, number, preview_text
+
 
 def preview_lines(preview: Any, width: int = 10) -> list[str]:
     """A preview laid out one row per line with aligned columns, like torch prints a matrix."""
-    if not isinstance(preview, list) or not preview or not isinstance(preview[0], list):
+    if not isinstance(preview, (list, tuple)) or not preview or not isinstance(preview[0], (list, tuple)):
         return [preview_text(preview)]
-    if all(not isinstance(cell, list) for row in preview if isinstance(row, list) for cell in row):
-        rows = [[preview_text(cell) for cell in row] if isinstance(row, list) else [ELLIPSIS] for row in preview]
+    if all(not isinstance(cell, (list, tuple)) for row in preview if isinstance(row, (list, tuple)) for cell in row):
+        rows = [[preview_text(cell) for cell in row] if isinstance(row, (list, tuple)) else [ELLIPSIS] for row in preview]
         columns = max(len(row) for row in rows)
         widths = [max((len(row[c]) for row in rows if c < len(row)), default=0) for c in range(columns)]
         lines = []
@@ -23,12 +24,6 @@ def preview_lines(preview: Any, width: int = 10) -> list[str]:
             lines.append(f"{opening}{cells}{closing}")
         return lines
     return [preview_text(preview)]
-
-
-def values_text(values: Values | None) -> str:
-    if values is None:
-        return "None"
-    return preview_text(values.preview)
 
 
 def shape_text(shape: tuple[int, ...]) -> str:

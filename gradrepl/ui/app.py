@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     from textual.widgets import OptionList
 
     from gradrepl.cells import Script
+    from gradrepl.ui.runner import SessionFactory
     from gradrepl.ui.widgets.backward_log import BackwardLog
     from gradrepl.ui.widgets.inspector import TensorInspector
     from gradrepl.ui.widgets.transcript import Transcript
-    from gradrepl.client.events import TensorInfo
+    from gradrepl.protocol import TensorInfo
 
 
 PANES_DEFER = 0.15  # seconds after the footer's keys: they get drawn first
@@ -65,6 +66,7 @@ class GradReplApp(App[int]):
         stable: bool = False,
         journal: Journal | None = None,
         kernel_env: dict[str, str] | None = None,
+        session_factory: SessionFactory | None = None,
     ) -> None:
         super().__init__()
         self.worksheet = Worksheet(script)
@@ -73,7 +75,13 @@ class GradReplApp(App[int]):
         self.stable = stable  # snapshot tests: no addresses, no cursor blink
         origin = str(script.path) if script is not None and script.path is not None else None
         self.runner = KernelRunner(
-            self, cwd=cwd, process=process, cell_timeout=cell_timeout, origin_file=origin, env=kernel_env
+            self,
+            cwd=cwd,
+            process=process,
+            cell_timeout=cell_timeout,
+            origin_file=origin,
+            env=kernel_env,
+            session_factory=session_factory,  # None: a KernelSession over a kernel process
         )
         self.tensors: dict[str, TensorInfo] = {}
         self._resume_total = 0
@@ -241,7 +249,7 @@ class GradReplApp(App[int]):
             explanation = explain_report(error.ename, error.evalue, cell.execution_count, report)
         self.transcript.finish(cell, notes, explanation)
         if report is not None:
-            tensors = {t.name: t for t in report.tensor_infos()}
+            tensors = {t.name: t for t in report.tensors}
             self.backward_log.add_cell(cell.execution_count, report.backward, self.tensors, tensors)
             self.inspector.show(tuple(tensors.values()))
             self.tensors = tensors

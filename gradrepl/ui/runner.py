@@ -10,16 +10,24 @@ import asyncio
 import importlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.message_pump import MessagePump
 
 from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
 from gradrepl.ui.state.worksheet import SessionCell
 from gradrepl.client.process import KernelProcess, launch_kernel
+from gradrepl.protocol import Graph
 
 if TYPE_CHECKING:
     from gradrepl.client.session import KernelSession
+
+
+class SessionFactory(Protocol):
+    """Makes the session the runner drives instead of a KernelSession over a kernel process
+    of its own (tests pass one that replays recorded kernel messages: no process starts)."""
+
+    def __call__(self, *, cwd: Path | None, env: dict[str, str] | None) -> KernelSession: ...
 
 
 STOPPED_BY_RESTART = "stopped by the kernel restart"
@@ -36,8 +44,10 @@ class KernelRunner:
         cell_timeout: float | None = None,
         origin_file: str | None = None,
         env: dict[str, str] | None = None,
+        session_factory: SessionFactory | None = None,
     ) -> None:
         self.target = target
+        self.session_factory = session_factory
         self.cwd = cwd
         self.env = env  # the kernel's extra environment (cli._kernel_env), for every kernel it starts
         self.cell_timeout = cell_timeout
@@ -58,7 +68,7 @@ class KernelRunner:
 
     def launch(self) -> None:
         """Start the kernel process (cheap: stdlib only) so it loads while the UI draws."""
-        if self._process is None:
+        if self._process is None and self.session_factory is None:
             self._process = launch_kernel(cwd=self.cwd, extra_env=self.env)
 
     def _set_state(self, state: str, reason: str = "") -> None:
@@ -70,8 +80,12 @@ class KernelRunner:
         self.launch()
         self._set_state("starting")
         module = await asyncio.to_thread(importlib.import_module, "gradrepl.client.session")
-        session: KernelSession = module.KernelSession(cwd=self.cwd, env=self.env)
-        session.process, self._process = self._process, None
+        session: KernelSession
+        if self.session_factory is not None:
+            session = self.session_factory(cwd=self.cwd, env=self.env)
+        else:
+            session = module.KernelSession(cwd=self.cwd, env=self.env)
+            session.process, self._process = self._process, None
         self.session = session
         try:
             await session.start()
@@ -174,12 +188,12 @@ class KernelRunner:
         async with self._lock:
             return await session.complete(code, cursor)
 
-    async def graph(self, name: str) -> dict[str, Any]:
+    async def graph(self, name: str) -> Graph:
         """The autograd graph of a named tensor, asked of the probe once the running cell ends."""
         await self._ready.wait()
         session = self.session
         if session is None or self.state == "dead":
-            return {"root": name, "error": "the kernel is not running"}
+            return Graph.failed(name, "the kernel is not running")
         async with self._lock:
             return await session.graph(name)
 

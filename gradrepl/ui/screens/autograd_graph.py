@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -14,9 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
+from gradrepl.protocol import Graph
 from gradrepl.render.graph import GraphRow, graph_rows, graph_title, modified_count
 
-GraphLoader = Callable[[str], Awaitable[dict[str, Any]]]
+GraphLoader = Callable[[str], Awaitable[Graph]]
 
 EXPANDED_DEPTH = 12  # deeper nodes start folded: a long chain opens one level at a time
 _ROW_STYLES = {"node": "", "saved": "dim", "ref": "italic cyan", "cut": "italic"}
@@ -54,7 +54,7 @@ class AutogradGraphScreen(ModalScreen[None]):
         super().__init__()
         self.tensor_name = name
         self.load = load
-        self.graph: dict[str, Any] | None = None
+        self.graph: Graph | None = None
         self.by_number: dict[int, TreeNode[GraphRow]] = {}
 
     def compose(self) -> ComposeResult:
@@ -76,10 +76,10 @@ class AutogradGraphScreen(ModalScreen[None]):
         graph = await self.load(self.tensor_name)
         self.show_graph(graph)
 
-    def show_graph(self, graph: dict[str, Any]) -> None:
+    def show_graph(self, graph: Graph) -> None:
         self.graph = graph
         status = self.query_one("#graph-status", Static)
-        status.update(Text(graph_title(graph), style="bold red" if graph.get("error") or modified_count(graph) else ""))
+        status.update(Text(graph_title(graph), style="bold red" if graph.error or modified_count(graph) else ""))
         tree: Tree[GraphRow] = self.query_one(Tree)
         tree.clear()
         self.by_number.clear()
@@ -117,5 +117,3 @@ class AutogradGraphScreen(ModalScreen[None]):
         for child in self.query_one(Tree).root.children:
             child.collapse_all()
 
-    def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(None)

@@ -4,7 +4,7 @@ that the leaf's grad gained vᵀ·J."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -15,13 +15,14 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from gradrepl.render.text import backward_call, number, values_preview
+from gradrepl.protocol import BackwardEvent, JacobianView, LeafJacobian
+from gradrepl.render.text import backward_call, grad_kind, number, values_preview
 
 MAX_SHOWN_NODES = 60
 JACOBIAN_COLUMNS = 12  # wider Jacobians show their first columns and say so
 
 
-def _index_label(shape: list[int], flat: int) -> str:
+def _index_label(shape: Sequence[int], flat: int) -> str:
     if not shape:
         return ""
     index = []
@@ -31,87 +32,82 @@ def _index_label(shape: list[int], flat: int) -> str:
     return "[" + ", ".join(str(i) for i in reversed(index)) + "]"
 
 
-def _overview(event: dict[str, Any]) -> Table:
+def _overview(event: BackwardEvent) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
-    for root in event.get("roots") or ():
-        label = root.get("name") or root.get("description") or "?"
-        table.add_row("root", f"{label}  ({root.get('grad_fn') or 'no grad_fn'})  = {values_preview(root.get('value'))}")
-    gradient = event.get("gradient")
+    for root in event.roots:
+        table.add_row("root", f"{root.label or '?'}  ({root.grad_fn or 'no grad_fn'})  = {values_preview(root.value)}")
+    gradient = event.gradient
     table.add_row("gradient (v)", ", ".join(values_preview(g) for g in gradient) if gradient else "None (a scalar root: v = 1)")
-    table.add_row("retain_graph", str(event.get("retain_graph")))
-    table.add_row("create_graph", str(bool(event.get("create_graph"))))
-    if event.get("inputs") is not None:
-        table.add_row("inputs", ", ".join(event["inputs"]))
-    nodes = event.get("nodes") or []
-    total = event.get("nodes_total") or len(nodes)
+    table.add_row("retain_graph", str(event.retain_graph))
+    table.add_row("create_graph", str(event.create_graph))
+    if event.inputs is not None:
+        table.add_row("inputs", ", ".join(event.inputs))
+    nodes = event.nodes
+    total = event.nodes_total or len(nodes)
     shown = " → ".join(nodes[:MAX_SHOWN_NODES])
     if total > min(len(nodes), MAX_SHOWN_NODES):
         shown += f" … ({total:,} nodes in all)"
-    table.add_row("nodes, in the order they ran", shown or "none")
-    if event.get("error"):
-        table.add_row("error", Text(event["error"], style="bold red"))
-    for leaf in event.get("leaves") or ():
-        kind = "accumulated" if leaf.get("accumulated") else "fresh"
+    label = "nodes, in the order they ran" if event.node_order == "exact" else "nodes, in the order predicted (not recorded)"
+    table.add_row(label, shown or "none")
+    if event.error:
+        table.add_row("error", Text(event.error, style="bold red"))
+    for leaf in event.leaves:
+        kind = grad_kind(leaf)
         change = Text(f"{kind}\n", style="bold yellow" if kind == "accumulated" else "green")
-        change.append(f"{values_preview(leaf.get('before'))}\n→ {values_preview(leaf.get('after'))}")
-        table.add_row(f"{leaf.get('name')}.grad", change)
-    if event.get("kind") == "grad":
-        table.add_row("returned", ", ".join(values_preview(g) for g in event.get("grads") or []))
-    if event.get("kind") == "backward" and not event.get("error") and not event.get("leaves"):
+        change.append(f"{values_preview(leaf.before)}\n→ {values_preview(leaf.after)}")
+        table.add_row(f"{leaf.name}.grad", change)
+    if event.kind == "grad":
+        table.add_row("returned", ", ".join(values_preview(g) for g in event.grads or ()))
+    if event.kind == "backward" and not event.error and not event.leaves:
         table.add_row(".grad", Text("no .grad changed", style="dim"))
-    for note in event.get("notes") or ():
+    for note in event.notes:
         table.add_row("note", Text(note, style="italic"))
     return table
 
 
-def _jacobian_table(view: dict[str, Any], leaf: dict[str, Any], backward: bool) -> Table:
-    root_shape, leaf_shape = leaf.get("root_shape") or [], leaf.get("leaf_shape") or []
-    matrix: list[list[float]] = leaf.get("matrix") or []
+def _jacobian_table(view: JacobianView, leaf: LeafJacobian, backward: bool) -> Table:
+    matrix = leaf.matrix
     columns = len(matrix[0]) if matrix else 0
     shown = min(columns, JACOBIAN_COLUMNS)
+    more = [""] if shown < columns else []
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     table.add_column("J")
     table.add_column("v", style="cyan", justify="right")
     for column in range(shown):
-        table.add_column(f"{leaf.get('leaf')}{_index_label(leaf_shape, column)}", justify="right")
+        table.add_column(f"{leaf.leaf}{_index_label(leaf.leaf_shape, column)}", justify="right")
     if shown < columns:
         table.add_column(f"… {columns - shown} more", style="dim")
-    root = view.get("root") or "root"
-    v = view.get("v") or []
+    root = view.root or "root"
     for row, values in enumerate(matrix):
-        cells = [number(x) for x in values[:shown]] + ([""] if shown < columns else [])
-        table.add_row(f"∂{root}{_index_label(root_shape, row)}", number(v[row]) if row < len(v) else "", *cells)
-    vjp = leaf.get("vjp") or []
-    table.add_row(Text("vᵀ·J", style="bold"), "", *[Text(number(x), style="bold") for x in vjp[:shown]],
-                  *([""] if shown < columns else []))
-    change = leaf.get("grad_change")
-    if change is not None:
-        label = f"{leaf.get('leaf')}.grad gained" if backward else "returned"
-        table.add_row(label, "", *[number(x) for x in change[:shown]], *([""] if shown < columns else []))
+        cells = [number(x) for x in values[:shown]] + more
+        table.add_row(f"∂{root}{_index_label(leaf.root_shape, row)}", number(view.v[row]) if row < len(view.v) else "", *cells)
+    table.add_row(Text("vᵀ·J", style="bold"), "", *[Text(number(x), style="bold") for x in leaf.vjp[:shown]], *more)
+    if leaf.grad_change is not None:
+        label = f"{leaf.leaf}.grad gained" if backward else "returned"
+        table.add_row(label, "", *[number(x) for x in leaf.grad_change[:shown]], *more)
     return table
 
 
-def vjp_view(event: dict[str, Any]) -> RenderableType | None:
-    view = event.get("jacobian")
-    if not view:
+def vjp_view(event: BackwardEvent) -> RenderableType | None:
+    view = event.jacobian
+    if view is None:
         return None
-    if view.get("note"):
-        return Text(f"vᵀ·J not shown: {view['note']}", style="dim")
-    backward = event.get("kind") == "backward"
+    if view.note:
+        return Text(f"vᵀ·J not shown: {view.note}", style="dim")
+    backward = event.kind == "backward"
     parts: list[RenderableType] = [Text(
         "A non-scalar root needs a vector v (the gradient argument). Autograd does not build the Jacobian J: "
         "it computes vᵀ·J directly, and that is what lands in the grad. gradrepl computed J here to show it.",
         style="italic",
     )]
-    for leaf in view.get("leaves") or ():
-        matches = leaf.get("matches")
-        target = f"{leaf.get('leaf')}.grad" if backward else f"the grad of {leaf.get('leaf')}"
-        heading = Text(f"\nJ of {view.get('root')} with respect to {leaf.get('leaf')} ", style="bold")
-        if matches is True:
+    for leaf in view.leaves:
+        target = f"{leaf.leaf}.grad" if backward else f"the grad of {leaf.leaf}"
+        heading = Text(f"\nJ of {view.root} with respect to {leaf.leaf} ", style="bold")
+        if leaf.matches is True:
             heading.append(f"✓ {target} {'gained' if backward else 'is'} exactly vᵀ·J", style="bold green")
-        elif matches is False:
+        elif leaf.matches is False:
             heading.append(f"✗ {target} differs from vᵀ·J (hooks or other calls changed it)", style="bold red")
         parts.append(heading)
         parts.append(_jacobian_table(view, leaf, backward))
@@ -129,13 +125,13 @@ class BackwardEventScreen(ModalScreen[None]):
     BackwardEventScreen #vjp { margin-top: 1; }
     """
 
-    def __init__(self, event: dict[str, Any]) -> None:
+    def __init__(self, event: BackwardEvent) -> None:
         super().__init__()
         self.event = event
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
-            cell = self.event.get("cell")
+            cell = self.event.cell
             box.border_title = f"In [{cell if cell is not None else ' '}] {backward_call(self.event)}"
             box.border_subtitle = "Escape closes"
             yield Static(_overview(self.event))
@@ -143,5 +139,3 @@ class BackwardEventScreen(ModalScreen[None]):
             if view is not None:
                 yield Static(view, id="vjp")
 
-    def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(None)

@@ -63,5 +63,3 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Markdown(HELP)
 
-    def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(None)

@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from gradrepl.ui.state.journal import LeftOver
 from gradrepl.ui.screens.choice import ChoiceScreen
+from gradrepl.ui.state.journal import LeftOver
 
 PREVIEW_CELLS = 6
 

@@ -10,8 +10,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from gradrepl.protocol import TensorInfo, Values
 from gradrepl.render.tensors import flag, preview_lines, shape_text, stats_text
-from gradrepl.client.events import TensorInfo, Values
 
 
 def _values_block(values: Values | None) -> Text:
@@ -65,8 +65,6 @@ class TensorDetailScreen(ModalScreen[str | None]):
             box.border_subtitle = "g: autograd graph · Escape closes"
             yield Static(detail_table(self.info))
 
-    def action_dismiss(self, result: str | None = None) -> None:
-        self.dismiss(None)
 
     def action_graph(self) -> None:
         self.dismiss("graph")

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from gradrepl.client.events import CellFinished, CellOutcome, Event
     from gradrepl.cells import Cell, Script
+    from gradrepl.client.events import CellFinished, CellOutcome, Event
 
 _PERCENT = ("percent", "plain")
 CellState = Literal["queued", "running", "ok", "error", "timeout", "died", "cancelled"]

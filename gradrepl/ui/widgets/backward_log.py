@@ -6,8 +6,7 @@ before and after the cell.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual.binding import Binding
@@ -15,9 +14,8 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
 
-from gradrepl.render.tensors import values_text
-from gradrepl.client.events import TensorInfo
-from gradrepl.render.text import backward_call, backward_path, values_preview, vjp_lines
+from gradrepl.protocol import BackwardEvent, TensorInfo
+from gradrepl.render.text import backward_call, backward_path, grad_kind, values_preview, vjp_lines
 
 
 @dataclass(frozen=True)
@@ -47,8 +45,8 @@ def grad_changes(before: dict[str, TensorInfo], after: dict[str, TensorInfo]) ->
         old_grad = old.grad if old is not None and old.object == info.object else None
         if old_grad == info.grad:
             continue
-        after_text = values_text(info.grad) if info.grad is not None else None
-        before_text = values_text(old_grad) if old_grad is not None else None
+        after_text = values_preview(info.grad) if info.grad is not None else None
+        before_text = values_preview(old_grad) if old_grad is not None else None
         if info.grad is None:
             kind = "cleared"
         elif old_grad is None:
@@ -67,7 +65,7 @@ class BackwardEntry(Static):
     can_focus = True
     BINDINGS = [Binding("enter", "open", "Open", show=False)]
 
-    def __init__(self, text: Text, event: dict[str, Any]) -> None:
+    def __init__(self, text: Text, event: BackwardEvent) -> None:
         super().__init__(text, classes="entry")
         self.event = event
 
@@ -92,7 +90,7 @@ class BackwardLog(VerticalScroll):
 
     @dataclass
     class EventWanted(Message):
-        event: dict[str, Any]
+        event: BackwardEvent
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -106,41 +104,41 @@ class BackwardLog(VerticalScroll):
     def add_cell(
         self,
         execution_count: int | None,
-        events: tuple[dict[str, Any], ...],
+        events: tuple[BackwardEvent, ...],
         before: dict[str, TensorInfo],
         after: dict[str, TensorInfo],
     ) -> None:
         """Log a cell's backward calls, then any other grads that changed in it."""
         for event in events:
             self._add_event(execution_count, event)
-        traced = {leaf.get("name") for event in events for leaf in event.get("leaves") or ()}
+        traced = {leaf.name for event in events for leaf in event.leaves}
         changes = [c for c in grad_changes(before, after) if c.name not in traced]
         if changes:
             self._add_changes(execution_count, changes)
 
-    def _add_event(self, execution_count: int | None, event: dict[str, Any]) -> None:
+    def _add_event(self, execution_count: int | None, event: BackwardEvent) -> None:
         text = Text()
         text.append(f"In [{execution_count if execution_count is not None else ' '}] ", style="bold green")
         text.append(backward_call(event), style="bold")
-        if event.get("nodes"):
+        if event.nodes:
             text.append(f"\n  via {backward_path(event, 8)}", style="dim")
-        if event.get("error"):
-            text.append(f"\n  failed: {event['error'].splitlines()[0]}", style="bold red")
-        elif event.get("kind") == "grad":
-            text.append("\n  returned " + ", ".join(values_preview(g) for g in event.get("grads") or []))
-        for leaf in event.get("leaves") or ():
-            kind = "accumulated" if leaf.get("accumulated") else "fresh"
-            text.append(f"\n{leaf.get('name')}.grad ", style="bold")
+        if event.error:
+            text.append(f"\n  failed: {event.error.splitlines()[0]}", style="bold red")
+        elif event.kind == "grad":
+            text.append("\n  returned " + ", ".join(values_preview(g) for g in event.grads or ()))
+        for leaf in event.leaves:
+            kind = grad_kind(leaf)
+            text.append(f"\n{leaf.name}.grad ", style="bold")
             text.append(kind, style="bold yellow" if kind == "accumulated" else "green")
-            text.append(f"\n  {values_preview(leaf.get('before'))}", style="dim")
-            text.append(f"\n→ {values_preview(leaf.get('after'))}")
-        if not event.get("error") and event.get("kind") != "grad" and not event.get("leaves"):
+            text.append(f"\n  {values_preview(leaf.before)}", style="dim")
+            text.append(f"\n→ {values_preview(leaf.after)}")
+        if not event.error and event.kind != "grad" and not event.leaves:
             text.append("\n  no .grad changed", style="dim")
         for line in vjp_lines(event, detail=False):
             text.append(f"\n{line}", style="cyan")
-        if event.get("jacobian") and not event["jacobian"].get("note"):
+        if event.jacobian is not None and not event.jacobian.note:
             text.append("\n  Enter: J, v and vᵀ·J", style="dim")
-        self._mount_entry(BackwardEntry(text, {**event, "cell": execution_count}))
+        self._mount_entry(BackwardEntry(text, replace(event, cell=execution_count)))
 
     def _add_changes(self, execution_count: int | None, changes: list[GradChange]) -> None:
         text = Text()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from textual import events, on
 from textual.binding import Binding
@@ -166,7 +167,7 @@ class CodeInput(TextArea):
         if not before.strip() or before[-1].isspace():
             self.insert(" " * (4 - column % 4), maintain_selection_offset=False)
             return
-        offset = sum(len(l) + 1 for l in self.text.split("\n")[:row]) + column
+        offset = sum(len(line) + 1 for line in self.text.split("\n")[:row]) + column
         self.post_message(self.CompletionWanted(self.text, offset))
 
     def show_completions(self, matches: list[str], start: int, end: int) -> None:

@@ -10,8 +10,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from gradrepl.render.tensors import changed_fields, flag, shape_text, values_text
-from gradrepl.client.events import TensorInfo
+from gradrepl.protocol import TensorInfo
+from gradrepl.render.tensors import changed_fields, flag, shape_text
+from gradrepl.render.text import values_preview
 
 PREVIEW_WIDTH = 28
 COLUMNS = (
@@ -70,7 +71,7 @@ class TensorInspector(DataTable):
             # Same names in the same order: rewrite only the rows whose marks or values moved.
             self.tensors = after
             for name in previously_changed | set(self.changed):
-                for key, cell in zip((k for k, _ in COLUMNS), self._cells(after[name], self.changed.get(name, set()))):
+                for key, cell in zip((k for k, _ in COLUMNS), self._cells(after[name], self.changed.get(name, set())), strict=True):
                     self.update_cell(name, key, cell, update_width=True)
         else:
             cursor_name = self._cursor_name()
@@ -98,7 +99,7 @@ class TensorInspector(DataTable):
             style = CHANGED if new or key in changed else ""
             return Text(text, style=style)
 
-        grad = "—" if info.grad is None else _clip(values_text(info.grad))
+        grad = "—" if info.grad is None else _clip(values_preview(info.grad))
         return [
             cell("name", info.name),
             cell("shape", shape_text(info.shape)),
@@ -106,7 +107,7 @@ class TensorInspector(DataTable):
             cell("requires_grad", flag(info.requires_grad)),
             cell("is_leaf", flag(info.is_leaf)),
             cell("grad_fn", info.grad_fn or "—"),
-            cell("data", _clip(values_text(info.data)) if info.data else (info.note or "…")),
+            cell("data", _clip(values_preview(info.data)) if info.data else (info.note or "…")),
             cell("grad", grad),
         ]
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.syntax import Syntax
 from rich.text import Text
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Collapsible, Static
 
-from gradrepl.ui.state.worksheet import SessionCell
-from gradrepl.render.explain import Explanation
 from gradrepl.client.events import Display, Error, Event, OutputCut, Result, Stream, strip_ansi
+from gradrepl.protocol import Explanation
+from gradrepl.ui.state.worksheet import SessionCell
 
 FOLD_LINES = 30  # outputs longer than this show their head; the rest folds away
 FOLD_CHARS = 6000  # the same for outputs of a few very long lines
@@ -200,7 +201,7 @@ class Transcript(VerticalScroll):
         view.add_event(event)
         self._follow()
 
-    def finish(self, cell: SessionCell, notes: list[str] = (), explanation: Explanation | None = None) -> None:
+    def finish(self, cell: SessionCell, notes: Sequence[str] = (), explanation: Explanation | None = None) -> None:
         view = self.view_of(cell) or self.add_cell(cell)
         if explanation is not None:
             view.add_explanation(explanation)

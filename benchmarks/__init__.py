@@ -1,0 +1,77 @@
+"""Benchmark gradrepl against anchors measured in the same run.
+
+Usage:
+    scripts/bench [--rounds N] [--quick] [--only NAME] [--out PATH]
+    python -m benchmarks ...   (the same, without the bootstrap)
+
+Every figure is printed beside its anchor, measured in this same run on this machine,
+with the ratio, the target and PASS/MISS (or "info" for rows without a target). All
+figures, raw samples included, go to bench-results.json at the repo root (or --out).
+This is a benchmark, not a test: a MISS does not change the exit status; a row that
+could not be measured does (exit 1).
+
+Rows
+    replay-seed            `gradrepl replay examples/seed_autograd.py` (stdout to /dev/null)
+                           vs `python flat.py`, the seed's code cells joined into one file,
+                           same interpreter, cwd examples/. Paired runs, the order
+                           alternating per round; ratio = median of the per-round ratios.
+                           Target: ratio <= 1.15.
+    replay-seed-nbconvert  `python -m nbconvert --execute --to notebook` on the same cells
+                           as an .ipynb (kernel: this interpreter, through a private
+                           kernelspec on JUPYTER_PATH) vs the same flat.py. Info (~2x).
+    replay-vs-nbconvert    gradrepl replay vs that nbconvert run. Target: ratio < 1.
+    roundtrip-10/-1000     a trivial cell ("a = 1") in one warm gradrepl KernelSession with
+                           N named tensors in the namespace (the probe's report must list
+                           all N), vs the same cell in a plain ipykernel (no probe, same
+                           interpreter, same transport and history setting, same N
+                           tensors), timed until status idle and the execute_reply.
+                           Interleaved; medians. Target: absolute, < 15 ms / < 50 ms.
+    snapshot-1e8           namespace.snapshot() of a namespace holding one 1e8-element tensor,
+                           in this process, vs torch.Tensor.__repr__ of that tensor.
+                           Target: < 10 ms.
+    describe-1e8           values.describe_tensor of the 1e8 tensor vs of a 4x4 tensor. Info.
+    describe-1e8-vs-repr   values.describe_tensor of the 1e8 tensor vs its repr. Info.
+    app-first-frame        launch to first frame of `gradrepl` (no script) on a 120x40 pty,
+                           until its status line ("kernel") is drawn, vs a bare Textual
+                           app (one Static "hello"), same interpreter. When the footer's
+                           keys ("Quit") follow is kept in the JSON. Both quit with
+                           ctrl+q. Alternating; medians.
+                           Target: <= 400 ms.
+    backward-log-mlp       a 4-layer MLP training step (batch 256) with every backward call
+                           traced vs the same step untraced, in this process. Target: <= 1.2x.
+    backward-log-chain     backward through a 10,000-node chain, traced vs untraced.
+                           Target: <= 2x.
+    app-first-frame-over-bare  the same, as gradrepl minus the bare app per round: the
+                           issue's budget (0.4 s where a bare app takes 0.25 s) read
+                           on this machine. Target: <= 150 ms.
+    app-memory             VmRSS of the gradrepl UI process (not its kernel) once
+                           `gradrepl examples/seed_autograd.py` shows "Resumed", vs the
+                           bare Textual app's after its first frame. Target: < 100 MB.
+    app-panes-latency      in-process run_test: app.panes_updated, from a cell's last kernel
+                           event to the refresh after every pane was updated, for small
+                           cells typed into the input, vs the same cells' round trip on a
+                           bare KernelSession. Interleaved; medians (max in the JSON).
+                           Target: < 50 ms.
+    interrupt-python       a running `while True: pass` cell interrupted (KernelSession.interrupt)
+                           0.2 s after it printed that it started, until the cell ends with
+                           KeyboardInterrupt, vs the same on a plain ipykernel (jupyter_client's
+                           interrupt_kernel). Alternating; medians. Target: < 1000 ms for the
+                           slowest sample.
+    interrupt-torch        the same with a loop of 300x300 matmuls and tanh.
+    app-key-latency        in-process run_test: from pilot.press("a") until the input has
+                           handled the key, while `time.sleep(5)` runs in the kernel, vs
+                           the same presses with the kernel idle. Target: < 50 ms.
+
+--rounds N sets the paired replay rounds and the app launches (default 5); the round
+trips take 6*N samples and the in-process timings 4*N (key presses: at most 30).
+--quick is --rounds 2. Every kernel the bench starts carries GRADREPL_BENCH_RUN in its
+environment; any still running after its app ended is killed, and said so. Every row, each
+app launch and every kernel they start keep their state and config (XDG_STATE_HOME,
+XDG_CONFIG_HOME, GRADREPL_HISTORY, GRADREPL_JOURNAL_DIR, IPython and Jupyter dirs) in a
+temporary folder of their own (benchmarks/isolation.py): the user's are never touched.
+
+Modules: replay.py (replay rows), kernel.py with plain_kernel.py (round trips, interrupts),
+probe.py (snapshot, describe, backward log), app_start.py (first frame, memory; on a pty
+through terminal.py, which the tests use too), app_latency.py (panes, keys; run_test),
+cli.py and report.py (the table and bench-results.json).
+"""

@@ -1,0 +1,133 @@
+"""snapshot-1e8, describe-1e8(-vs-repr), backward-log-mlp, backward-log-chain: what the
+probe's own work costs, measured in this process against torch doing the same without it."""
+
+from __future__ import annotations
+
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks.common import BenchError, Row, median, say, time_calls
+
+
+def snapshot_samples(big: Any, samples: int) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Milliseconds of namespace.snapshot of a namespace holding `big`, of its repr, and of
+    values.describe_tensor of it and of a 4x4 tensor; `big` is let go on return."""
+    import torch
+
+    from gradrepl.inkernel.namespace import snapshot
+    from gradrepl.inkernel.values import describe_tensor
+
+    shell = types.SimpleNamespace(user_ns={"big": big}, user_ns_hidden={})
+    report = snapshot(shell)
+    if len(report["tensors"]) != 1 or report["tensors"][0]["data"] is None:
+        raise BenchError(f"snapshot of the 1e8 tensor came back as {report['tensors'] or report['notes']}")
+    small = torch.randn(4, 4)
+    describe_big = time_calls(lambda: describe_tensor(torch, "big", big), samples)
+    describe_small = time_calls(lambda: describe_tensor(torch, "small", small), samples)
+    repr_big = time_calls(lambda: torch.Tensor.__repr__(big), samples)
+    snap = time_calls(lambda: snapshot(shell), samples)
+    return snap, repr_big, describe_big, describe_small
+
+
+def bench_snapshot(samples: int) -> list[Row]:
+    import torch
+
+    say("snapshot-1e8: allocating a 10000x10000 float32 tensor (400 MB)")
+    snap, repr_big, describe_big, describe_small = snapshot_samples(torch.randn(10_000, 10_000), samples)
+    say(f"snapshot-1e8: snapshot {median(snap):.2f} ms, repr {median(repr_big):.2f} ms")
+    return [
+        Row(
+            "snapshot-1e8", median(snap), "ms", "repr(big)", median(repr_big), median(snap) / median(repr_big),
+            "< 10 ms", median(snap) < 10.0, note=f"namespace.snapshot, in process; median of {samples}",
+            samples=snap, anchor_samples=repr_big,
+        ),
+        Row(
+            "describe-1e8", median(describe_big), "ms", "describe 4x4", median(describe_small),
+            median(describe_big) / median(describe_small), "info", None,
+            note=f"values.describe_tensor; median of {samples}", samples=describe_big, anchor_samples=describe_small,
+        ),
+        Row(
+            "describe-1e8-vs-repr", median(describe_big), "ms", "repr(big)", median(repr_big),
+            median(describe_big) / median(repr_big), "info", None,
+            note=f"median of {samples}", samples=describe_big, anchor_samples=repr_big,
+        ),
+    ]
+
+
+def bench_backward_log(rounds: int) -> list[Row]:
+    """The backward log's cost: a traced call against the same call untraced, same process,
+    rounds alternating (the tracer is installed for one half of a round, removed for the other)."""
+    import torch
+
+    from gradrepl.inkernel import tracer as backward_trace
+    from gradrepl.inkernel.glances import capture_glance, render_capture
+    from gradrepl.inkernel.namespace import guarded, named_tensors
+
+    torch.manual_seed(0)
+    layers: list[torch.nn.Module] = []
+    for index in range(4):
+        layers += [torch.nn.Linear(256, 256 if index < 3 else 10)] + ([torch.nn.ReLU()] if index < 3 else [])
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    xb, yb = torch.randn(256, 256), torch.randint(0, 10, (256,))
+    leaf = torch.ones(1, requires_grad=True)
+    shell = types.SimpleNamespace(
+        user_ns={"model": model, "opt": opt, "xb": xb, "yb": yb, "leaf": leaf}, user_ns_hidden={}
+    )
+    tracer = backward_trace.BackwardTracer(
+        lambda t: named_tensors(t, shell), guarded, capture_glance, render_capture
+    )
+
+    def mlp_step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()
+
+    def chain() -> None:
+        out = leaf
+        for _ in range(10_000):
+            out = out * 1.0
+        out.sum().backward()
+
+    def timed(step: Callable[[], None], repeat: int, traced: bool) -> float:
+        if traced:
+            tracer.install(torch)
+        try:
+            best = float("inf")
+            for _ in range(repeat):
+                tracer.start_cell(None)  # every call described, as in a cell's first calls
+                started = time.perf_counter()
+                step()
+                if traced:
+                    tracer.rendered_events()  # turning captures into data, done once a cell, counted here
+                best = min(best, time.perf_counter() - started)
+            return best * 1e3
+        finally:
+            tracer.uninstall()
+
+    steps: list[tuple[str, Callable[[], None], int, float]] = [
+        ("backward-log-mlp", mlp_step, 20, 1.2),
+        ("backward-log-chain", chain, 3, 2.0),
+    ]
+    rows = []
+    for name, step, repeat, limit in steps:
+        step()
+        plain: list[float] = []
+        traced: list[float] = []
+        for index in range(rounds):
+            order = (False, True) if index % 2 == 0 else (True, False)
+            for with_tracer in order:
+                (traced if with_tracer else plain).append(timed(step, repeat, with_tracer))
+        ratio = median([t / p for t, p in zip(traced, plain, strict=True)])
+        say(f"{name}: traced {median(traced):.2f} ms, plain {median(plain):.2f} ms")
+        rows.append(
+            Row(
+                name, median(traced), "ms", "same step untraced", median(plain), ratio, f"ratio <= {limit}",
+                ratio <= limit, note=f"best of {repeat} per half round, median of {rounds} paired rounds",
+                samples=traced, anchor_samples=plain,
+            )
+        )
+    return rows
+

@@ -1,0 +1,178 @@
+"""replay-seed, replay-seed-nbconvert, replay-vs-nbconvert: `gradrepl replay` of the seed
+notebook's cells against the same cells as one flat Python file, and as an executed notebook."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import GRADREPL, REPO, SEED, BenchError, Row, last_line, median, say
+
+RUN_TIMEOUT = 300.0  # seconds, for any one timed command
+LABELS = {"replay": "gradrepl replay", "flat": "python flat.py", "nbconvert": "nbconvert --execute"}
+
+Command = tuple[list[str], Path, dict[str, str] | None]  # argv, cwd, environment (None: this one)
+
+
+def run_timed(argv: list[str], *, cwd: Path, env: dict[str, str] | None = None, label: str) -> float:
+    """Wall time of one command, stdout to /dev/null; BenchError unless it exits 0."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            code = process.wait(RUN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            stop(process)
+            raise BenchError(f"{label} took more than {RUN_TIMEOUT:.0f} s") from None
+        except BaseException:
+            stop(process)
+            raise
+        elapsed = time.perf_counter() - start
+        if code != 0:
+            err.seek(0)
+            message = err.read().decode("utf-8", "replace").strip()
+            if message:
+                raise BenchError(f"{label} exited with status {code}: {last_line(message)}")
+            shown = " ".join(argv)
+            raise BenchError(
+                f"{label} exited with status {code} and no message on stderr "
+                f"(stdout went to /dev/null; run it by hand in {cwd}: {shown})"
+            )
+    return elapsed
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT first (gradrepl replay shuts its kernel down on it), then SIGKILL."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def write_kernelspec(root: Path) -> Path:
+    """A private kernelspec "python3" that runs this interpreter; returns the JUPYTER_PATH dir."""
+    from ipykernel.kernelspec import write_kernel_spec
+
+    write_kernel_spec(root / "kernels" / "python3")  # argv[0] = sys.executable
+    spec = json.loads((root / "kernels" / "python3" / "kernel.json").read_text())
+    if spec["argv"][0] != sys.executable:
+        raise BenchError(f"kernelspec runs {spec['argv'][0]}, expected {sys.executable}")
+    return root
+
+
+def check_kernelspec_resolution(jupyter_path: Path) -> None:
+    """With JUPYTER_PATH set as nbconvert will see it, "python3" must resolve to our spec."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    saved = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = str(jupyter_path)
+    try:
+        argv0 = KernelSpecManager().get_kernel_spec("python3").argv[0]
+    finally:
+        if saved is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = saved
+    if argv0 != sys.executable:
+        raise BenchError(f"nbconvert would run kernel {argv0}, not {sys.executable}")
+
+
+def commands(tmp: Path, cells: list[str], with_nbconvert: bool) -> dict[str, Command]:
+    """The timed commands: gradrepl replay, the flat file, and (if asked) nbconvert."""
+    import nbformat
+
+    flat = tmp / "flat.py"
+    flat.write_text("\n\n".join(cells) + "\n", encoding="utf-8")
+    found: dict[str, Command] = {
+        "replay": ([str(GRADREPL), "replay", str(SEED.relative_to(REPO))], REPO, None),
+        "flat": ([sys.executable, str(flat)], SEED.parent, None),
+    }
+    if not with_nbconvert:
+        return found
+    notebook = tmp / "seed.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, str(notebook))
+    jupyter_path = write_kernelspec(tmp / "jupyter")
+    check_kernelspec_resolution(jupyter_path)
+    found["nbconvert"] = (
+        [
+            sys.executable, "-m", "nbconvert", "--execute", "--to", "notebook",
+            "--ExecutePreprocessor.kernel_name=python3", "--ExecutePreprocessor.timeout=120",
+            "--output-dir", str(tmp / "out"), "--output", "seed-executed", str(notebook),
+        ],
+        tmp,
+        dict(os.environ, JUPYTER_PATH=str(jupyter_path)),
+    )
+    return found
+
+
+def bench_replay(rounds: int, with_nbconvert: bool) -> list[Row]:
+    from gradrepl.cells import read_script
+
+    if not GRADREPL.exists():
+        raise BenchError(f"{GRADREPL} is missing (run scripts/bootstrap)")
+    cells = [cell.source for cell in read_script(SEED).code_cells]
+    if not cells:
+        raise BenchError(f"{SEED} has no code cells")
+    with tempfile.TemporaryDirectory(prefix="gradrepl-bench-") as tmp_name:
+        timed = commands(Path(tmp_name), cells, with_nbconvert)
+
+        def run(name: str) -> float:
+            argv, cwd, env = timed[name]
+            return run_timed(argv, cwd=cwd, env=env, label=LABELS[name])
+
+        say(f"replay-seed: warm-up ({', '.join(timed)})")
+        for name in timed:
+            run(name)
+        times: dict[str, list[float]] = {name: [] for name in timed}
+        for index in range(rounds):
+            order = ["replay", "flat"] if index % 2 == 0 else ["flat", "replay"]
+            if with_nbconvert:
+                order = [*order, "nbconvert"] if index % 2 == 0 else ["nbconvert", *order]
+            for name in order:
+                times[name].append(run(name))
+            shown = ", ".join(f"{name} {times[name][-1]:.2f} s" for name in order)
+            say(f"replay-seed: round {index + 1}/{rounds}: {shown}")
+    return replay_rows(times)
+
+
+def replay_rows(times: dict[str, list[float]]) -> list[Row]:
+    replay, flat = times["replay"], times["flat"]
+    paired = median([r / f for r, f in zip(replay, flat, strict=True)])
+    rows = [
+        Row(
+            "replay-seed", median(replay), "s", "python flat.py", median(flat), paired,
+            "ratio <= 1.15", paired <= 1.15,
+            note="ratio: median of per-round paired ratios", samples=replay, anchor_samples=flat,
+        )
+    ]
+    if "nbconvert" not in times:
+        return rows
+    nbc = times["nbconvert"]
+    rows.append(
+        Row(
+            "replay-seed-nbconvert", median(nbc), "s", "python flat.py", median(flat),
+            median([n / f for n, f in zip(nbc, flat, strict=True)]), "info (~2.0x expected)", None,
+            note="nbconvert --execute --to notebook; ratio: median of per-round ratios",
+            samples=nbc, anchor_samples=flat,
+        )
+    )
+    versus = median([r / n for r, n in zip(replay, nbc, strict=True)])
+    rows.append(
+        Row(
+            "replay-vs-nbconvert", median(replay), "s", "nbconvert --execute", median(nbc), versus,
+            "ratio < 1", versus < 1.0,
+            note="ratio: median of per-round ratios", samples=replay, anchor_samples=nbc,
+        )
+    )
+    return rows

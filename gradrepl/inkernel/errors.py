@@ -1,0 +1,61 @@
+"""A cell's error as frames of the user's file: which file and line each compiled cell came
+from (`CellOrigins`, fed by IPython's compiler), and a traceback's frames mapped through it."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+
+class CellOrigins:
+    """Remembers which file and line each compiled cell came from, by its code name."""
+
+    def __init__(self) -> None:
+        self.current: dict[str, Any] | None = None
+        self.by_code_name: dict[str, dict[str, Any]] = {}
+
+    def wrap_compiler(self, compiler: Any) -> None:
+        original = compiler.cache
+
+        def cache(transformed_code: str, number: int = 0, raw_code: str | None = None) -> str:
+            name = original(transformed_code, number, raw_code)
+            if self.current is not None:
+                self.by_code_name[name] = self.current
+            return name
+
+        compiler.cache = cache
+
+    def script_line(self, code_name: str | None, lineno: int | None) -> tuple[str | None, int | None]:
+        origin = self.by_code_name.get(code_name or "")
+        if origin is None or lineno is None:
+            return None, None
+        return origin.get("file"), int(origin.get("line", 1)) + lineno - 1
+
+
+def error_frames(exc: BaseException, origins: CellOrigins) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        file, line = origins.script_line(frame.filename, frame.lineno)
+        frames.append(
+            {
+                "filename": frame.filename,
+                "lineno": frame.lineno,
+                "name": frame.name,
+                "text": (frame.line or "").strip(),
+                "script_file": file,
+                "script_line": line,
+            }
+        )
+    if isinstance(exc, SyntaxError):
+        file, line = origins.script_line(exc.filename, exc.lineno)
+        frames.append(
+            {
+                "filename": exc.filename,
+                "lineno": exc.lineno,
+                "name": "<module>",
+                "text": (exc.text or "").strip(),
+                "script_file": file,
+                "script_line": line,
+            }
+        )
+    return frames

@@ -1,0 +1,276 @@
+"""Tensor values as plain data: previews (a tensor's corners), stats (norm, min, max, nan and inf
+counts), bounded in cost however big the tensor, and the memo that reuses a small tensor's
+description while its values stay the same. Never imports torch: every function is given it.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any
+
+PREVIEW_EDGE = 3
+PYTHON_STATS_LIMIT = 4096
+FULL_STATS_LIMIT = 1 << 20
+SAMPLE_SIZE = 1 << 16
+
+
+def _numbers_from(values: list[Any]) -> list[float]:
+    numbers: list[float] = []
+    for value in values:
+        if isinstance(value, complex):
+            numbers.append(abs(value))
+        else:
+            numbers.append(float(value))
+    return numbers
+
+
+def plain_value(value: Any) -> Any:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, complex):
+        return f"{value.real:g}{value.imag:+g}j"
+    return value
+
+
+def python_stats(flat: list[Any], numel: int) -> dict[str, Any]:
+    if flat and type(flat[0]) is float and math.isfinite(sum(flat)):  # floats, no nan or inf among them
+        return {"norm": plain_value(math.sqrt(sum(x * x for x in flat))), "min": min(flat), "max": max(flat),
+                "nan": 0, "inf": 0, "sampled": False, "sample_size": numel}
+    numbers = _numbers_from(flat)
+    nan = sum(1 for x in numbers if math.isnan(x))
+    inf = sum(1 for x in numbers if math.isinf(x))
+    finite = [x for x in numbers if math.isfinite(x)]
+    return {
+        "norm": plain_value(math.sqrt(sum(x * x for x in numbers))) if numbers else 0.0,
+        "min": min(finite) if finite else None,
+        "max": max(finite) if finite else None,
+        "nan": nan,
+        "inf": inf,
+        "sampled": False,
+        "sample_size": numel,
+    }
+
+
+def strided_sample(t: Any, limit: int) -> Any:
+    """A view of at most `limit` elements spread over the whole tensor (no copy)."""
+    steps = [1] * t.dim()
+    sizes = list(t.shape)
+
+    def kept(dim: int) -> int:
+        return -(-sizes[dim] // steps[dim])
+
+    while math.prod(kept(d) for d in range(len(sizes))) > limit:
+        widest = max(range(len(sizes)), key=kept)
+        steps[widest] *= 2
+    return t[tuple(slice(None, None, s) for s in steps)]
+
+
+def _torch_stats(torch: Any, t: Any, numel: int) -> dict[str, Any]:
+    sampled = numel > FULL_STATS_LIMIT
+    part = strided_sample(t, SAMPLE_SIZE) if sampled else t
+    values = part.to(torch.complex128 if part.is_complex() else torch.float64)
+    if values.is_complex():
+        values = values.abs()
+    values = values.reshape(-1)
+    n = values.numel()
+    nan_mask = torch.isnan(values)
+    inf_mask = torch.isinf(values)
+    finite = values[~(nan_mask | inf_mask)]
+    square_sum = float(values.square().sum())
+    norm = math.sqrt(square_sum * numel / n) if sampled and n else math.sqrt(square_sum)
+    return {
+        "norm": plain_value(norm),
+        "min": float(finite.min()) if finite.numel() else None,
+        "max": float(finite.max()) if finite.numel() else None,
+        "nan": int(nan_mask.sum()),
+        "inf": int(inf_mask.sum()),
+        "sampled": sampled,
+        "sample_size": n,
+    }
+
+
+def _reshape(flat: list[Any], shape: list[int]) -> Any:
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return flat
+    step = len(flat) // shape[0] if shape[0] else 0
+    return [_reshape(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def _insert_gaps(nested: Any, gaps: list[int | None]) -> Any:
+    """Put a "…" marker where each cut dimension lost its middle."""
+    if not gaps or not isinstance(nested, list):
+        return nested
+    inner = [_insert_gaps(item, gaps[1:]) for item in nested]
+    gap = gaps[0]
+    if gap is not None:
+        inner = [*inner[:gap], "…", *inner[gap:]]
+    return inner
+
+
+def _preview_of_large(torch: Any, t: Any) -> tuple[Any, bool]:
+    """First and last PREVIEW_EDGE entries along every dimension."""
+    corner, gaps, kept_shape = corner_entries(torch, t)
+    return preview_of_corner(corner, gaps, kept_shape), any(g is not None for g in gaps)
+
+
+def corner_entries(torch: Any, t: Any) -> tuple[Any, list[int | None], list[int]]:
+    """The entries a preview shows, copied out one dimension at a time with index_select
+    (the index tensors are made once per size)."""
+    gaps: list[int | None] = []
+    kept_shape: list[int] = []
+    corner = t
+    for dim, size in enumerate(t.shape):
+        if size > 2 * PREVIEW_EDGE:
+            corner = corner.index_select(dim, edge_index(torch, size))
+            gaps.append(PREVIEW_EDGE)
+            kept_shape.append(2 * PREVIEW_EDGE)
+        else:
+            gaps.append(None)
+            kept_shape.append(size)
+    return corner, gaps, kept_shape
+
+
+def preview_of_corner(corner: Any, gaps: list[int | None], kept_shape: list[int]) -> Any:
+    return _insert_gaps(_plain_nested(_reshape(corner.reshape(-1).tolist(), kept_shape)), gaps)
+
+
+_EDGE_INDEX: dict[int, Any] = {}
+
+
+def edge_index(torch: Any, size: int) -> Any:
+    index = _EDGE_INDEX.get(size)
+    if index is None:
+        if len(_EDGE_INDEX) > 256:
+            _EDGE_INDEX.clear()
+        positions = list(range(PREVIEW_EDGE)) + list(range(size - PREVIEW_EDGE, size))
+        index = _EDGE_INDEX[size] = torch.tensor(positions, dtype=torch.long)
+    return index
+
+
+def _plain_nested(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain_nested(v) for v in value]
+    return plain_value(value)
+
+
+class ValuesMemo:
+    """Descriptions of small tensors from the last snapshot, reused while their values are
+    equal. Values are compared, not `_version`: writes through `.data` do not bump it."""
+
+    def __init__(self) -> None:
+        self.previous: dict[tuple[Any, ...], tuple[list[Any], dict[str, Any]]] = {}
+        self.current: dict[tuple[Any, ...], tuple[list[Any], dict[str, Any]]] = {}
+
+        self._serials: dict[int, tuple[Any, int]] = {}
+        self._next_serial = 0
+
+    def next_snapshot(self) -> None:
+        self.previous, self.current = self.current, {}
+
+    def serial(self, t: Any) -> int:
+        """A number for this tensor object, stable while it lives and never reused: the front
+        end tells a tensor rebound to the same name from the same tensor changed."""
+        known = self._serials.get(id(t))
+        if known is not None and known[0]() is t:
+            return known[1]
+        self._next_serial += 1
+        key = id(t)
+
+        def forget(_: Any) -> None:
+            self._serials.pop(key, None)
+
+        try:
+            ref = weakref.ref(t, forget)
+        except TypeError:
+            return self._next_serial
+        self._serials[key] = (ref, self._next_serial)
+        return self._next_serial
+
+    def describe_small(self, torch: Any, t: Any) -> dict[str, Any]:
+        flat = t.reshape(-1).tolist()
+        # `t` is a fresh detach() each time: the memory it views is what stays the same.
+        key = (tuple(t.shape), t.dtype, t.data_ptr(), tuple(t.stride()))
+        known = self.current.get(key) or self.previous.get(key)
+        if known is None or known[0] != flat:
+            known = (flat, _describe_small(torch, t, flat))
+        self.current[key] = known
+        return known[1]
+
+
+def _describe_small(torch: Any, t: Any, flat: list[Any]) -> dict[str, Any]:
+    return {
+        "preview": _plain_nested(_reshape(flat, list(t.shape))),
+        "truncated": False,
+        "stats": python_stats(flat, len(flat)) if flat and t.dtype != torch.bool else None,
+    }
+
+
+def describe_values(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
+    """Preview and stats of a (detached, strided) tensor's values, bounded in cost."""
+    numel = t.numel()
+    if t.is_quantized:
+        t = t.dequantize()
+    if numel <= PYTHON_STATS_LIMIT and all(size <= 2 * PREVIEW_EDGE for size in t.shape):
+        if memo is None:
+            return _describe_small(torch, t, t.reshape(-1).tolist())
+        return memo.describe_small(torch, t)
+    preview, truncated = _preview_of_large(torch, t)
+    stats: dict[str, Any] | None = None
+    if numel and t.dtype != torch.bool:
+        if numel <= PYTHON_STATS_LIMIT:
+            flat = t.reshape(-1).tolist()
+            stats = python_stats(flat, numel)
+        else:
+            stats = _torch_stats(torch, t, numel)
+    return {"preview": preview, "truncated": truncated, "stats": stats}
+
+
+def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
+    """Everything the front end shows of one tensor, as plain data."""
+    info: dict[str, Any] = {
+        "name": name,
+        "shape": list(t.shape),
+        "dtype": str(t.dtype).removeprefix("torch."),
+        "device": str(t.device),
+        "layout": str(t.layout).removeprefix("torch."),
+        "requires_grad": bool(t.requires_grad),
+        "is_leaf": bool(t.is_leaf),
+        "grad_fn": type(t.grad_fn).__name__ if t.grad_fn is not None else None,
+        "retains_grad": bool(t.retains_grad),
+        "version": int(t._version),
+        "type": type(t).__name__,
+        "object": memo.serial(t) if memo is not None else None,
+        "data": None,
+        "grad": None,
+        "note": None,
+    }
+    try:
+        info["data"] = _describe_data(torch, t, memo)
+    except Exception as exc:  # odd layouts, meta tensors, user subclasses
+        info["note"] = f"values not shown: {type(exc).__name__}: {exc}"[:200]
+    if t.is_leaf or t.retains_grad:
+        grad = t.grad
+        if grad is not None:
+            try:
+                info["grad"] = _describe_data(torch, grad, memo)
+            except Exception as exc:
+                info["note"] = f"grad not shown: {type(exc).__name__}: {exc}"[:200]
+    return info
+
+
+def _describe_data(torch: Any, t: Any, memo: ValuesMemo | None) -> dict[str, Any] | None:
+    if t.layout != torch.strided:
+        raise ValueError(f"{t.layout} layout")
+    if t.device.type == "meta":
+        return None
+    values = t.detach()
+    if values.device.type != "cpu":
+        values = strided_sample(values, SAMPLE_SIZE).cpu() if values.numel() > SAMPLE_SIZE else values.cpu()
+    return describe_values(torch, values, memo)

@@ -1,0 +1,116 @@
+"""The README's list of `--json` fields is the protocol's: every record's JSON keys, read from
+gradrepl/protocol.py's own `to_json`, against the block under "JSON output" in README.md.
+No kernel: records are built here, with every optional field set and then unset."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gradrepl.headless.replay import CellError, CellRecord
+from gradrepl.protocol import (
+    BackwardEvent,
+    CellReport,
+    ErrorFrame,
+    Explanation,
+    Graph,
+    GraphLeaf,
+    GraphNode,
+    JacobianView,
+    LeafChange,
+    LeafJacobian,
+    RootLabel,
+    SavedTensor,
+    Stats,
+    TensorInfo,
+    Values,
+)
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+STATS = Stats(1.5, 0.0, 1.0, 0, 0, False, 4)
+VALUES = Values(((1.0, 2.0), (3.0, 4.0)), False, STATS)
+VALUES_WITH_NOTE = Values(None, False, None, note="RuntimeError: meta tensor")
+TENSOR = TensorInfo("x", (2, 2), "float32", "cpu", True, True, None, object=1, data=VALUES, grad=VALUES)
+ROOT = RootLabel("v_out", "scalar float32 tensor from MeanBackward0", "MeanBackward0", (), Values(7.5))
+LEAF_CHANGE = LeafChange("x", None, VALUES, False)
+JACOBIAN_LEAF = LeafJacobian("x", (2,), (2,), ((2.0, 0.0), (0.0, 2.0)), (4.0, 0.4), (4.0, 0.4), True)
+JACOBIAN = JacobianView("z", (2.0, 0.2), (JACOBIAN_LEAF,))
+JACOBIAN_NOTE = JacobianView("z", note="the root has 100 elements")
+EVENT = BackwardEvent("backward", 4, (ROOT,), (VALUES,), True, False, ("x",), ("MeanBackward0",), 1, "exact",
+                      (LEAF_CHANGE,), None, None, JACOBIAN, ("a note",))
+SAVED = SavedTensor("self", "modified", (2,), "float32", "x", 2, 1)
+SAVED_UNREADABLE = SavedTensor("other", "unreadable", detail="RuntimeError: ...")
+NODE = GraphNode("PowBackward0", "y", None, (SAVED,), (("exponent", "2"),), (1,), 0)
+LEAF_NODE = GraphNode("AccumulateGrad", None, GraphLeaf("x", (2,), "float32"), note="saved tensors not read")
+GRAPH = Graph("y", (2,), "float32", True, False, (NODE, LEAF_NODE), 2)
+EXPLANATION = Explanation("title", "why", "fix")
+RECORD = CellRecord(1, 3, "x = 1", "error", 1, "", "", None, CellError("ValueError", "no", ("Traceback",), 3),
+                    (TENSOR,), (EVENT,), explanation=EXPLANATION)
+
+
+def documented() -> dict[str, tuple[set[str], set[str]]]:
+    """name -> (fields always there, fields marked `?`), from README's JSON output block."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### JSON output"):]
+    block = re.search(r"```text\n(.*?)```", section, re.S)
+    assert block is not None, "README has no field list under 'JSON output'"
+    fields: dict[str, tuple[set[str], set[str]]] = {}
+    for line in block.group(1).splitlines():
+        name, _, listed = line.partition(":")
+        words = listed.split()
+        fields[name.strip()] = ({w for w in words if not w.endswith("?")}, {w[:-1] for w in words if w.endswith("?")})
+    return fields
+
+
+def keys(*variants: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """Keys every variant has, and those only some have."""
+    every = set.intersection(*(set(v) for v in variants))
+    some = set.union(*(set(v) for v in variants)) - every
+    return every, some
+
+
+ACTUAL: dict[str, tuple[set[str], set[str]]] = {
+    "cell": keys(RECORD.to_json()),
+    "error": keys(RECORD.to_json()["error"]),
+    "tensor": keys(TENSOR.to_json()),
+    "values": keys(VALUES.to_json(), VALUES_WITH_NOTE.to_json()),
+    "stats": keys(STATS.to_json()),
+    "backward": keys(EVENT.to_json()),
+    "root": keys(ROOT.to_json()),
+    "leaf change": keys(LEAF_CHANGE.to_json()),
+    "jacobian": keys(JACOBIAN.to_json(), JACOBIAN_NOTE.to_json()),
+    "jacobian leaf": keys(JACOBIAN_LEAF.to_json()),
+    "explanation": keys(EXPLANATION.to_json()),
+    "graph": keys({"cell": 4, **GRAPH.to_json()}, {"cell": 4, **Graph.failed("y", "no tensor named y").to_json()}),
+    "node": keys(NODE.to_json(), LEAF_NODE.to_json()),
+    "graph leaf": keys(GraphLeaf("x", (2,), "float32").to_json()),
+    "saved": keys(SAVED.to_json(), SAVED_UNREADABLE.to_json(), SavedTensor("x", "freed").to_json()),
+}
+
+
+def test_every_record_is_documented() -> None:
+    assert set(documented()) == set(ACTUAL)
+
+
+@pytest.mark.parametrize("name", sorted(ACTUAL))
+def test_the_readme_lists_each_records_fields(name: str) -> None:
+    always, optional = ACTUAL[name]
+    doc_always, doc_optional = documented()[name]
+    # A failed graph has only root and error: its other fields count as "always" in the README.
+    if name == "graph":
+        always, optional = always | (optional - {"error"}), {"error"}
+    assert (doc_always, doc_optional) == (always, optional)
+
+
+@pytest.mark.parametrize("record", [
+    STATS, VALUES, VALUES_WITH_NOTE, TENSOR, ROOT, LEAF_CHANGE, JACOBIAN_LEAF, JACOBIAN, JACOBIAN_NOTE, EVENT,
+    SAVED, SAVED_UNREADABLE, NODE, LEAF_NODE, GRAPH, EXPLANATION,
+    ErrorFrame("<cell>", 3, "<module>", "x.backward()", "lesson.py", 12),
+    CellReport(4, ("x",), (TENSOR,), (EVENT,), (ErrorFrame("f", 1, "g", "h"),), ("n",)),
+], ids=lambda r: type(r).__name__)
+def test_records_come_back_from_their_json(record: Any) -> None:
+    assert type(record).from_json(record.to_json()) == record

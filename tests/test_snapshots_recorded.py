@@ -1,0 +1,200 @@
+"""Snapshot tests with no kernel and no torch: the app plays back what a real kernel sent
+(tests/data/reports, made by scripts/record-reports) through its whole front-end path.
+tests/test_snapshots.py keeps the same screens against a live kernel (marked `kernel`).
+
+Update after a deliberate change with `scripts/test tests/test_snapshots_recorded.py
+--snapshot-update` and look at the SVGs. Each docstring says what the picture shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from textual.pilot import Pilot
+
+from gradrepl.ui.app import GradReplApp
+from gradrepl.ui.widgets.inspector import TensorInspector
+from support.recorded_app import (
+    ROOT,
+    SEED,
+    kernel_free,
+    recorded_app,
+    run_cell,
+    running,
+    session_of,
+    settled,
+    until_shown,
+    workers_done,
+)
+
+SnapCompare = Callable[..., bool]  # pytest-textual-snapshot's fixture
+
+SIZE = (120, 40)
+SEED_BACKWARD = "v_out.backward(retain_graph=True)\nvaribale.grad"
+
+
+@pytest.fixture(autouse=True)
+def repo_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The status line shows the script path relative to the working directory."""
+    monkeypatch.chdir(ROOT)
+
+
+def then(first: Callable[[Pilot], Awaitable[None]], *keys: str) -> Callable[[Pilot], Awaitable[None]]:
+    """`first`, then these keys, then a moment for the screen they open to draw."""
+
+    async def run(pilot: Pilot) -> None:
+        await first(pilot)
+        await pilot.press(*keys)
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    return run
+
+
+def snapshot(snap_compare: SnapCompare, app: GradReplApp, run_before: Callable[[Pilot], Awaitable[None]] = settled,
+             size: tuple[int, int] = SIZE) -> None:
+    with kernel_free(app):
+        assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_empty_session(snap_compare: SnapCompare) -> None:
+    """A fresh session on an empty recording, 120x40: the transcript's hint, an empty
+    backward log, no tensors, the input with its placeholder, the status line 'kernel idle,
+    0 cells run, no file', and the footer keys."""
+    snapshot(snap_compare, recorded_app(None))
+
+
+def test_seed_resumed(snap_compare: SnapCompare) -> None:
+    """`gradrepl examples/seed_autograd.py` once its 12 recorded cells ran: the transcript
+    at its last cells (x.data *= 100: tensor([100.], requires_grad=True) and tensor([2.])),
+    the backward log's three entries (v_out.backward, z.backward(gradient=...) with
+    x.grad += vᵀ·J = [4, 0.4, 0.02, 0.002], y.backward()), the inspector listing tensor,
+    varibale, v_out, x, y, z, v, y1, y2, y3 with what the last cell changed in orange (x's
+    data [100] and grad [2], y's shape and data), the notice 'Resumed
+    examples/seed_autograd.py: 12 cells ran' and the status line 'kernel idle, 12 cells run'.
+    Byte for byte the picture tests/test_snapshots.py takes with a live kernel."""
+    app = recorded_app("seed", script=SEED)
+    snapshot(snap_compare, app)
+    assert session_of(app).remaining == 0
+
+
+def test_seed_resumed_at_80x24(snap_compare: SnapCompare) -> None:
+    """The same on 80x24: every pane still there and readable: the transcript at the last
+    cell, the backward log at 'In [12] y.backward()', the inspector's first five rows with
+    scroll bars, its grad column off to the right rather than wrapped; the footer on one
+    line."""
+    snapshot(snap_compare, recorded_app("seed", script=SEED), size=(80, 24))
+
+
+def test_backward_cell_run_three_times_more(snap_compare: SnapCompare) -> None:
+    """The seed resumed, then its backward cell typed three more times: the transcript ends
+    with Out[15] tensor([[2., 4.], [6., 8.]]); the backward log's last three entries are
+    v_out.backward(retain_graph=True) with varibale.grad accumulated, going [[0.5, 1], [1.5,
+    2]] → [[1, 2], [3, 4]] → [[1.5, 3], [4.5, 6]] → [[2, 4], [6, 8]]; the inspector's
+    varibale row shows that grad, marked as changed."""
+    run = running(SEED_BACKWARD, SEED_BACKWARD, SEED_BACKWARD)
+    snapshot(snap_compare, recorded_app("seed_backward_again", script=SEED), run)
+
+
+def test_an_explained_in_place_error_on_a_leaf(snap_compare: SnapCompare) -> None:
+    """In [2] x.add_(1) on a leaf that requires grad: the short RuntimeError traceback ('a
+    leaf Variable that requires grad is being used in an in-place operation.') and under
+    it, with a yellow bar, the explanation 'in-place change of x, a leaf that requires grad
+    in In [2]' with its Why and Fix (torch.no_grad() or x.data); the inspector lists x."""
+    run = running("import torch\nx = torch.ones(2, 2, requires_grad=True)", "x.add_(1)")
+    snapshot(snap_compare, recorded_app("leaf_in_place_error"), run)
+
+
+def test_an_explained_backward_without_a_gradient(snap_compare: SnapCompare) -> None:
+    """In [2] m.backward() on a 2x2 tensor: the transcript at the traceback's end (torch's
+    autograd/__init__.py _make_grads raising 'grad can be implicitly created only for scalar
+    outputs'), then with a yellow bar 'm.backward() needs a gradient in In [2]: m is not a
+    single number (shape 2x2)', its Why (vᵀ·J needs v) and Fix (gradient= shaped like m, or
+    m.sum().backward()); the backward log's entry 'In [2] m.backward()' failed, in red; the
+    inspector lists m (2, 2) MulBackward0 [[2, 2], [2, 2]]."""
+    run = running("import torch\nm = torch.ones(2, 2, requires_grad=True) * 2", "m.backward()")
+    snapshot(snap_compare, recorded_app("backward_needs_gradient"), run)
+
+
+def test_the_vector_jacobian_event_detail(snap_compare: SnapCompare) -> None:
+    """The seed resumed, then F3, Up, Enter: the z.backward(gradient=[[2, 0.2], [0.01,
+    0.001]], retain_graph=True) call in full (root z, the gradient v, the nodes
+    ViewBackward0 → MulBackward0 → AccumulateGrad, x.grad fresh → [4, 0.4, 0.02, 0.002]),
+    then the vector-Jacobian view: why v is needed, 'J of z with respect to x ✓ x.grad
+    gained exactly vᵀ·J' and the table with the v column (2, 0.2, 0.01, 0.001), rows
+    ∂z[0, 0] … ∂z[1, 1] of J = 2·I over x[0] … x[3], the row vᵀ·J 4 0.4 0.02 0.002 in bold
+    and the row 'x.grad gained' with the same numbers."""
+    snapshot(snap_compare, recorded_app("seed", script=SEED), then(settled, "f3", "up", "enter"))
+
+
+def test_the_tensor_detail_of_varibale(snap_compare: SnapCompare) -> None:
+    """The seed resumed, then F2, Down, Enter: the box 'tensor varibale': shape (2, 2)
+    float32 cpu strided, type Tensor, requires_grad yes, is_leaf yes, grad_fn None,
+    retains_grad no, version 0, data [[1, 2], [3, 4]] (norm 5.477, min 1, max 4) and grad
+    [[0.5, 1], [1.5, 2]] (norm 2.739, min 0.5, max 2); 'g: autograd graph · Escape closes'."""
+    snapshot(snap_compare, recorded_app("seed", script=SEED), then(settled, "f2", "down", "enter"))
+
+
+def test_a_graph_with_a_saved_tensor_modified_in_place(snap_compare: SnapCompare) -> None:
+    """g on b, where b = (a.sin() * a).sum() and a was then changed in place: the screen
+    'autograd graph of b', in red 'b (scalar float32): 5 nodes' and '2 saved tensors were
+    modified in place ...: backward through this graph will fail', then the tree #0
+    SumBackward0 → b, #1 MulBackward0 with 'saved other: 3 float32 (a) ⚠ modified in place
+    since it was saved (version 1, saved at 0)' in red and a dim 'saved self', #2
+    SinBackward0 with its red saved self (a), #3 MulBackward0 [1 input without grad] down
+    to #4 AccumulateGrad → x (leaf, 3 float32), and last '#3 MulBackward0 (drawn above)'."""
+    setup = running("import torch\nx = torch.ones(3, requires_grad=True)\na = x * 3\nb = (a.sin() * a).sum()\na.add_(1)")
+
+    async def open_graph(pilot: Pilot) -> None:
+        await setup(pilot)
+        inspector = pilot.app.query_one(TensorInspector)
+        await pilot.press("f2")
+        inspector.move_cursor(row=list(inspector.tensors).index("b"))
+        await pilot.press("g")
+        await until_shown(pilot, lambda: getattr(pilot.app.screen, "graph", None) is not None, "the graph came")
+
+    snapshot(snap_compare, recorded_app("saved_tensor_in_place"), open_graph)
+
+
+def test_the_kernel_died_dialog(snap_compare: SnapCompare) -> None:
+    """Cell 5 segfaults the kernel: the dialog with a red border over the app, 'The kernel
+    died in cell 5: the kernel was killed by SIGSEGV.', the note that every cell is kept, the
+    buttons 'Restart and run 3 cells again' (kept = 1, the import and the backward; 1 / 0
+    failed), 'Fresh kernel' and 'Later', and what R, F and Escape do. Behind it: In [3]'s
+    ZeroDivisionError, the backward log's w.grad fresh → [3, 3], w in the inspector; the
+    status line 'kernel dead the kernel was killed by SIGSEGV' and a red notice saying so."""
+    run = running("kept = 1", "import torch\nw = torch.ones(2, requires_grad=True)", "1 / 0",
+                  "(w * 3).sum().backward()", "import ctypes\nctypes.string_at(0)")
+    snapshot(snap_compare, recorded_app("kernel_death"), run)
+
+
+def test_a_long_output_is_folded_and_a_huge_one_cut(snap_compare: SnapCompare) -> None:
+    """Three printing cells under a 2,000-character output limit, the transcript at its end
+    (the first cell's '88 more lines' fold is above it): 'more 4' … 'more 11', the fold
+    '▶ 28 more lines' and Out[2]: 'done'; then In [3] with 'row   0' … 'row  11', the fold
+    '▶ 238 more lines' and, in italics, 'output cut: the cell printed 2,400 characters;
+    the first 2,000 characters are kept'. No tensors, nothing in the backward log."""
+    run = running("for i in range(100):\n    print('line', i)", "for i in range(40):\n    print('more', i)\n'done'",
+                  "for i in range(300):\n    print(f'row {i:3d}')")
+    snapshot(snap_compare, recorded_app("long_output"), run)
+
+
+def test_tab_lists_the_completions_to_choose_from(snap_compare: SnapCompare) -> None:
+    """After varibale_unique = 3 and varibale_other = 4, 'varibale_' then Tab: a list under
+    the input offering varibale_other and varibale_unique, the first highlighted."""
+
+    async def complete(pilot: Pilot) -> None:
+        await run_cell(pilot, "varibale_unique = 3\nvaribale_other = 4")
+        await pilot.press(*"varibale_", "tab")
+        await workers_done(pilot, "complete")
+
+    snapshot(snap_compare, recorded_app("completion"), complete)
+
+
+def test_the_help_screen(snap_compare: SnapCompare) -> None:
+    """F1: the help screen over the app, with the keys of the code input (Enter, Ctrl+J,
+    Ctrl+R, Up/Down, Tab), the keys that work anywhere, and what the panes mean."""
+    snapshot(snap_compare, recorded_app(None), then(settled, "f1"))
+
