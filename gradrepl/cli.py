@@ -19,6 +19,7 @@ from gradrepl import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
+EXIT_OUTPUT_CLOSED = 141  # 128 + SIGPIPE, as a command killed by a closed pipe ends
 
 
 def _seconds(text: str) -> float:
@@ -71,7 +72,7 @@ def graph_parser() -> argparse.ArgumentParser:
         "saved tensors with their shapes, and a mark on those modified in place since they were saved.",
     )
     parser.add_argument("script", help="the script or notebook to run")
-    parser.add_argument("names", nargs="*", metavar="NAME",
+    parser.add_argument("names", nargs="*", default=[], metavar="NAME",
                         help="tensors as the inspector names them (y, model.fc.weight, params[0]); "
                         "default: every named tensor that has a grad_fn")
     parser.add_argument("--cell", type=_cell_number, metavar="N", help="stop after code cell N (1-based) instead of the last")
@@ -108,7 +109,7 @@ def app_parser() -> argparse.ArgumentParser:
 def _backward_log_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-backward-log", action="store_true",
-        help="do not trace backward calls (each traced call costs a little; the inspector still works)",
+        help="do not trace backward calls (each traced call costs a little; tensors are still reported)",
     )
 
 
@@ -258,6 +259,13 @@ def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except KeyboardInterrupt:
         print("gradrepl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`gradrepl replay ... | head`): no further cell runs (the
+        # session was shut down on the way out), and nothing more is written.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OUTPUT_CLOSED
 
 
 def run_app(argv: list[str]) -> int:

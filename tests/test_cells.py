@@ -539,6 +539,15 @@ def test_failed_write_leaves_the_original_and_no_temporary_file(tmp_path: Path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["script.py"]
 
 
+def test_write_percent_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.py"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        write_percent(fifo, [new_code_cell("x = 1")])
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.py"]
+
+
 # ---------------------------------------------------------------- sphinx-gallery
 
 

@@ -97,3 +97,19 @@ def test_in_place_change_of_a_leaf(explained: list[dict]) -> None:
 def test_other_errors_get_no_explanation() -> None:
     assert explain(ErrorContext("ZeroDivisionError", "division by zero", 3)) is None
     assert explain(ErrorContext("RuntimeError", "mat1 and mat2 shapes cannot be multiplied", 3)) is None
+
+
+@pytest.mark.parametrize(("line", "root"), [
+    ("torch.ones(2, 2, requires_grad=True).mul(2).backward()", "torch.ones(2, 2, requires_grad=True).mul(2)"),
+    ("loss = (a * b).sum(); (a * b).backward()", "(a * b)"),
+    ("y[0].backward(retain_graph=True)", "y[0]"),
+    ("print(1)", "<2x2 float32 tensor from MulBackward0>"),
+])
+def test_an_unnamed_root_is_called_what_the_line_wrote(line: str, root: str) -> None:
+    from gradrepl.protocol import BackwardEvent, RootLabel
+
+    label = RootLabel(None, "<2x2 float32 tensor from MulBackward0>", "MulBackward0", (2, 2))
+    event = BackwardEvent("backward", 3, (label,), error="RuntimeError: grad can be implicitly created only for scalar outputs")
+    explained = explain(ErrorContext("RuntimeError", "grad can be implicitly created only for scalar outputs", 3, (event,), line))
+    assert explained is not None
+    assert explained.title == f"{root}.backward() needs a gradient in In [3]: {root} is not a single number (shape 2x2)"

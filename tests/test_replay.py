@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, EXAMPLES
-from gradrepl.client.events import ErrorFrame
+from gradrepl.protocol import ErrorFrame
 from gradrepl.headless.replay import short_traceback
 
 ADDRESS = re.compile(r"0x[0-9a-f]+")
@@ -319,3 +319,17 @@ def test_the_seeds_z_backward_v_is_shown_as_v_transposed_times_j() -> None:
     records = json_records(gradrepl("replay", "--json", str(EXAMPLES / "seed_autograd.py")).stdout)
     (event,) = next(r for r in records if "z.backward" in r["source"])["backward"]
     assert event["jacobian"]["leaves"][0]["matches"] is True
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("command", [["replay", "--json"], ["graph"]])
+def test_a_reader_that_goes_away_ends_the_run_quietly(command: list[str]) -> None:
+    """`gradrepl replay ... | head -1`: exit 141, as a command stopped by the closed pipe, and no traceback."""
+    run = subprocess.Popen([sys.executable, "-m", "gradrepl", *command, str(EXAMPLES / "seed_autograd.py")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stdout is not None and run.stderr is not None
+    assert run.stdout.readline()
+    run.stdout.close()
+    err = run.stderr.read()
+    assert run.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and err == ""

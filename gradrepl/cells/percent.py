@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -239,6 +240,13 @@ def _marker_line(cell: Cell) -> str:
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        # Renaming over a device, a FIFO or a socket would replace it with a plain file.
+        raise OSError(errno.EINVAL, "not a regular file", str(target))
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     descriptor = os.open(temporary, flags, 0o666)

@@ -52,8 +52,7 @@ def _failed_root(context: ErrorContext) -> str | None:
     root = _failed_root_label(context)
     if root is None:
         return None
-    written = _name_before(r"([A-Za-z_][\w.\[\]()]*)\.backward\(", context.source_line)
-    return root.name or written or root.description
+    return root.name or expression_before(".backward(", context.source_line) or root.description
 
 
 def _root_shape(context: ErrorContext) -> str | None:
@@ -61,6 +60,32 @@ def _root_shape(context: ErrorContext) -> str | None:
     if root is None or not root.shape:
         return None
     return "x".join(str(size) for size in root.shape)
+
+
+_CLOSING = {")": "(", "]": "["}
+
+
+def expression_before(call: str, line: str) -> str | None:
+    """The expression a method is called on, as written: `torch.ones(2, 2).mul(2)` in
+    `torch.ones(2, 2).mul(2).backward()`. Brackets are matched, so arguments may hold any
+    text; None when the call is not on the line or what precedes it is no expression."""
+    end = line.rfind(call)
+    if end <= 0:
+        return None
+    depth, start = [], end
+    while start > 0:
+        char = line[start - 1]
+        if char in _CLOSING:
+            depth.append(_CLOSING[char])
+        elif depth and char == depth[-1]:
+            depth.pop()
+        elif not depth and not (char.isalnum() or char in "_."):
+            break
+        start -= 1
+    expression = line[start:end]
+    if depth or not expression or not (expression[0].isalpha() or expression[0] in "_("):
+        return None
+    return expression
 
 
 def _name_before(pattern: str, line: str) -> str | None:
