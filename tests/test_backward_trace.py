@@ -353,6 +353,8 @@ def test_a_walk_cut_short_between_two_roots_still_describes_the_call(traced, mon
         torch.arange(100) % 3 == 0,
         torch.randn(10, 10, dtype=torch.complex64),
         torch.full((70,), 1e308, dtype=torch.float64),
+        torch.arange(70.0).reshape(1, 70),
+        torch.arange(70.0).reshape(70, 1, 1),
     ],
 )
 def test_a_large_glance_renders_as_its_corner_preview(values) -> None:

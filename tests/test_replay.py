@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, EXAMPLES
-from gradrepl.protocol import ErrorFrame
+from conftest import DATA, EXAMPLES  # paths, not fixtures
 from gradrepl.headless.replay import short_traceback
+from gradrepl.protocol import ErrorFrame
 
 ADDRESS = re.compile(r"0x[0-9a-f]+")
 RECORDED = sorted(DATA.glob("*.jupyter.json"))
@@ -333,3 +333,15 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(command: list[str]) -> Non
     err = run.stderr.read()
     assert run.wait(timeout=120) == 141, err
     assert "Traceback" not in err and err == ""
+
+
+@pytest.mark.kernel
+def test_the_tracers_own_frames_stay_out_of_tracebacks(tmp_path: Path) -> None:
+    script = tmp_path / "twice.py"
+    script.write_text("# %%\nimport torch\ny = (torch.ones(2, requires_grad=True) * 3).sum()\ny.backward()\ny.backward()\n",
+                      encoding="utf-8")
+    run = gradrepl("replay", "--json", str(script))
+    (record,) = json_records(run.stdout)
+    assert record["error"]["ename"] == "RuntimeError"
+    assert not any("inkernel" in line for line in record["error"]["traceback"])
+    assert "  ... 2 frames in library code" in record["error"]["traceback"]  # torch's own, not the tracer's

@@ -4,6 +4,7 @@ from (`CellOrigins`, fed by IPython's compiler), and a traceback's frames mapped
 from __future__ import annotations
 
 import traceback
+from types import TracebackType
 from typing import Any
 
 
@@ -34,7 +35,11 @@ class CellOrigins:
 
 def error_frames(exc: BaseException, origins: CellOrigins) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = []
-    for frame in traceback.extract_tb(exc.__traceback__):
+    # gradrepl's own wrappers (the backward tracer) mark their frames as IPython does, with
+    # __tracebackhide__: they are not the user's code, nor the library's.
+    shown = [tb for tb in _tracebacks(exc.__traceback__) if not tb.tb_frame.f_locals.get("__tracebackhide__")]
+    summaries = traceback.StackSummary.extract((tb.tb_frame, tb.tb_lineno) for tb in shown)
+    for frame in summaries:
         file, line = origins.script_line(frame.filename, frame.lineno)
         frames.append(
             {
@@ -59,3 +64,11 @@ def error_frames(exc: BaseException, origins: CellOrigins) -> list[dict[str, Any
             }
         )
     return frames
+
+
+def _tracebacks(tb: TracebackType | None) -> list[TracebackType]:
+    found = []
+    while tb is not None:
+        found.append(tb)
+        tb = tb.tb_next
+    return found

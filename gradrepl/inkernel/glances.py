@@ -6,7 +6,9 @@ leaf's grad before and after), copied cheaply on the hot path and rendered to pr
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from gradrepl.inkernel.values import (
     PREVIEW_EDGE,
@@ -24,62 +26,92 @@ from gradrepl.protocol import Stats, Values
 GLANCE_STATS_LIMIT = 64  # elements: a glance at a tensor this small keeps all of it, stats included
 
 
+class _Corner(NamedTuple):
+    """How a glance copies a tensor of one shape: the flat positions of the entries it keeps
+    (one `take`), where the preview is cut, and the itemgetters that nest the copied values into
+    the preview: for each dimension, innermost first, one getter per tuple of that level, picking
+    from the level below with "…" appended last."""
+
+    index: Any
+    gaps: list[int | None]
+    kept_shape: list[int]
+    truncated: bool
+    levels: tuple[tuple[Callable[[list[Any]], tuple[Any, ...]], ...], ...]
+
+
+_CORNERS: dict[tuple[int, ...], _Corner] = {}  # the lists in them are shared, never changed
+
+
+def _corner_of_shape(torch: Any, shape: tuple[int, ...]) -> _Corner:
+    gaps = [PREVIEW_EDGE if size > 2 * PREVIEW_EDGE else None for size in shape]
+    kept_shape = [size if gap is None else 2 * PREVIEW_EDGE for size, gap in zip(shape, gaps, strict=True)]
+    index = torch.zeros(1, dtype=torch.long)
+    for size, gap in zip(shape, gaps, strict=True):
+        kept = torch.arange(size) if gap is None else edge_index(torch, size)
+        index = (index[:, None] * size + kept[None, :]).reshape(-1)
+    levels = []
+    count = math.prod(kept_shape)
+    for size, gap in zip(reversed(kept_shape), reversed(gaps), strict=True):
+        getters = []
+        for start in range(0, count, size):
+            positions = list(range(start, start + size))
+            if gap is not None:
+                positions.insert(gap, count)
+            getters.append(itemgetter(*positions) if len(positions) > 1 else _one_item(positions[0]))
+        levels.append(tuple(getters))
+        count //= size
+    if len(_CORNERS) > 256:
+        _CORNERS.clear()
+    corner = _CORNERS[shape] = _Corner(index, gaps, kept_shape, any(g is not None for g in gaps), tuple(levels))
+    return corner
+
+
+def _one_item(position: int) -> Callable[[list[Any]], tuple[Any, ...]]:
+    return lambda items: (items[position],)
+
+
 class Capture:
     """What a glance needs of a tensor at one moment, copied so later in-place changes do not
     reach it; turned into a Values record later (`render_capture`), off the hot path."""
 
-    __slots__ = ("gaps", "kept_shape", "values")
-    # shape -> (flat positions of its corner, gaps, kept_shape)
-    _take_index: ClassVar[dict[tuple[int, ...], tuple[Any, list[int | None], list[int]]]] = {}
+    __slots__ = ("corner", "values")
 
-    def __init__(self, values: Any, gaps: list[int | None] | None, kept_shape: list[int]) -> None:
-        self.values = values  # the whole tensor when small (gaps None), else its corner, flattened
-        self.gaps = gaps
-        self.kept_shape = kept_shape
+    def __init__(self, values: Any, corner: _Corner | None) -> None:
+        self.values = values  # the whole tensor when small (corner None), else its corner, flattened
+        self.corner = corner
 
     @classmethod
     def corner_of(cls, torch: Any, values: Any) -> Capture:
         """The entries `corner_entries` keeps, copied by one `take` rather than an index_select per dimension."""
         shape = tuple(values.shape)
-        known = cls._take_index.get(shape)
-        if known is not None and not values.is_quantized:
-            index, gaps, kept_shape = known
-            return cls(torch.take(values, index), gaps, kept_shape)
-        gaps = [PREVIEW_EDGE if size > 2 * PREVIEW_EDGE else None for size in shape]
-        kept_shape = [size if gap is None else 2 * PREVIEW_EDGE for size, gap in zip(shape, gaps, strict=True)]
+        corner = _CORNERS.get(shape) or _corner_of_shape(torch, shape)
         if values.is_quantized:  # no take for these
-            corner = corner_entries(torch, values)[0]
-            return cls((corner if corner is not values else corner.clone()).reshape(-1), gaps, kept_shape)
-        if len(cls._take_index) > 256:
-            cls._take_index.clear()
-        index = torch.zeros(1, dtype=torch.long)
-        for size, gap in zip(shape, gaps, strict=True):
-            kept = torch.arange(size) if gap is None else edge_index(torch, size)
-            index = (index[:, None] * size + kept[None, :]).reshape(-1)
-        cls._take_index[shape] = (index, gaps, kept_shape)  # the lists are shared, never changed
-        return cls(torch.take(values, index), gaps, kept_shape)
+            kept = corner_entries(torch, values)[0]
+            return cls((kept if kept is not values else kept.clone()).reshape(-1), corner)
+        return cls(torch.take(values, corner.index), corner)
 
     def same_as(self, other: Capture | None, torch: Any) -> bool:
-        return (
-            other is not None and self.gaps == other.gaps and self.kept_shape == other.kept_shape
-            and self.values.dtype == other.values.dtype and bool(torch.equal(self.values, other.values))
-        )
+        if other is None or self.values.dtype != other.values.dtype:
+            return False
+        if self.corner is None or other.corner is None:
+            same_cut = self.corner is other.corner and self.values.shape == other.values.shape
+        else:
+            same_cut = self.corner.gaps == other.corner.gaps and self.corner.kept_shape == other.corner.kept_shape
+        return same_cut and bool(torch.equal(self.values, other.values))
 
     def corner_preview(self) -> Any:
         """`preview_of_corner` of the values as nested tuples (as a Values record holds them),
         quicker when none needs `plain_value` (no nan, inf or complex)."""
-        assert self.gaps is not None
+        corner = self.corner
+        assert corner is not None
         if self.values.is_complex():
-            return as_tuples(preview_of_corner(self.values, self.gaps, self.kept_shape))
+            return as_tuples(preview_of_corner(self.values, corner.gaps, corner.kept_shape))
         nested = self.values.tolist()
         if not math.isfinite(sum(nested)):
-            return as_tuples(preview_of_corner(self.values, self.gaps, self.kept_shape))
-        for size, gap in zip(reversed(self.kept_shape), reversed(self.gaps), strict=True):
-            starts = range(0, len(nested), size)
-            if gap is None:
-                nested = [tuple(nested[start:start + size]) for start in starts]
-            else:
-                nested = [(*nested[start:start + gap], "…", *nested[start + gap:start + size]) for start in starts]
+            return as_tuples(preview_of_corner(self.values, corner.gaps, corner.kept_shape))
+        for getters in corner.levels:
+            nested.append("…")
+            nested = [pick(nested) for pick in getters]
         return nested[0]
 
 
@@ -92,7 +124,7 @@ def capture_glance(torch: Any, t: Any) -> Capture | None:
     # Every path below copies; the copy records no graph when grad mode is off (as under namespace.guarded).
     values = t.detach() if t.requires_grad and torch.is_grad_enabled() else t
     if values.numel() <= GLANCE_STATS_LIMIT:
-        return Capture(values.clone() if values.is_cpu else values.cpu(), None, list(values.shape))
+        return Capture(values.clone() if values.is_cpu else values.cpu(), None)
     if not values.is_cpu:
         values = strided_sample(values, SAMPLE_SIZE).cpu() if values.numel() > SAMPLE_SIZE else values.cpu()
     return Capture.corner_of(torch, values)
@@ -103,15 +135,18 @@ def render_capture(torch: Any, capture: Capture | None) -> Values | None:
     corner preview alone for a larger one."""
     if capture is None:
         return None
+    if capture.corner is not None:
+        return Values(capture.corner_preview(), capture.corner.truncated, None)
     values = capture.values
-    if capture.gaps is not None:
-        return Values(capture.corner_preview(), any(g is not None for g in capture.gaps), None)
-    if values.dim() <= 1 and not values.is_quantized:
+    dim = values.dim()
+    if dim <= 1 and not values.is_quantized:
         # describe_values' result for a scalar (a root, mostly) or a vector (a bias's grad), built directly
-        flat = values.tolist() if values.dim() else [values.tolist()]
+        flat = values.tolist() if dim else [values.tolist()]
         stats = Stats(**python_stats(flat, len(flat))) if flat and values.dtype != torch.bool else None
+        if not dim:
+            return Values(plain_value(flat[0]), False, stats)
         if len(flat) <= 2 * PREVIEW_EDGE:
-            return Values(tuple(map(plain_value, flat)) if values.dim() else plain_value(flat[0]), False, stats)
+            return Values(tuple(map(plain_value, flat)), False, stats)
         return Values((*map(plain_value, flat[:PREVIEW_EDGE]), "…", *map(plain_value, flat[-PREVIEW_EDGE:])), True, stats)
     return values_record(describe_values(torch, values))
 

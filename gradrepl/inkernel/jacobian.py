@@ -67,7 +67,7 @@ def _row(order: list[Any], root: Any, seed: Any, leaf_ids: set[int]) -> dict[int
         outputs = node(*inputs)
         if not isinstance(outputs, tuple):
             outputs = (outputs,)
-        for (child, input_nr), grad in zip(node.next_functions, outputs):
+        for (child, input_nr), grad in zip(node.next_functions, outputs, strict=False):
             if child is None or grad is None:
                 continue
             slots = buffers.setdefault(id(child), [None] * max(len(child._input_metadata), input_nr + 1))
@@ -125,7 +125,7 @@ class VjpView:
             return cls(root_name, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200])
         flat_v = v.detach().reshape(1, -1).to(torch.float64)
         kept = []
-        for entry, (_, leaf) in zip(matrices, leaves):
+        for entry, (_, leaf) in zip(matrices, leaves, strict=True):
             vjp = (flat_v @ entry.matrix).reshape(-1)
             record = LeafJacobian(entry.leaf, entry.root_shape, entry.leaf_shape, entry.rows(), tuple(vjp.tolist()))
             grad = leaf.grad

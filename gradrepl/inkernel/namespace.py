@@ -26,7 +26,7 @@ def _user_names(shell: Any) -> Iterator[tuple[str, Any]]:
     hidden = shell.user_ns_hidden
     missing = object()
     for name, value in list(shell.user_ns.items()):
-        if not isinstance(name, str) or _IPYTHON_CACHE_NAME.match(name):
+        if not isinstance(name, str) or (name.startswith("_") and _IPYTHON_CACHE_NAME.match(name)):
             continue
         if hidden.get(name, missing) is value:
             continue
@@ -80,36 +80,65 @@ def _module_tensors(module_type: Any, name: str, module: Any) -> list[tuple[str,
     seen_parameters: set[int] = set()
     seen_buffers: set[int] = set()
     for prefix, submodule in module_type.named_modules(module):
+        own_parameters, own_buffers = submodule._parameters, submodule._buffers
+        if not own_parameters and not own_buffers:
+            continue
         start = f"{name}.{prefix}." if prefix else f"{name}."
-        for label, item in submodule._parameters.items():
+        for label, item in own_parameters.items():
             if item is not None and id(item) not in seen_parameters:
                 seen_parameters.add(id(item))
                 parameters.append((start + label, item))
-        for label, item in submodule._buffers.items():
+        for label, item in own_buffers.items():
             if item is not None and id(item) not in seen_buffers:
                 seen_buffers.add(id(item))
                 buffers.append((start + label, item))
     return parameters + buffers
 
 
-@contextlib.contextmanager
-def guarded(torch: Any, quiet: bool = False) -> Iterator[None]:
+class guarded:
     """No autograd recording, no user __torch_function__ overrides; with `quiet`, no warnings.
 
     Silencing warnings changes Python's warning filters, which makes it forget the warnings
     it has shown once: a user's warning in a loop would be shown again after each silenced
     block. So only the once-a-cell work is quiet; the backward tracer (every call) is not,
-    and reads nothing that warns (grads of leaves, copies of values)."""
-    disable = getattr(torch._C, "DisableTorchFunctionSubclass", contextlib.nullcontext)
-    grad_was = torch.is_grad_enabled()
-    torch._C._set_grad_enabled(False)  # torch.no_grad() without its Python layers
-    try:
-        with disable(), warnings.catch_warnings() if quiet else contextlib.nullcontext():
-            if quiet:
-                warnings.simplefilter("ignore")
-            yield
-    finally:
-        torch._C._set_grad_enabled(grad_was)
+    and reads nothing that warns (grads of leaves, copies of values).
+
+    A class rather than a generator: the tracer enters it a few times in every backward call."""
+
+    __slots__ = ("_grad_was", "_no_subclasses", "_quiet", "_silenced", "_torch")
+
+    def __init__(self, torch: Any, quiet: bool = False) -> None:
+        self._torch = torch
+        self._quiet = quiet
+
+    def __enter__(self) -> None:
+        torch = self._torch
+        self._grad_was = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)  # torch.no_grad() without its Python layers
+        try:
+            self._no_subclasses = getattr(torch._C, "DisableTorchFunctionSubclass", contextlib.nullcontext)()
+            self._no_subclasses.__enter__()
+            try:
+                self._silenced = warnings.catch_warnings() if self._quiet else None
+                if self._silenced is not None:
+                    self._silenced.__enter__()
+                    warnings.simplefilter("ignore")
+            except BaseException:
+                self._no_subclasses.__exit__(*sys.exc_info())
+                raise
+        except BaseException:
+            torch._C._set_grad_enabled(self._grad_was)
+            raise
+
+    def __exit__(self, *exc_info: Any) -> None:
+        try:
+            try:
+                if self._silenced is not None:
+                    self._silenced.__exit__(*exc_info)
+            finally:
+                self._no_subclasses.__exit__(*exc_info)
+        finally:
+            self._torch._C._set_grad_enabled(self._grad_was)
 
 
 def snapshot(shell: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:

@@ -140,6 +140,7 @@ class BackwardTracer:
 
         @functools.wraps(original)
         def traced(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # read by IPython's tracebacks and by errors.py
             if not tracer.enabled or tracer._depth:
                 return original(*args, **kwargs)
             if len(tracer.events) >= MAX_EVENTS:
@@ -158,6 +159,7 @@ class BackwardTracer:
 
     def _traced_call(self, torch: Any, kind: BackwardKind, original: Callable[..., Any], bind: Binder,
                      args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        __tracebackhide__ = True
         call = _Call(kind, self.cell)
         self.events.append(call)
         starts: list[Any] = []
@@ -271,7 +273,7 @@ class BackwardTracer:
                     if new_key == old_key:
                         continue
                     new = None if grad is None else self._capture(torch, grad)
-                    if (new is None and old is None) or (new is not None and new.same_as(old, torch)):
+                    if (new is None and old is None) or (new is not None and old is not None and new.same_as(old, torch)):
                         continue
                     changed.append(_LeafChange(name, old, new, old is not None))
                 call.leaves = changed
@@ -324,7 +326,7 @@ def _binder(signature: inspect.Signature) -> Binder:
 
     def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if plain and len(args) <= len(names):
-            arguments = dict(zip(names, args))
+            arguments = dict(zip(names, args, strict=False))
             if (all(name in names and name not in arguments for name in kwargs)
                     and all(name in arguments or name in kwargs for name in required)):
                 arguments.update(kwargs)

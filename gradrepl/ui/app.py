@@ -17,25 +17,25 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from gradrepl.client.process import KernelProcess
+from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
+from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.ui.state.history import History, default_path
 from gradrepl.ui.state.journal import Journal, LeftOver
 from gradrepl.ui.state.journal import default_dir as journal_dir
-from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
-from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
+from gradrepl.ui.state.worksheet import SessionCell, Worksheet
 from gradrepl.ui.widgets.code_input import CodeInput
 from gradrepl.ui.widgets.status_line import StatusLine
-from gradrepl.ui.state.worksheet import SessionCell, Worksheet
-from gradrepl.client.process import KernelProcess
 
 if TYPE_CHECKING:
     from textual.widgets import OptionList
 
     from gradrepl.cells import Script
+    from gradrepl.protocol import TensorInfo
     from gradrepl.ui.runner import SessionFactory
     from gradrepl.ui.widgets.backward_log import BackwardLog
     from gradrepl.ui.widgets.inspector import TensorInspector
     from gradrepl.ui.widgets.transcript import Transcript
-    from gradrepl.protocol import TensorInfo
 
 
 PANES_DEFER = 0.15  # seconds after the footer's keys: they get drawn first

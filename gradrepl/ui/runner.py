@@ -10,14 +10,14 @@ import asyncio
 import importlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from textual.message_pump import MessagePump
 
-from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
-from gradrepl.ui.state.worksheet import SessionCell
 from gradrepl.client.process import KernelProcess, launch_kernel
 from gradrepl.protocol import Graph
+from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
+from gradrepl.ui.state.worksheet import SessionCell
 
 if TYPE_CHECKING:
     from gradrepl.client.session import KernelSession

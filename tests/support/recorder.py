@@ -219,6 +219,9 @@ _VARYING = [
     (re.compile(r"0x[0-9a-f]{6,}"), "0x…"),  # object addresses in reprs
     (re.compile(r"ipykernel_\d+/\d+"), "ipykernel_…"),  # the kernel's cell files: pid and hash
     (re.compile(r'"comm_id": "[0-9a-f]+"'), '"comm_id": "…"'),
+    # Where the checkout is (CI clones it elsewhere): the folder holding .venv or examples.
+    (re.compile(r"(?:/[\w.+\-]+)+(?=/\.venv/)"), "<repo>"),
+    (re.compile(r"(?:/[\w.+\-]+)+(?=/examples/)"), "<repo>"),
 ]
 
 _BOOKKEEPING = ("status", "execute_input")  # carry no event: parse_iopub returns None
