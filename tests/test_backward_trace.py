@@ -400,3 +400,19 @@ def test_a_small_glance_renders_as_describe_values(values) -> None:
     rendered = glances.render_capture(torch, glances.capture_glance(torch, values))
     assert rendered == Values.from_json(describe_values(torch, values))
     assert rendered.to_json() == describe_values(torch, values)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_grads_written_are_listed_in_the_order_the_engine_wrote_them(traced, seed: int) -> None:
+    tracer, ns = traced
+    rnd = random.Random(seed)
+    torch.manual_seed(seed)
+    leaves, roots = _random_graph(rnd)
+    names = {id(t): f"leaf{i}" for i, t in enumerate(leaves)}
+    ns.update({name: t for t, name in zip(leaves, names.values(), strict=True)})
+    written: list[str] = []
+    for leaf in leaves:  # torch's own word on when each .grad was written
+        leaf.register_post_accumulate_grad_hook(lambda t: written.append(names[id(t)]))
+    torch.autograd.backward([sum(r.sum() for r in roots)])
+    (event,) = tracer.rendered_events()
+    assert [leaf.name for leaf in event.leaves] == written

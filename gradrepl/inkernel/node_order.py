@@ -36,6 +36,16 @@ class RunRecorder:
             except Exception:
                 pass
 
+    def accumulation_order(self) -> dict[int, int]:
+        """id() of each leaf an AccumulateGrad node wrote -> when, among them, it ran."""
+        nodes = self.walked.nodes
+        order: dict[int, int] = {}
+        for index in self.ran:
+            variable = getattr(nodes[index], "variable", None)
+            if variable is not None:
+                order.setdefault(id(variable), len(order))
+        return order
+
     def node_names(self, limit: int) -> list[str]:
         nodes = self.walked.nodes
         return [type(nodes[index]).__name__ for index in self.ran[:limit]]

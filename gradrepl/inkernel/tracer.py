@@ -267,6 +267,7 @@ class BackwardTracer:
                 call.nodes, call.nodes_total = predicted_order(walked, starts, MAX_NODES), len(walked)
             with self._guard(torch):
                 changed = []
+                keys: list[int] = []
                 for leaf, name, old, old_key in before.values():
                     grad = leaf.grad
                     new_key = None if grad is None else (id(grad), grad._version)
@@ -276,6 +277,11 @@ class BackwardTracer:
                     if (new is None and old is None) or (new is not None and old is not None and new.same_as(old, torch)):
                         continue
                     changed.append(_LeafChange(name, old, new, old is not None))
+                    keys.append(id(leaf))
+                if recorder is not None and len(changed) > 1:  # in the order the engine wrote them
+                    written = recorder.accumulation_order()
+                    order = sorted(range(len(changed)), key=lambda at: written.get(keys[at], len(written)))
+                    changed = [changed[at] for at in order]
                 call.leaves = changed
                 if result is not None:
                     call.grads = [None if g is None else self._capture(torch, g) for g in _as_list(result)]
