@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import re
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from gradrepl.ui.widgets.backward_log import BackwardLog
 from gradrepl.ui.widgets.code_input import CodeInput
 from gradrepl.ui.widgets.inspector import TensorInspector
 from gradrepl.ui.widgets.status_line import StatusLine
+from support.screens import rendered, tree_labels
 from support.waiting import until
 
 pytestmark = pytest.mark.kernel
@@ -654,16 +654,6 @@ async def _graph_screen(app: GradReplApp, pilot: Pilot) -> AutogradGraphScreen:
     return screen
 
 
-def _tree_labels(screen: AutogradGraphScreen) -> list[str]:
-    labels = []
-    stack = list(reversed(screen.query_one(Tree).root.children))
-    while stack:
-        node = stack.pop()
-        labels.append(str(node.label))
-        stack.extend(reversed(node.children))
-    return labels
-
-
 async def test_g_on_a_tensor_shows_its_autograd_graph_with_in_place_marks(tmp_path: Path) -> None:
     async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "import torch\nx = torch.ones(3, requires_grad=True)\na = x * 3\n"
@@ -673,7 +663,7 @@ async def test_g_on_a_tensor_shows_its_autograd_graph_with_in_place_marks(tmp_pa
         inspector.move_cursor(row=list(inspector.tensors).index("b"))
         await pilot.press("g")
         screen = await _graph_screen(app, pilot)
-        labels = _tree_labels(screen)
+        labels = tree_labels(screen)
         assert labels[:2] == ["#0 SumBackward0 → b", "#1 MulBackward0"]
         assert "#4 AccumulateGrad → x (leaf, 3 float32)" in labels
         assert sum("⚠ modified in place" in label for label in labels) == 2
@@ -702,7 +692,7 @@ async def test_the_detail_screen_leads_to_the_graph(tmp_path: Path) -> None:
         await pilot.press("g")
         screen = await _graph_screen(app, pilot)
         assert screen.tensor_name == "y"
-        assert _tree_labels(screen)[0] == "#0 SumBackward0 → y"
+        assert tree_labels(screen)[0] == "#0 SumBackward0 → y"
 
 
 async def test_a_new_name_for_a_tensor_is_not_logged_as_a_grad_change(tmp_path: Path) -> None:
@@ -732,14 +722,10 @@ async def test_enter_on_a_backward_entry_opens_it_with_the_vector_jacobian_view(
         screen = app.screen
         assert isinstance(screen, BackwardEventScreen)
         assert screen.event.roots[0].name == "z"
-        from rich.console import Console
-
         from gradrepl.ui.screens.backward_event import vjp_view
 
         screen.query_one("#vjp", Static)
-        console = Console(width=130, record=True, file=io.StringIO())
-        console.print(vjp_view(screen.event))
-        view = console.export_text()
+        view = rendered(vjp_view(screen.event))
         assert "J of z with respect to x ✓ x.grad gained exactly vᵀ·J" in view
         rows = {line.split("]")[0].strip() + "]": line.split("]", 1)[1].split() for line in view.splitlines() if "∂z[" in line}
         assert rows["∂z[0, 0]"] == ["2", "2", "0", "0", "0"] and rows["∂z[1, 1]"] == ["0.001", "0", "0", "0", "2"]

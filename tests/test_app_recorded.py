@@ -4,13 +4,11 @@ same flows against a live kernel (marked `kernel`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
 
 import pytest
-from rich.console import Console, RenderableType
 from textual.widgets import Collapsible, Static, Tree
 
 from gradrepl.client.events import CellFinished, Result
@@ -26,6 +24,7 @@ from gradrepl.ui.widgets.status_line import StatusLine
 from support.recorded_app import ROOT, SEED, kernel_free, recorded_app, run_cell, session_of, settled, until_shown, workers_done
 from support.recorded_session import RecordedSession, RecordingMismatch
 from support.recording import load, names
+from support.screens import rendered, tree_labels
 
 SIZE = (120, 40)
 SEED_BACKWARD = "v_out.backward(retain_graph=True)\nvaribale.grad"
@@ -34,21 +33,6 @@ SEED_BACKWARD = "v_out.backward(retain_graph=True)\nvaribale.grad"
 def entries(app: GradReplApp) -> list[str]:
     return [str(w.render()) for w in app.query_one(BackwardLog).query(".entry")]
 
-
-def tree_labels(screen: AutogradGraphScreen) -> list[str]:
-    labels = []
-    stack = list(reversed(screen.query_one(Tree).root.children))
-    while stack:
-        node = stack.pop()
-        labels.append(str(node.label))
-        stack.extend(reversed(node.children))
-    return labels
-
-
-def rendered(renderable: RenderableType) -> str:
-    console = Console(width=130, record=True, file=io.StringIO())
-    console.print(renderable)
-    return console.export_text()
 
 
 async def test_the_seed_resumes_from_its_recording_without_a_kernel() -> None:

@@ -41,7 +41,7 @@ class RunRecorder:
         nodes = self.walked.nodes
         order: dict[int, int] = {}
         for index in self.ran:
-            variable = getattr(nodes[index], "variable", None)
+            variable = walker.accumulated_leaf(nodes[index])
             if variable is not None:
                 order.setdefault(id(variable), len(order))
         return order

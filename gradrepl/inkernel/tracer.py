@@ -171,8 +171,9 @@ class BackwardTracer:
         try:
             try:
                 arguments = bind(args, kwargs)
-                starts, walked, before = self._describe_call(torch, kind, arguments, call)
-                view = self._begin_vjp(torch, kind, arguments, call, before)
+                names = self._name_map(torch)
+                starts, walked, before = self._describe_call(torch, kind, arguments, call, names)
+                view = self._begin_vjp(torch, kind, arguments, call, before, names)
             except BaseException as exc:
                 call.notes.append(f"call not described: {type(exc).__name__}: {exc}"[:200])
             # Hooked last: computing J calls the nodes directly, which must not count as runs.
@@ -204,7 +205,7 @@ class BackwardTracer:
             return None
 
     def _begin_vjp(self, torch: Any, kind: str, arguments: dict[str, Any], call: _Call,
-                   before: dict[int, tuple[Any, str, Any, Any]]) -> VjpView | None:
+                   before: dict[int, tuple[Any, str, Any, Any]], names: dict[int, str]) -> VjpView | None:
         """J and vᵀ·J for a call with one non-scalar root and its v, before the call frees the graph."""
         roots = _as_list(arguments.get("tensors" if kind == "backward" else "outputs"))
         gradients = _as_list(arguments.get("grad_tensors" if kind == "backward" else "grad_outputs"))
@@ -219,18 +220,16 @@ class BackwardTracer:
             if not all(getattr(t, "is_leaf", False) for t in inputs):
                 call.vjp = VjpView.noted("some inputs are not leaves: the view covers leaves only")
                 return None
-            names = self._name_map(torch)
             leaves = [(_name_or(names, t), t) for t in inputs]
         root_name = (call.roots[0].name or call.roots[0].description) if call.roots else "root"
         with self._guard(torch):
             call.vjp = VjpView.begin(torch, roots[0], root_name, gradients[0], leaves)
         return call.vjp
 
-    def _describe_call(self, torch: Any, kind: str, arguments: dict[str, Any], call: _Call,
+    def _describe_call(self, torch: Any, kind: str, arguments: dict[str, Any], call: _Call, names: dict[int, str],
                        ) -> tuple[list[Any], walker.Walk, dict[int, tuple[Any, str, Any, Any]]]:
         """Fills in what the call was given; returns the nodes it starts at, the graph's walk, and
         each leaf it may write with that leaf's grad before the call."""
-        names = self._name_map(torch)
         roots = _as_list(arguments.get("tensors" if kind == "backward" else "outputs"))
         gradients = arguments.get("grad_tensors" if kind == "backward" else "grad_outputs")
         inputs = arguments.get("inputs")
