@@ -61,6 +61,11 @@ Rows
     app-key-latency        in-process run_test: from pilot.press("a") until the input has
                            handled the key, while `time.sleep(5)` runs in the kernel, vs
                            the same presses with the kernel idle. Target: < 50 ms.
+    fold-expand-1e5        in-process run_test: opening the fold of a 100,000-line output until
+                           it has drawn its lines, vs the same app drawing a 12-line output.
+                           Target: < 1000 ms.
+    fold-expand-key        from opening that fold and pressing "a" at once until the input has
+                           handled the key, vs the same key with nothing opening. Target: < 50 ms.
 
 --rounds N sets the paired replay rounds and the app launches (default 5); the round
 trips take 6*N samples and the in-process timings 4*N (key presses: at most 30).
@@ -73,5 +78,6 @@ temporary folder of their own (benchmarks/isolation.py): the user's are never to
 Modules: replay.py (replay rows), kernel.py with plain_kernel.py (round trips, interrupts),
 probe.py (snapshot, describe, backward log), app_start.py (first frame, memory; on a pty
 through terminal.py, which the tests use too), app_latency.py (panes, keys; run_test),
+fold_expand.py (the fold rows; run_test),
 cli.py and report.py (the table and bench-results.json).
 """

@@ -21,6 +21,7 @@ GROUPS: dict[str, list[str]] = {
     "app": ["app-first-frame", "app-first-frame-over-bare", "app-memory", "app-panes-latency", "app-key-latency"],
     "backward": ["backward-log-mlp", "backward-log-chain"],
     "interrupt": ["interrupt-python", "interrupt-torch"],
+    "fold": ["fold-expand-1e5", "fold-expand-key"],
 }
 ROW_NAMES = [name for names in GROUPS.values() for name in names]
 
@@ -56,6 +57,10 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.kernel import bench_interrupts
 
         tasks.append((GROUPS["interrupt"], lambda: bench_interrupts(2 * rounds)))
+    if chosen(only, "fold"):
+        from benchmarks.fold_expand import bench_fold
+
+        tasks.append((GROUPS["fold"], lambda: bench_fold(rounds)))
     if chosen(only, "app"):
         from benchmarks.app_latency import KEY_PRESSES_MAX, bench_keys, bench_panes
         from benchmarks.app_start import bench_first_frame, bench_memory

@@ -213,8 +213,12 @@ def run_graph(argv: list[str]) -> int:
     if script is None:
         return EXIT_USAGE
     count = len(script.code_cells)
-    if not count:
+    if not count and not args.names and args.cell is None:
+        # As `python empty.py` and replay: an empty script is not an error; it has no graphs.
         print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
+        return EXIT_OK
+    if not count:
+        print(f"gradrepl: '{args.script}' has no code cells: no tensor to show", file=sys.stderr)
         return EXIT_USAGE
     if args.cell is not None and args.cell > count:
         print(f"gradrepl: --cell {args.cell}: '{args.script}' has {count} code cell{'s' if count != 1 else ''}", file=sys.stderr)
@@ -247,6 +251,17 @@ def _read_or_say(path: str) -> Any:
         return None
 
 
+def _new_script(path: str) -> Any:
+    """An empty percent script for `gradrepl new.py` when new.py does not exist yet (in a
+    folder that does): the session saves to it. None otherwise."""
+    from gradrepl.cells import Script
+
+    location = Path(path)
+    if location.suffix.lower() == ".ipynb" or os.path.lexists(location) or not location.parent.is_dir():
+        return None
+    return Script(location, "percent", ())
+
+
 def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a headless command's session; a kernel that cannot start is one line."""
     from gradrepl.client.session import KernelError
@@ -272,7 +287,7 @@ def run_app(argv: list[str]) -> int:
     args = app_parser().parse_args(argv)
     script = None
     if args.script is not None:
-        script = _read_or_say(args.script)
+        script = _new_script(args.script) or _read_or_say(args.script)
         if script is None:
             return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
@@ -283,9 +298,11 @@ def run_app(argv: list[str]) -> int:
     process = launch_kernel(cwd=cwd, extra_env=env)  # loads while Textual starts
     try:
         from gradrepl.ui.app import GradReplApp
+        from gradrepl.ui.state import config
 
-        app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env)
-        _end_with_the_terminal(app, process)
+        app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env,
+                          settings=config.Settings(config.default_path()))
+        _end_with_the_terminal(app, process, terminal)
         code = app.run()
     finally:
         if process.is_alive():
@@ -295,10 +312,25 @@ def run_app(argv: list[str]) -> int:
     return code if isinstance(code, int) else EXIT_OK
 
 
-def _end_with_the_terminal(app: Any, process: Any) -> None:
+_SIGTERM_GRACE = 2.0  # seconds the app gets to end by itself after SIGTERM
+_LEAVE_SCREEN = "\x1b[?1000l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25h\x1b[?1049l"
+
+
+def _end_now(code: int, terminal: list | None) -> None:
+    """Leave the alternate screen, give the terminal its settings back, and exit at once."""
+    try:
+        os.write(sys.__stdout__.fileno() if sys.__stdout__ else 1, _LEAVE_SCREEN.encode())
+    except (OSError, ValueError):
+        pass
+    _restore_terminal(terminal)
+    os._exit(code)
+
+
+def _end_with_the_terminal(app: Any, process: Any, terminal: list | None = None) -> None:
     """A closed terminal (SIGHUP) or a plain `kill` (SIGTERM) ends the kernel too: it runs
     in a session of its own, so nothing else would stop it."""
     import signal
+    import threading
 
     def stop(signum: int, frame: object) -> None:
         for kernel in {id(p): p for p in (process, app.runner.kernel_process) if p is not None}.values():
@@ -309,6 +341,11 @@ def _end_with_the_terminal(app: Any, process: Any) -> None:
             # The terminal is gone: there is nothing to restore or draw, and Textual's
             # shutdown can block writing to it. Typed cells are already in the journal.
             os._exit(128 + signum)
+        # The journal keeps the typed cells (only a quit is a clean end). An event loop busy
+        # for long (drawing a huge script) would never run `exit`: end without it then.
+        ending = threading.Timer(_SIGTERM_GRACE, _end_now, (128 + signum, terminal))
+        ending.daemon = True
+        ending.start()
         app.call_later(app.exit, 128 + signum)
 
     for signum in (signal.SIGTERM, signal.SIGHUP):

@@ -57,7 +57,8 @@ async def started(tmp_path: Path, script: Path | None = None) -> AsyncIterator[t
 
 
 async def restart(app: GradReplApp, pilot: Pilot) -> None:
-    await app.run_action("restart_kernel")
+    """A restart as its confirmation's button gives it (the question itself: tests/test_keys.py)."""
+    app.restart_kernel()
     await workers_done(app, "kernel-control")
     await app.until_idle()
     await pilot.pause()
@@ -447,18 +448,17 @@ async def test_a_burst_of_keys_is_handled_in_order(tmp_path: Path) -> None:
 
 
 async def test_a_long_output_is_folded(tmp_path: Path) -> None:
-    from textual.widgets import Collapsible
+    from gradrepl.ui.widgets.output_block import OutputBlock
 
     async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "for i in range(100):\n    print('line', i)")
-        folds = list(app.query(Collapsible))
-        assert len(folds) == 1
-        assert folds[0].title == "88 more lines" and folds[0].collapsed
-        # Printed lines followed by an Out value: the lines still fold, none is lost.
+        folds = [b for b in app.query(OutputBlock) if b.foldable]
+        assert [f.fold_title for f in folds] == ["▶ 76 more lines"]
+        # Printed lines followed by an Out value: the lines still fold, their tail is shown.
         await run_cell(app, pilot, "for i in range(40):\n    print('more', i)\n'done'")
-        folds = list(app.query(Collapsible))
-        assert len(folds) == 2 and folds[1].title == "28 more lines"
-        assert "more 39" in str(folds[1].query_one(Collapsible.Contents).query_one(Static).render())
+        folds = [b for b in app.query(OutputBlock) if b.foldable]
+        assert len(folds) == 2 and folds[1].fold_title == "▶ 16 more lines"
+        assert "more 39" in folds[1].view_text()
 
 
 async def test_a_dead_kernel_is_reported_and_the_cells_are_kept(tmp_path: Path) -> None:
@@ -469,7 +469,7 @@ async def test_a_dead_kernel_is_reported_and_the_cells_are_kept(tmp_path: Path) 
         assert status.kernel_state == "dead"
         assert app.worksheet.cells[-1].state == "died"
         assert isinstance(app.screen, KernelDiedScreen)
-        assert app.screen.where == "cell 2" and app.screen.reason == "the kernel exited with code 3"
+        assert app.screen.where == "the cell after In [1]" and app.screen.reason == "the kernel exited with code 3"
         await pilot.press("escape")
         await pilot.pause()
         assert [c.source for c in app.worksheet.cells] == ["kept = 1", "import os\nos._exit(3)"]
@@ -487,7 +487,7 @@ async def test_after_a_kernel_death_r_restarts_and_runs_the_good_cells_again(tmp
         await run_cell(app, pilot, "import ctypes\nctypes.string_at(0)")  # a segfault
         assert isinstance(app.screen, KernelDiedScreen)
         assert "SIGSEGV" in app.screen.reason and app.screen.good_cells == 2
-        await pilot.press("r")
+        await pilot.press("enter")  # the focused button: restart and run them again
         await workers_done(app, "kernel-control")
         await app.until_idle()
         await pilot.pause()

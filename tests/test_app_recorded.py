@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from textual.widgets import Collapsible, Static, Tree
+from textual.widgets import Static, Tree
 
 from gradrepl.client.events import CellFinished, Result
 from gradrepl.ui.app import GradReplApp
@@ -20,6 +20,7 @@ from gradrepl.ui.screens.tensor_detail import TensorDetailScreen
 from gradrepl.ui.widgets.backward_log import BackwardEntry, BackwardLog
 from gradrepl.ui.widgets.code_input import CodeInput
 from gradrepl.ui.widgets.inspector import TensorInspector
+from gradrepl.ui.widgets.output_block import OutputBlock
 from gradrepl.ui.widgets.status_line import StatusLine
 from support.recorded_app import ROOT, SEED, kernel_free, recorded_app, run_cell, session_of, settled, until_shown, workers_done
 from support.recorded_session import RecordedSession, RecordingMismatch
@@ -143,8 +144,10 @@ async def test_a_dead_kernel_offers_a_restart_that_runs_the_good_cells_again() -
                 await run_cell(pilot, source)
             assert app.query_one(StatusLine).kernel_state == "dead"
             assert isinstance(app.screen, KernelDiedScreen)
-            assert (app.screen.where, app.screen.reason, app.screen.good_cells) == ("cell 5", "the kernel was killed by SIGSEGV", 3)
-            await pilot.press("r")
+            assert (app.screen.where, app.screen.reason, app.screen.good_cells) == ("the cell after In [4]", "the kernel was killed by SIGSEGV", 3)
+            await pilot.press("r")  # a letter typed as it opens does not answer it
+            assert isinstance(app.screen, KernelDiedScreen)
+            await pilot.press("enter")  # the focused button: restart and run them again
             await workers_done(pilot, "kernel-control")
             await settled(pilot)
             reruns = [c for c in app.worksheet.cells if c.rerun]
@@ -164,10 +167,9 @@ async def test_long_output_folds_and_output_past_the_limit_is_cut() -> None:
             await run_cell(pilot, "for i in range(100):\n    print('line', i)")
             await run_cell(pilot, "for i in range(40):\n    print('more', i)\n'done'")
             await run_cell(pilot, "for i in range(300):\n    print(f'row {i:3d}')")
-            folds = list(app.query(Collapsible))
-            assert [f.title for f in folds] == ["88 more lines", "28 more lines", "238 more lines"]
-            assert all(f.collapsed for f in folds)
-            assert "more 39" in str(folds[1].query_one(Collapsible.Contents).query_one(Static).render())
+            folds = [block for block in app.query(OutputBlock) if block.foldable]
+            assert [f.fold_title for f in folds] == ["▶ 76 more lines", "▶ 16 more lines", "▶ 226 more lines"]
+            assert "more 39" in folds[1].view_text()  # the tail is shown
             kept = "".join(e.text for e in app.worksheet.cells[-1].events if hasattr(e, "text"))
             assert len(kept) == 2_000
             assert any("output cut: the cell printed 2,400 characters" in str(s.render()) for s in app.query(Static))

@@ -181,14 +181,16 @@ def test_an_unreadable_script_is_one_line_and_exit_2(tmp_path: Path, command: tu
     path = tmp_path / "locked.py"
     path.write_text("# %%\nx = 1\n")
     path.chmod(0)
-    real_read = Path.read_bytes
+    from gradrepl.cells import reading
 
-    def read_bytes(self: Path) -> bytes:  # what a user without the permission gets (tests may run as root)
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read(self)
+    real_open = reading._open
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    def open_file(where: Path) -> int:  # what a user without the permission gets (tests may run as root)
+        if where == path:
+            raise PermissionError(13, "Permission denied", str(where))
+        return real_open(where)
+
+    monkeypatch.setattr(reading, "_open", open_file)
     assert cli.main([*command, str(path)]) == 2
     err = capsys.readouterr().err
     assert err == f"gradrepl: cannot read '{path}': permission denied\n"
@@ -211,7 +213,7 @@ def test_replay_cuts_a_50_mb_output_and_says_how_much(tmp_path: Path) -> None:
 
 
 async def test_the_app_cuts_a_huge_output_folds_it_and_stays_responsive(tmp_path: Path) -> None:
-    from textual.widgets import Collapsible
+    from gradrepl.ui.widgets.output_block import OutputBlock
 
     app = app_for(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -220,8 +222,8 @@ async def test_the_app_cuts_a_huge_output_folds_it_and_stays_responsive(tmp_path
         view = app.transcript.view_of(app.worksheet.cells[-1])
         notes = [str(n.render()) for n in view.query(".note")]
         assert notes == ["output cut: the cell printed 50.0 million characters; the first 1.0 million characters are kept"]
-        fold = view.query_one(Collapsible)
-        assert fold.collapsed and fold.title == "998,000 more characters"
+        fold = view.query_one(OutputBlock)
+        assert not fold.expanded and fold.fold_title == "▶ 976 more lines"  # 1,000 lines of 1,000 characters
         await pilot.press("a", "b")
         assert app.query_one(CodeInput).text == "ab"
 
@@ -336,7 +338,7 @@ def test_the_app_gets_the_kernel_environment_from_the_command_line(monkeypatch: 
 
     monkeypatch.setattr(kernel_process, "launch_kernel", launch_kernel)
     monkeypatch.setattr("gradrepl.ui.app.GradReplApp", App)
-    monkeypatch.setattr(cli, "_end_with_the_terminal", lambda app, process: None)
+    monkeypatch.setattr(cli, "_end_with_the_terminal", lambda app, process, terminal: None)
     assert cli.main(["--memory-limit", "3G", "--no-backward-log"]) == 0
     expected = {MEMORY_LIMIT_ENV: str(3 << 30), BACKWARD_LOG_ENV: "0"}
     assert launched == [expected] and made[0]["kernel_env"] == expected

@@ -99,8 +99,47 @@ def test_an_app_killed_with_sigkill_offers_its_cells_at_the_next_start(
     app.wait_for("1 cell run")
     app.kill()
     app = gradrepl_terminal(env=env)
-    app.wait_for("Run them again here")
-    app.type("r")
+    app.type("typed = 1\r")  # at once, before the offer is drawn: the input has the keys
     app.wait_for("1 cell run")
-    app.type("print(answer)\r")
-    app.wait_for("42")
+    journals = Journal(tmp_path / "state" / "gradrepl" / "journal")
+    left = journals.left_over()
+    assert left is not None and left.cells == ("answer = 6 * 7",)  # kept until a choice is made
+    choose_run_them_again(app)
+    app.wait_for("2 cells run")
+    app.type("print(answer + typed)\r")
+    app.wait_for("43")
+    assert journals.left_over() is None
+
+
+def choose_run_them_again(app: Terminal) -> None:
+    """Shift+Tab to "Run them again here", then Enter. One key at a time, each after the
+    button it focuses is drawn: keys typed together all reach the widget that had the focus
+    when they came (the input), as Textual forwards a key before the one ahead moved the focus."""
+    for button in ("Later", "Discard them", "Run them again here"):
+        app.type("\x1b[Z")
+        app.wait_for(button)
+    app.type("\r")
+
+
+def test_the_journal_follows_the_file_the_session_is_saved_to(tmp_path: Path) -> None:
+    script = tmp_path / "session.py"
+    first = Journal(tmp_path)  # a fresh session
+    first.cell_started("a = 1")
+    first.cell_started("b = a + 1")
+    first.saved(2, script)  # Ctrl+S to session.py
+    first.cell_started("c = b + 1")
+    first.cell_started("d = c + 1")
+    orphan(first, dead_pid())
+    assert Journal(tmp_path).left_over() is None  # a fresh session gets nothing that needs a and b
+    left = Journal(tmp_path, script).left_over()  # `gradrepl session.py` runs a and b, then offers these
+    assert left is not None and left.cells == ("c = b + 1", "d = c + 1") and left.script == str(script.resolve())
+
+
+def test_a_save_before_any_cell_ran_names_the_file_in_the_header(tmp_path: Path) -> None:
+    script = tmp_path / "new.py"
+    first = Journal(tmp_path)
+    first.saved(0, script)
+    first.cell_started("x = 1")
+    orphan(first, dead_pid())
+    left = Journal(tmp_path, script).left_over()
+    assert left is not None and left.cells == ("x = 1",)

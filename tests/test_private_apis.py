@@ -285,6 +285,33 @@ def test_compile_cache_names_the_code_that_tracebacks_point_into(tmp_path: Path)
     )
 
 
+
+def test_structured_traceback_formats_the_traceback_it_is_given(tmp_path: Path) -> None:
+    out = run_python(
+        """
+        from traitlets.config import Config
+        from IPython.core.interactiveshell import InteractiveShell
+        from gradrepl.inkernel import errors
+
+        config = Config()
+        config.HistoryManager.hist_file = ":memory:"
+        shell = InteractiveShell.instance(config=config)
+        shell.run_cell("def helper():\\n    1 / 0\\ndef outer():\\n    helper()", store_history=True)
+        errors.hide_frames_from_tracebacks(shell, {shell.user_ns["outer"].__code__})
+        result = shell.run_cell("outer()", store_history=True)
+        text = "\\n".join(shell.InteractiveTB.structured_traceback(
+            type(result.error_in_exec), result.error_in_exec, result.error_in_exec.__traceback__))
+        import re
+        text = re.sub("\\x1b\\\\[[0-9;]*m", "", text)
+        print(", in outer" in text, ", in helper" in text)
+        """,
+        tmp_path,
+    )
+    assert out.splitlines()[-1] == "False True", changed(
+        "InteractiveShell.InteractiveTB.structured_traceback(etype, evalue, etb, ...) formats the traceback given",
+        "the backward tracer's frames show in tracebacks (or IPython's `[... skipping hidden 2 frame]` line)",
+    )
+
 # ---------------------------------------------------------------- ipykernel
 
 

@@ -183,3 +183,45 @@ async def test_a_shutdown_cancelled_while_the_kernel_is_stuck_exiting_still_kill
         await stopping
     assert not process.is_alive()
     assert not process.runtime_dir.exists()
+
+
+async def plain_jupyter_traceback(code: str) -> list[str]:
+    """The traceback lines a stock ipykernel (no gradrepl probe) sends for `code`'s error."""
+    from jupyter_client.manager import start_new_async_kernel
+
+    manager, client = await start_new_async_kernel(kernel_name="python3")
+    lines: list[str] = []
+
+    def keep(msg: dict) -> None:
+        if msg["header"]["msg_type"] == "error":
+            lines.extend(msg["content"]["traceback"])
+
+    try:
+        await client.execute_interactive(code, output_hook=keep, timeout=60)
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)
+    return lines
+
+
+def frame_heads(traceback: list[str]) -> list[str]:
+    """The "File ..., in NAME" head of each frame entry (IPython's format), colour codes removed."""
+    import re
+
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", entry) for entry in traceback]
+    return [entry.split("\n", 1)[0] for entry in plain if entry.startswith(("File ", "Cell In", "    [... skipping"))]
+
+
+@pytest.mark.parametrize("code", [
+    "import torch\nx = torch.ones(2, requires_grad=True)\n(x * 2).backward()",
+    "import torch\nx = torch.ones(2, requires_grad=True)\ntorch.autograd.grad(x * 2, x)",
+    "import torch\nx = torch.ones(2, requires_grad=True)\nh = x.register_hook(lambda g: 1 / 0)\n(x * 2).sum().backward()",
+])
+async def test_a_backward_error_shows_the_frames_jupyter_shows(session: KernelSession, code: str) -> None:
+    """The tracer wraps torch.autograd.backward and grad; its frames are not in the traceback,
+    nor IPython's "[... skipping hidden 2 frame]" line they left when only marked hidden."""
+    outcome = await session.run(code)
+    error = next(e for e in outcome.events if isinstance(e, Error))
+    ours = frame_heads(list(error.traceback))
+    assert not any("gradrepl" in head or "skipping hidden" in head for head in ours), ours
+    assert ours == frame_heads(await plain_jupyter_traceback(code))

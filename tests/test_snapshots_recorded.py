@@ -171,11 +171,10 @@ def test_the_kernel_died_dialog(snap_compare: SnapCompare) -> None:
 
 
 def test_a_long_output_is_folded_and_a_huge_one_cut(snap_compare: SnapCompare) -> None:
-    """Three printing cells under a 2,000-character output limit, the transcript at its end
-    (the first cell's '88 more lines' fold is above it): 'more 4' … 'more 11', the fold
-    '▶ 28 more lines' and Out[2]: 'done'; then In [3] with 'row   0' … 'row  11', the fold
-    '▶ 238 more lines' and, in italics, 'output cut: the cell printed 2,400 characters;
-    the first 2,000 characters are kept'. No tensors, nothing in the backward log."""
+    """Three printing cells under a 2,000-character output limit, the transcript at its end:
+    In [3]'s source, 'row   0' … 'row  11', the fold '▶ 226 more lines', its tail 'row 238'
+    … 'row 249' (the last line kept) and, in italics, 'output cut: the cell printed 2,400
+    characters; the first 2,000 characters are kept'. No tensors, nothing in the backward log."""
     run = running("for i in range(100):\n    print('line', i)", "for i in range(40):\n    print('more', i)\n'done'",
                   "for i in range(300):\n    print(f'row {i:3d}')")
     snapshot(snap_compare, recorded_app("long_output"), run)

@@ -52,9 +52,10 @@ from gradrepl.cells.model import BOM, Cell, CellKind, Metadata, Script, ScriptEr
 from gradrepl.cells.notebook import parse_ipynb
 from gradrepl.cells.percent import parse_percent, render_percent, write_percent
 from gradrepl.cells.reading import describe_os_error, read_script
+from gradrepl.cells.skips import marked_skipped, skip_reason
 from gradrepl.cells.sphinx import parse_sphinx
 
 __all__ = [
     "BOM", "Cell", "CellKind", "Metadata", "Script", "ScriptError", "ScriptFormat", "describe_os_error", "edited",
-    "new_code_cell", "parse_ipynb", "parse_percent", "parse_sphinx", "read_script", "render_percent", "write_percent",
+    "marked_skipped", "new_code_cell", "parse_ipynb", "parse_percent", "parse_sphinx", "read_script", "render_percent", "skip_reason", "write_percent",
 ]

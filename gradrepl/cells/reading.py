@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import errno
 import os
+import stat
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,13 +30,66 @@ def read_script(path: str | os.PathLike[str]) -> Script:
     return replace(script, path=location)
 
 
+# Parsing costs about half a second and 30 MB of memory per MB of script text, so a
+# bound keeps opening a file within seconds. 4 MB is several times the biggest hand-written
+# Python module; notebooks carry their outputs (images) and their JSON parses quickly.
+SCRIPT_LIMIT = 4 << 20
+NOTEBOOK_LIMIT = 64 << 20
+
+_KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
+          (stat.S_ISCHR, "is a character device, not a regular file"),
+          (stat.S_ISBLK, "is a block device, not a regular file"), (stat.S_ISSOCK, "is a socket, not a regular file"))
+
+
+def size_limit(path: Path) -> int:
+    """The largest file `read_script` reads at `path`, in bytes."""
+    return NOTEBOOK_LIMIT if path.suffix.lower() == ".ipynb" else SCRIPT_LIMIT
+
+
 def _read_bytes(path: Path) -> bytes:
+    """A regular file's bytes (symlinks followed), at most `size_limit`; a FIFO or a device
+    is refused without reading from it (O_NONBLOCK: opening a FIFO never waits for a writer)."""
+    limit = size_limit(path)
     try:
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        return path.read_bytes()
+        fd = _open(path)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ScriptError(_kind(info.st_mode), path)
+            if info.st_size > limit:
+                raise ScriptError(_too_big(info.st_size, limit), path)
+            os.set_blocking(fd, True)
+            chunks, total = [], 0
+            while total <= limit:  # the file may grow while it is read
+                chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+            if total > limit:
+                raise ScriptError(_too_big(total, limit, growing=True), path)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
     except OSError as err:
         raise ScriptError(describe_os_error(err), path) from err
+
+
+def _open(path: Path) -> int:
+    return os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+
+
+def _kind(mode: int) -> str:
+    return next((reason for test, reason in _KINDS if test(mode)), "not a regular file")
+
+
+def _too_big(size: int, limit: int, growing: bool = False) -> str:
+    what = "more than " if growing else ""
+    return f"too big ({what}{_megabytes(size)}): gradrepl reads scripts up to {_megabytes(limit)}"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MB" if size < (10 << 20) else f"{size >> 20} MB"
 
 
 def describe_os_error(err: OSError) -> str:

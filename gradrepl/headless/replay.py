@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
-from gradrepl.cells import Cell, Script
+from gradrepl.cells import Cell, Script, skip_reason
 from gradrepl.client.events import CellOutcome, CellStatus, Display, OutputCut, strip_ansi
 from gradrepl.client.session import KernelSession
 from gradrepl.protocol import BackwardEvent, ErrorFrame, Explanation, TensorInfo
@@ -43,7 +43,7 @@ class CellRecord:
     cell: int
     line: int
     source: str
-    status: CellStatus
+    status: CellStatus | Literal["skipped"]  # skipped: its marker says not to run it (reason says why)
     execution_count: int | None
     stdout: str
     stderr: str
@@ -123,6 +123,13 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
     )
 
 
+def skipped_record(cell: Cell, number: int, reason: str) -> CellRecord:
+    return CellRecord(
+        cell=number, line=cell.line, source=cell.source, status="skipped", execution_count=None, stdout="",
+        stderr="", result=None, error=None, tensors=(), backward=(), reason=reason,
+    )
+
+
 def runnable(cell: Cell) -> tuple[str, int]:
     """The code to send and the file line of its first line (IPython drops leading blank lines)."""
     lines = cell.source.splitlines(keepends=True)
@@ -154,6 +161,10 @@ async def replay(
         for number, cell in enumerate(script.code_cells, start=1):
             if stopped():
                 break
+            reason = skip_reason(cell)
+            if reason is not None:
+                on_record(skipped_record(cell, number, reason))
+                continue
             code, line = runnable(cell)
             origin = {"file": str(path) if path else None, "line": line}
             outcome = await session.run(code, origin=origin, timeout=cell_timeout)
@@ -225,6 +236,8 @@ class TextWriter:
             body.append(self._paint(f"[explain] {explained.title}", "33;1") + "\n")
             body.append(self._paint(f"  Why: {explained.why}", "33") + "\n")
             body.append(self._paint(f"  Fix: {explained.fix}", "33") + "\n")
+        if record.status == "skipped":
+            body.append(self._paint(f"[not run (skipped: {record.reason})]", "33") + "\n")
         if record.status in ("timeout", "died"):
             label = "timed out" if record.status == "timeout" else "kernel died"
             body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")

@@ -26,11 +26,11 @@ import os
 import sys
 from typing import Any
 
-from gradrepl.inkernel.errors import CellOrigins, error_frames
+from gradrepl.inkernel.errors import CellOrigins, error_frames, hide_frames_from_tracebacks
 from gradrepl.inkernel.glances import capture_glance, render_capture
 from gradrepl.inkernel.graph import graph_of
 from gradrepl.inkernel.namespace import guarded, named_tensors, snapshot
-from gradrepl.inkernel.tracer import BackwardTracer, TorchImportWatcher
+from gradrepl.inkernel.tracer import BackwardTracer, TorchImportWatcher, own_codes
 from gradrepl.inkernel.values import ValuesMemo
 from gradrepl.protocol import (
     BACKWARD_LOG_ENV,
@@ -137,6 +137,8 @@ class Probe:
 def install(shell: Any, kernel: Any) -> Probe:
     probe = Probe(shell, kernel)
     probe.origins.wrap_compiler(shell.compile)
+    if hasattr(getattr(shell, "InteractiveTB", None), "structured_traceback"):
+        hide_frames_from_tracebacks(shell, own_codes())
     shell.events.register("pre_run_cell", probe.pre_run_cell)
     shell.events.register("post_run_cell", probe.post_run_cell)
     return probe

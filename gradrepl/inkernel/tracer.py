@@ -21,6 +21,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any, NamedTuple
 
 from gradrepl.inkernel import walker
@@ -371,6 +372,14 @@ def _start_node(torch: Any, t: Any) -> Any:
             return t.view_as(t).grad_fn.next_functions[0][0]
     except Exception:
         return None
+
+
+def own_codes() -> frozenset[CodeType]:
+    """The code of the tracer's frames, which sit between a user's call and torch's in a
+    traceback (errors.hide_frames_from_tracebacks takes them out)."""
+    wrapper = [code for code in BackwardTracer._wrap.__code__.co_consts
+               if isinstance(code, CodeType) and code.co_name == "traced"]
+    return frozenset([BackwardTracer._traced_call.__code__, *wrapper])
 
 
 class TorchImportWatcher:

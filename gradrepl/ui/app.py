@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -20,11 +20,13 @@ from textual.widgets import Footer
 from gradrepl.client.process import KernelProcess
 from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
 from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
+from gradrepl.ui.state.config import Settings
 from gradrepl.ui.state.history import History, default_path
 from gradrepl.ui.state.journal import Journal, LeftOver
 from gradrepl.ui.state.journal import default_dir as journal_dir
 from gradrepl.ui.state.worksheet import SessionCell, Worksheet
 from gradrepl.ui.widgets.code_input import CodeInput
+from gradrepl.ui.widgets.recover_offer import RecoverOffer
 from gradrepl.ui.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from gradrepl.ui.widgets.transcript import Transcript
 
 
+PANES = Binding.Group("Panes", compact=False)
 PANES_DEFER = 0.15  # seconds after the footer's keys: they get drawn first
 STARTUP_DEFER = 0.1  # seconds
 
@@ -45,14 +48,22 @@ STARTUP_DEFER = 0.1  # seconds
 class GradReplApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "gradrepl"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # app.tcss: a narrow footer drops the Panes group
     BINDINGS = [
-        Binding("ctrl+c", "interrupt", "Interrupt", priority=True),
-        Binding("ctrl+s", "save", "Save", priority=True),
-        Binding("f1", "help", "Help"),
-        Binding("f2", "focus_pane('inspector')", "Tensors", show=False),
-        Binding("f3", "focus_pane('backward-log')", "Backward log", show=False),
-        Binding("f4", "focus_pane('input')", "Input", show=False),
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+c", "interrupt", "Interrupt", tooltip="Interrupt the running cell; else copy, or clear the input",
+                priority=True),
+        Binding("ctrl+s", "save", "Save", tooltip="Save the session's cells as a # %% script", priority=True),
+        Binding("f1", "help", "Help", tooltip="Every key and pane"),
+        Binding("f2", "focus_pane('inspector')", "Tensors", tooltip="Go to the tensor inspector", group=PANES),
+        Binding("f3", "focus_pane('backward-log')", "Backward log", tooltip="Go to the backward log", group=PANES),
+        Binding("f4", "focus_pane('input')", "Input", tooltip="Go to the code input", group=PANES),
+        Binding("f5", "focus_pane('transcript')", "Transcript", tooltip="Go to the transcript", group=PANES),
+        Binding("f8", "restart_kernel", "Restart", tooltip="Restart the kernel (asks first when tensors are named)"),
+        Binding("ctrl+l", "clear_transcript", "Clear", tooltip="Clear the transcript view (the cells are kept)",
+                show=False),
+        Binding("ctrl+end", "transcript_latest", "Latest output", tooltip="Show the transcript's latest output",
+                show=False),
+        Binding("ctrl+q", "quit", "Quit", tooltip="Quit (asks first when cells are unsaved)", priority=True),
     ]
 
     def __init__(
@@ -67,8 +78,10 @@ class GradReplApp(App[int]):
         journal: Journal | None = None,
         kernel_env: dict[str, str] | None = None,
         session_factory: SessionFactory | None = None,
+        settings: Settings | None = None,
     ) -> None:
         super().__init__()
+        self.settings = settings if settings is not None else Settings(None)  # cli.py passes the user's
         self.worksheet = Worksheet(script)
         self.journal = journal if journal is not None else Journal(journal_dir(), script.path if script else None)
         self.input_history = history if history is not None else History(default_path())
@@ -101,11 +114,19 @@ class GradReplApp(App[int]):
 
     def on_mount(self) -> None:
         self.runner.launch()
+        self._apply_remembered_theme()
         self.query_one(CodeInput).focus()
-        self.query_one(StatusLine).path = self._path_label()
+        self.query_one(StatusLine).path = self.path_label()
         # The panes come once the footer has drawn its keys, which it does when the
         # screen first publishes its bindings.
         self.screen.bindings_updated_signal.subscribe(self, self._first_bindings)
+        self.screen_change_signal.subscribe(self, self._screen_changed)
+
+    def _screen_changed(self, screen: Screen) -> None:
+        """gradrepl's dialogs get a footer of their own: the main screen's, showing through
+        them, would list keys (g Graph) that do nothing there."""
+        if screen is not self.screen_stack[0] and screen.__module__.startswith("gradrepl.") and not screen.query(Footer):
+            screen.mount(Footer())
 
     def _first_bindings(self, screen: Screen) -> None:
         screen.bindings_updated_signal.unsubscribe(self)
@@ -133,7 +154,7 @@ class GradReplApp(App[int]):
         self._early.clear()
         left = self.journal.left_over()
         if left is not None:
-            self._offer(left)
+            await self._offer(left)
         # The kernel process is already loading (cli.py launched it); what is left here is
         # importing jupyter_client and IPython's input checker, which waits a moment so it
         # does not compete with drawing the panes.
@@ -151,7 +172,7 @@ class GradReplApp(App[int]):
     def inspector(self) -> TensorInspector:
         return self.query_one("#inspector")  # type: ignore[return-value]
 
-    def _path_label(self) -> str:
+    def path_label(self) -> str:
         script = self.worksheet.script
         path = self.worksheet.path or (script.path if script is not None else None)
         if path is None:
@@ -177,13 +198,48 @@ class GradReplApp(App[int]):
         await self.runner.until_idle()
         await asyncio.sleep(0)
 
+    # ------------------------------------------------------------------ theme
+
+    def _apply_remembered_theme(self) -> None:
+        wanted = self.settings.theme
+        if wanted is not None and wanted != self.theme:
+            if wanted in self.available_themes:
+                self.theme = wanted
+            else:
+                self.notify(f"Config: no theme called {wanted!r}; the default is used.", severity="warning", timeout=8)
+        self._warn_settings()
+        self.query_one(CodeInput).follow_theme(self.current_theme.dark)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, theme: object) -> None:
+        self.query_one(CodeInput).follow_theme(self.current_theme.dark)
+        self.settings.remember_theme(self.theme)
+        self._warn_settings()
+
+    def _warn_settings(self) -> None:
+        if self.settings.error:
+            self.notify(self.settings.error, severity="warning", timeout=8)
+            self.settings.error = None
+
     # ------------------------------------------------------------------ cells
 
     def _resume(self, script: Script) -> None:
+        from gradrepl.cells import skip_reason
+        from gradrepl.ui.state.worksheet import SKIPPED_ON_RESUME
+
         cells = script.code_cells
         self._resume_total = len(cells)
-        for cell in cells:
-            self._submit(cell.source, script_line=cell.line)
+        for cell in script.cells:
+            if cell.kind == "markdown":
+                self.transcript.add_markdown(cell.source)
+            elif cell.kind == "code" and (reason := skip_reason(cell)) is not None:
+                skipped = self.worksheet.add(cell.source, cell.line)
+                skipped.state, skipped.reason = "cancelled", SKIPPED_ON_RESUME + reason
+                view = self.transcript.add_cell(skipped)
+                # After the view has mounted its prompt and source: the note goes below them.
+                self.call_after_refresh(view.add_note, f"not run ({skipped.reason})")
+            elif cell.kind == "code":
+                self._submit(cell.source, script_line=cell.line)
         self._show_progress()
 
     def _submit(self, source: str, *, script_line: int | None = None, rerun: bool = False) -> SessionCell:
@@ -202,18 +258,21 @@ class GradReplApp(App[int]):
             self.notify(self.input_history.error, severity="warning")
             self.input_history.error = None
 
-    def _offer(self, left: LeftOver) -> None:
-        from gradrepl.ui.screens.recover import RecoverScreen
+    async def _offer(self, left: LeftOver) -> None:
+        """Above the input, not a dialog: keys typed meanwhile stay the input's."""
+        await self.mount(RecoverOffer(left, id="recover"), before=self.query_one(CodeInput))
 
-        def chosen(choice: str | None) -> None:
-            if choice == "run":
-                for source in left.cells:
-                    self._submit(source)
-                left.discard()  # this session's journal has them from now on
-            elif choice == "discard":
-                left.discard()
-
-        self.push_screen(RecoverScreen(left), chosen)
+    @on(RecoverOffer.Chosen)
+    async def _recover_chosen(self, event: RecoverOffer.Chosen) -> None:
+        left = event.offer.left
+        if event.choice == "run":
+            for source in left.cells:
+                self._submit(source)
+            left.discard()  # this session's journal has them from now on
+        elif event.choice == "discard":
+            left.discard()
+        self.query_one(CodeInput).focus()
+        await event.offer.remove()
 
     @on(CellStarted)
     def _cell_started(self, event: CellStarted) -> None:
@@ -255,18 +314,29 @@ class GradReplApp(App[int]):
             self.tensors = tensors
         if cell.state == "died" and cell.reason != STOPPED_BY_RESTART:
             self._offer_restart(cell)
-        self._update_status()
+        self.update_status()
         self._show_progress()
 
     def _good_cells_before(self, cell: SessionCell) -> list[SessionCell]:
         """The cells that ran without error in the kernel that `cell` killed, in order."""
         return [c for c in self.worksheet.cells[self._kernel_first_cell:] if c.number < cell.number and c.state == "ok"]
 
+    def shown_name(self, cell: SessionCell) -> str:
+        """The cell as the transcript names it: In [n], or (no count: the kernel died before
+        replying) by the numbered cell of the same kernel above it."""
+        if cell.execution_count is not None:
+            return f"In [{cell.execution_count}]"
+        before = [c for c in self.worksheet.cells[self._kernel_first_cell:] if c.number < cell.number]
+        counted = [c for c in before if c.execution_count is not None]
+        if counted:
+            return f"the cell after In [{counted[-1].execution_count}]"
+        return "the first cell after the restart" if self._kernel_first_cell else "the first cell"
+
     def _offer_restart(self, cell: SessionCell) -> None:
         from gradrepl.ui.screens.kernel_died import KernelDiedScreen
 
         good = self._good_cells_before(cell)
-        where = f"In [{cell.execution_count}]" if cell.execution_count is not None else f"cell {cell.number}"
+        where = self.shown_name(cell)
 
         def chosen(choice: str | None) -> None:
             if choice == "replay":
@@ -290,13 +360,13 @@ class GradReplApp(App[int]):
             return
         status.progress = ""
         self._resume_total = 0
-        name = self._path_label() or "the script"
+        name = self.path_label() or "the script"
         if failures:
             self.notify(f"Resumed {name}: {done} cells, {len(failures)} failed (cell {failed}).", severity="warning", timeout=8)
         else:
             self.notify(f"Resumed {name}: {done} cells ran.", timeout=5)
 
-    def _update_status(self) -> None:
+    def update_status(self) -> None:
         status = self.query_one(StatusLine)
         status.cells_run = sum(1 for c in self.worksheet.cells if c.state not in ("queued", "running", "cancelled"))
         status.unsaved = self.worksheet.unsaved
@@ -359,6 +429,33 @@ class GradReplApp(App[int]):
 
         self.push_screen(AutogradGraphScreen(name, self.runner.graph))
 
+    # ------------------------------------------------------------ keys
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key no pane took (the transcript, a fold's title, a backward entry)
+        is typing: it goes to the input. Dialogs keep theirs."""
+        if not event.is_printable or event.character is None or len(self.screen_stack) > 1:
+            return
+        code_input = self.query_one(CodeInput)
+        if code_input.has_focus:
+            return
+        event.stop()
+        code_input.focus()
+        code_input.insert(event.character)
+
+    @on(CodeInput.ScrollWanted)
+    def _scroll_transcript(self, event: CodeInput.ScrollWanted) -> None:
+        if not self._panes_ready:
+            return
+        if event.pages < 0:
+            self.transcript.scroll_page_up(animate=False)
+        else:
+            self.transcript.scroll_page_down(animate=False)
+
+    @on(CodeInput.QuitWanted)
+    async def _quit_wanted(self) -> None:
+        await self.action_quit()
+
     # ------------------------------------------------------------ actions
 
     def action_help(self) -> None:
@@ -384,10 +481,17 @@ class GradReplApp(App[int]):
             self.notify("Interrupt sent.", timeout=2)
             return
         focused = self.focused
+        selected = self.screen.get_selected_text()
         if isinstance(focused, CodeInput) and focused.selected_text:
-            self.copy_to_clipboard(focused.selected_text)
+            selected = focused.selected_text
+        if selected:
+            self.copy_to_clipboard(selected)
+            self.notify(f"Copied {len(selected.splitlines()) or 1} line(s).", timeout=2)
             return
-        self.notify("Nothing is running. Ctrl+Q quits.", timeout=3)
+        if isinstance(focused, CodeInput) and focused.text.strip():
+            focused.action_clear_draft()
+            return
+        self.notify("Nothing is running. Ctrl+D or Ctrl+Q quits.", timeout=3)
 
     def action_run_all(self) -> None:
         cells = self.worksheet.runnable()
@@ -398,7 +502,16 @@ class GradReplApp(App[int]):
             self._submit(source, script_line=line, rerun=True)
 
     def action_restart_kernel(self) -> None:
-        self.restart_kernel()
+        if not self.tensors:
+            self.restart_kernel()
+            return
+        from gradrepl.ui.screens.confirm_restart import ConfirmRestartScreen
+
+        def chosen(choice: str | None) -> None:
+            if choice == "restart":
+                self.restart_kernel()
+
+        self.push_screen(ConfirmRestartScreen(len(self.tensors)), chosen)
 
     @work(group="kernel-control", exclusive=True)
     async def restart_kernel(self, replay: list[tuple[str, int | None]] | None = None) -> None:
@@ -407,9 +520,12 @@ class GradReplApp(App[int]):
             self.transcript.update_prompt(cell)
         await self.runner.restart()
         self._kernel_first_cell = len(self.worksheet.cells)
+        self.worksheet.restarted_at = self._kernel_first_cell
         if self.runner.state != "dead":
             self.tensors = {}
             self.inspector.show((), highlight_changes=False)
+            label = f"kernel restarted: {len(replay)} cells run again" if replay else "kernel restarted: a fresh namespace"
+            self._mark_restart(label)
             if replay:
                 self.notify(f"Kernel restarted: running {len(replay)} cells again.", timeout=4)
                 for source, line in replay:
@@ -418,64 +534,44 @@ class GradReplApp(App[int]):
                 self.notify("Kernel restarted: a fresh namespace.", timeout=4)
         self._resume_total = 0
         self._show_progress()
-        self._update_status()
+        self.update_status()
+
+    def _mark_restart(self, label: str) -> None:
+        """A rule in the transcript and the backward log: In [n] counts from 1 again below it."""
+        transcript = self.transcript
+        if hasattr(transcript, "add_separator"):  # Transcript.add_separator comes with helper h1's work
+            transcript.add_separator(label)
+        self.backward_log.add_separator(label)
+
+    def action_transcript_latest(self) -> None:
+        self.transcript.scroll_to_latest()
 
     def action_clear_transcript(self) -> None:
+        """Empty the transcript's view (Ctrl+L); the session's cells stay, to save or run again."""
         self.transcript.clear()
         self.backward_log.clear()
 
     def action_save(self) -> None:
-        path = self.worksheet.path
-        if path is None:
-            self.action_save_as()
-            return
-        self._save_to(path)
+        from gradrepl.ui.saving import save
+
+        save(self)
 
     def action_save_as(self, then_quit: bool = False) -> None:
-        from gradrepl.ui.screens.save_as import SaveAsScreen
+        from gradrepl.ui.saving import ask_where_to_save
 
-        def chosen(path: Path | None) -> None:
-            if path is not None and self._save_to(path) and then_quit:
-                self.run_worker(self._quit_now())
+        ask_where_to_save(self, then_quit=then_quit)
 
-        self.push_screen(SaveAsScreen(self.worksheet.suggested_path, self.worksheet.path), chosen)
+    def save_to(self, path: Path) -> bool:
+        from gradrepl.ui.saving import save_to
 
-    def _save_to(self, path: Path) -> bool:
-        if self.worksheet.changed_on_disk(path):
-            self.notify(f"Not saved: {path} changed on disk since it was loaded; use Save as.", severity="error", timeout=8)
-            return False
-        try:
-            self.worksheet.save(path)
-        except OSError as err:
-            self.notify(f"Not saved: {err.strerror or err} ({path})", severity="error", timeout=8)
-            return False
-        self.journal.saved(len(self.worksheet.typed_cells))
-        self._update_status()
-        self.query_one(StatusLine).path = self._path_label()
-        self.notify(f"Saved {len(self.worksheet.document())} cells to {self._path_label()}.", timeout=4)
-        return True
+        return save_to(self, path)
 
     async def action_quit(self) -> None:
-        unsaved = self.worksheet.unsaved
-        if unsaved <= 0:
-            await self._quit_now()
-            return
+        from gradrepl.ui.saving import quit_or_ask
 
-        def chosen(choice: str | None) -> None:
-            if choice == "quit":
-                self.run_worker(self._quit_now())
-            elif choice == "save":
-                if self.worksheet.path is not None:
-                    if self._save_to(self.worksheet.path):
-                        self.run_worker(self._quit_now())
-                else:
-                    self.action_save_as(then_quit=True)
+        await quit_or_ask(self)
 
-        from gradrepl.ui.screens.confirm_quit import ConfirmQuitScreen
-
-        self.push_screen(ConfirmQuitScreen(unsaved), chosen)
-
-    async def _quit_now(self) -> None:
+    async def quit_now(self) -> None:
         self.journal.close()
         await self.runner.shutdown()
         self.exit(0)
@@ -486,13 +582,16 @@ class GradReplApp(App[int]):
     # ------------------------------------------------------------ palette
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield SystemCommand("Run all", "Run every cell of the session again, in order", self.action_run_all)
-        yield SystemCommand("Interrupt", "Stop the running cell (Ctrl+C)", self.action_interrupt)
-        yield SystemCommand("Restart kernel", "A fresh kernel: names and tensors are gone", self.action_restart_kernel)
-        yield SystemCommand("Clear transcript", "Empty the transcript and the backward log", self.action_clear_transcript)
-        yield SystemCommand("Save", "Write the session's cells as a # %% script (Ctrl+S)", self.action_save)
-        yield SystemCommand("Save as", "Write the session's cells to another file", self.action_save_as)
-        yield SystemCommand("Toggle tensor inspector", "Show or hide the tensors", lambda: self.action_toggle_pane("inspector"))
-        yield SystemCommand("Toggle backward log", "Show or hide the backward log", lambda: self.action_toggle_pane("backward-log"))
-        yield SystemCommand("Help", "Keys and panes (F1)", self.action_help)
-        yield from super().get_system_commands(screen)
+        from gradrepl.ui.palette import system_commands
+
+        yield from system_commands(self, screen, super().get_system_commands(screen))
+
+    def action_save_screenshot(self) -> None:
+        from gradrepl.ui.palette import save_screenshot
+
+        save_screenshot(self)
+
+    def action_copy_output(self) -> None:
+        from gradrepl.ui.palette import copy_last_output
+
+        copy_last_output(self)

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 SEED = REPO / "examples" / "seed_autograd.py"
 SEED_BACKWARD = "v_out.backward(retain_graph=True)\nvaribale.grad"
+MARKDOWN_BETWEEN = REPO / "tests" / "data" / "scripts" / "markdown_between.py"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,26 @@ SCENARIOS = [
             Cell("(w * 3).sum().backward()"),
             Cell("w.grad"),
         ],
+    ),
+    Scenario(
+        "restart_with_tensors",
+        "a tensor named and its grad made, a restart (F8, confirmed), then a cell in the fresh kernel",
+        lambda: [
+            Cell("import torch\nw = torch.ones(2, requires_grad=True)\n(w * 3).sum().backward()"),
+            Restart(),
+            Cell("import torch\nv = torch.zeros(3)"),
+        ],
+    ),
+    Scenario(
+        "recover_typed_ahead",
+        "a cell typed at start-up while the recover offer shows, then the left-over cell run again, then both names",
+        lambda: [Cell("do_this = 1"), Cell("answer = 6 * 7"), Cell("print(answer + do_this)")],
+    ),
+    Scenario(
+        "markdown_between",
+        "tests/data/scripts/markdown_between.py resumed: markdown, code, markdown, code",
+        lambda: [Cell(c.source, c.line) for c in read_script(MARKDOWN_BETWEEN).code_cells],
+        script=MARKDOWN_BETWEEN,
     ),
     Scenario(
         "completion",

@@ -12,7 +12,7 @@ HELP = """\
 # gradrepl
 
 Type PyTorch code in the input at the bottom. It runs in a separate Jupyter kernel, so
-nothing it does can take the app down.
+nothing it does can take the app down. Typing anywhere outside a dialog goes to the input.
 
 | Key | In the code input |
 |---|---|
@@ -21,28 +21,45 @@ nothing it does can take the app down.
 | Ctrl+R | always run |
 | Up / Down | on the first / last line: older / newer history (kept across sessions) |
 | Tab | complete from the live kernel; indent at the start of a line |
+| Backspace | in indentation: remove one level |
+| Escape | clear the input (the draft stays in the history) |
+| Ctrl+D | quit, when the input is empty |
+| PageUp / PageDown | scroll the transcript |
 
 | Key | Anywhere |
 |---|---|
-| Ctrl+C | interrupt the running cell |
+| Ctrl+C | interrupt the running cell; else copy the selection, or clear the input |
 | Ctrl+S | save the session's cells as a `# %%` script |
-| F2 / F3 / F4 | go to the tensor inspector / backward log / code input |
-| Ctrl+P | command palette: run all, interrupt, restart kernel, clear, save, toggle panes, themes |
 | F1 | this help |
+| F2 / F3 / F4 / F5 | go to the tensors / backward log / input / transcript |
+| F8 | restart the kernel (asks first when tensors are named) |
+| Ctrl+L | clear the transcript view (the cells are kept) |
+| Ctrl+End | show the transcript's latest output |
+| Tab / Shift+Tab | next / previous pane |
+| Ctrl+P | command palette: run all, restart, copy last output, save as, toggle panes, themes |
 | Ctrl+Q | quit (asks first when cells are unsaved) |
 
+| Key | In a pane |
+|---|---|
+| End | transcript: its latest output |
+| Enter or Space | transcript: fold or unfold a long output |
+| Left / Right | transcript: scroll a wide output |
+| Up / Down | tensors, backward log: previous / next row or entry |
+| Enter | tensors: a tensor's detail; backward log: open the entry |
+| **g** | tensors or a tensor's detail: its autograd graph |
+| **e** / **c** | autograd graph: expand / collapse all |
+| Escape or **q** | close a detail, graph or this help (Enter too for a detail) |
+
 **Tensor inspector**: every tensor your code has named (also in lists, tuples, dicts and
-`nn.Module` parameters). Cells in yellow changed in the last cell. Enter on a row shows its
-data, grad, stats, grad_fn and version; **g** shows its autograd graph as a tree: nodes,
-the tensors each saved for backward (in red when modified in place since: backward will
-fail there), and the leaves by your names.
+`nn.Module` parameters). A new tensor's row, and the cells that changed in the last cell,
+are highlighted (bold on the theme's yellow). The graph shows nodes, the tensors each saved for backward (in red
+when modified in place since: backward will fail there), and the leaves by your names.
 
 **Backward log**: one entry per `.backward()` or `torch.autograd.grad` call, also from
 inside functions and library code: the root and its value, the `gradient` passed (the `v`
 of a vector-Jacobian product), the graph nodes it ran through, and each `.grad` it wrote:
-*fresh* (there was none) or *accumulated* (autograd adds into a grad already there). Run a
-backward cell three times and watch the grad grow. Up / Down pick an entry, Enter opens it:
-for a non-scalar root, the Jacobian J, v, and the vᵀ·J that landed in the grad.
+*fresh* (there was none) or *accumulated* (autograd adds into a grad already there). An
+opened entry of a non-scalar root shows the Jacobian J, v, and the vᵀ·J that landed in the grad.
 
 `gradrepl SCRIPT` resumes a script: its cells run first, then you go on from there.
 `gradrepl replay SCRIPT` runs one headless. Press Escape to close this help.

@@ -11,13 +11,10 @@ from gradrepl.ui.screens.choice import ChoiceScreen
 
 
 class KernelDiedScreen(ChoiceScreen):
-    """Dismisses with "replay" (restart, then run the good cells again), "restart" or "later"."""
+    """Dismisses with "replay" (restart, then run the good cells again), "restart" or "later".
+    Its choices are buttons, not letters: code typed as it opens cannot answer it."""
 
-    BINDINGS = [
-        Binding("escape", "choose('later')", "Later"),
-        Binding("r", "choose('replay')", "Restart and run again"),
-        Binding("f", "choose('restart')", "Fresh kernel"),
-    ]
+    BINDINGS = [Binding("escape", "choose('later')", "Later")]
     DEFAULT_CSS = """
     KernelDiedScreen > Vertical { width: 90; max-width: 95%; border: round $error; }
     KernelDiedScreen Static { width: 100%; }
@@ -33,18 +30,21 @@ class KernelDiedScreen(ChoiceScreen):
     def compose(self) -> ComposeResult:
         cells = f"{self.good_cells} cell{'s' if self.good_cells != 1 else ''}"
         with Vertical():
-            yield Static(f"The kernel died in {self.where}: {self.reason}.")
+            yield Static(f"The kernel died in {self.where}: {self.reason}.", classes="what")
             yield Static("Every cell you ran or typed is kept. Its names and tensors are gone with the kernel.")
             with Horizontal():
                 yield Button(f"Restart and run {cells} again", id="replay", variant="primary", disabled=not self.good_cells)
                 yield Button("Fresh kernel", id="restart")
                 yield Button("Later", id="later")
             yield Static(
-                f"R restarts and runs again the {cells} that ran without error before it, in order, "
-                "to bring the state back; F starts an empty kernel; Escape leaves it dead for now "
-                "(Ctrl+P → Restart kernel later).",
+                f"The first button restarts and runs again the {cells} that ran without error before it, "
+                "in order, to bring the state back; Fresh kernel starts an empty one; Escape leaves it "
+                "dead for now (F8 restarts it later). Tab moves between the buttons, Enter presses one.",
                 classes="hint",
             )
+
+    def on_mount(self) -> None:
+        self.query_one("#replay" if self.good_cells else "#restart", Button).focus()
 
     def action_choose(self, choice: str) -> None:
         if choice == "replay" and not self.good_cells:

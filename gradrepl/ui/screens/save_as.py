@@ -19,6 +19,7 @@ class SaveAsScreen(ModalScreen["Path | None"]):
         width: 70; height: auto; border: round $accent; background: $surface; padding: 1 2;
     }
     SaveAsScreen Label.error { color: $error; }
+    SaveAsScreen #folder { color: $text-muted; }
     """
 
     def __init__(self, suggestion: Path, current: Path | None = None) -> None:
@@ -30,6 +31,7 @@ class SaveAsScreen(ModalScreen["Path | None"]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Save the session's cells as a # %% script:")
+            yield Label(f"in {Path.cwd()} (a relative name is from there)", id="folder", markup=False)
             yield Input(str(self.suggestion), id="path")
             yield Label("Enter saves, Escape cancels.", id="hint")
 

@@ -57,8 +57,12 @@ class History:
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as file:
+            # Private, as the journal is: cells can hold tokens and paths.
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(descriptor, "a", encoding="utf-8") as file:
+                if os.fstat(file.fileno()).st_mode & 0o077:
+                    os.fchmod(file.fileno(), 0o600)  # a history written by an older gradrepl
                 file.write(json.dumps(source) + "\n")
         except OSError as err:
             self.error = f"history not saved: {err.strerror or err}"

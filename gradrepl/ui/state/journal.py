@@ -92,10 +92,14 @@ class Journal:
     def cell_started(self, source: str) -> None:
         self._write({"cell": source})
 
-    def saved(self, typed_cells: int) -> None:
-        """The document on disk now has the first `typed_cells` cells journaled."""
+    def saved(self, typed_cells: int, script: Path | None = None) -> None:
+        """The document on disk (`script`, when saved to a file of its own) now has the first
+        `typed_cells` cells journaled. From then on the journal is that file's: a restart of
+        `gradrepl SCRIPT` runs those cells from the file and offers the rest."""
+        if script is not None:
+            self.script = _script_key(script)
         if self.path is not None:
-            self._write({"saved": typed_cells})
+            self._write({"saved": typed_cells, "script": self.script})
 
     def close(self) -> None:
         """A clean end: nothing to offer back."""
@@ -144,12 +148,14 @@ def _read(path: Path) -> tuple[int, LeftOver] | None:
     header = records[0]
     cells: list[str] = []
     saved = 0
+    script = header.get("script")
     for record in records[1:]:
         if not isinstance(record, dict):
             continue
         if isinstance(record.get("saved"), int):
             saved = record["saved"]
+            script = record.get("script", script)
         elif isinstance(record.get("cell"), str):
             cells.append(record["cell"])
     unsaved = tuple(cells[saved:])
-    return int(header.get("pid") or 0), LeftOver(path, header.get("script"), float(header.get("started") or 0), unsaved)
+    return int(header.get("pid") or 0), LeftOver(path, script, float(header.get("started") or 0), unsaved)

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 _PERCENT = ("percent", "plain")
 CellState = Literal["queued", "running", "ok", "error", "timeout", "died", "cancelled"]
+_STOPPED_BY_RESTART = "stopped by the kernel restart"  # ui.runner's reason, not imported at start-up
+SKIPPED_ON_RESUME = "skipped: "  # the reason of a resumed cell not run for its skip marker
 FINAL_STATES = ("ok", "error", "timeout", "died", "cancelled")
 
 
@@ -54,6 +56,7 @@ class Worksheet:
         self.cells: list[SessionCell] = []
         self._saved_typed = 0
         self._disk = _disk_state(self.path)
+        self.restarted_at = 0  # index of the first cell after the last restart the app asked for
 
     def changed_on_disk(self, path: Path) -> bool:
         """Whether the file at `path` (the one loaded or last saved) changed since then."""
@@ -91,14 +94,64 @@ class Worksheet:
         return Path("gradrepl-session.py")
 
     def document(self) -> tuple[Cell, ...]:
-        from gradrepl.cells import new_code_cell
-        kept: tuple[Cell, ...] = ()
-        if self.script is not None and self.script.format in _PERCENT:
-            kept = self.script.cells
-        elif self.script is not None:
-            # A notebook or sphinx script is saved as percent cells of its code.
-            kept = tuple(new_code_cell(c.source) for c in self.script.code_cells)
-        return (*kept, *(new_code_cell(c.source) for c in self.typed_cells))
+        """The cells to save; those that must not run again carry the skip marker."""
+        from gradrepl.cells import marked_skipped, new_code_cell
+
+        reasons = self.skip_reasons()
+        kept: list[Cell] = []
+        if self.script is not None:
+            resumed = {c.script_line: c for c in reversed(self.cells) if c.from_script and not c.rerun}
+            percent = self.script.format in _PERCENT
+            for cell in self.script.cells if percent else self.script.code_cells:
+                # A notebook or sphinx script is saved as percent cells of its code.
+                saved = cell if percent else new_code_cell(cell.source)
+                ran = resumed.get(cell.line) if cell.kind == "code" else None
+                reason = reasons.get(ran.number) if ran is not None else None
+                kept.append(marked_skipped(saved, reason) if reason else saved)
+        for typed in self.typed_cells:
+            reason = reasons.get(typed.number)
+            cell = new_code_cell(typed.source)
+            kept.append(marked_skipped(cell, reason) if reason else cell)
+        return tuple(kept)
+
+    def skip_reasons(self) -> dict[int, str]:
+        """By cell number: why a cell of the document must not run when the file is resumed.
+
+        A cell counts by its last run: a copy run again after a restart stands for it."""
+        first = self.current_kernel_start()
+        reasons: dict[int, str] = {}
+        for index, cell in enumerate(self.cells):
+            if cell.rerun:
+                continue
+            last = self._last_run(cell, index)
+            reason = _failure_reason(last)
+            if reason is None and self.cells.index(last) < first:
+                reason = "before restart"
+            if reason is not None:
+                reasons[cell.number] = reason
+        return reasons
+
+    def current_kernel_start(self) -> int:
+        """Index of the first cell the current kernel ran: after the last cell that killed a
+        kernel, or where In [n] counted from 1 again (a restart)."""
+        start = 0
+        previous: int | None = None
+        for index, cell in enumerate(self.cells):
+            count = cell.execution_count
+            if cell.state == "died":
+                start, previous = index + 1, None
+            elif count is not None:
+                if previous is not None and count <= previous:
+                    start = index
+                previous = count
+        return max(start, self.restarted_at)
+
+    def _last_run(self, cell: SessionCell, index: int) -> SessionCell:
+        copies = [
+            c for c in self.cells[index + 1:]
+            if c.rerun and (c.source, c.script_line) == (cell.source, cell.script_line) and c.state in FINAL_STATES
+        ]
+        return copies[-1] if copies else cell
 
     def save(self, path: Path) -> None:
         """Write atomically; OSError on failure (the caller shows it in one line)."""
@@ -119,3 +172,16 @@ def _disk_state(path: Path | None) -> tuple[int, int] | None:
     except OSError:
         return None
     return stat.st_mtime_ns, stat.st_size
+
+
+def _failure_reason(cell: SessionCell) -> str | None:
+    if cell.state == "cancelled" and cell.reason.startswith(SKIPPED_ON_RESUME):
+        return cell.reason[len(SKIPPED_ON_RESUME):]
+    if cell.state == "timeout":
+        return "timed out"
+    if cell.state == "died":
+        return "stopped by restart" if cell.reason == _STOPPED_BY_RESTART else "killed the kernel"
+    error = cell.outcome.error if cell.state == "error" else None
+    if error is not None and error.ename == "KeyboardInterrupt":
+        return "interrupted"
+    return None

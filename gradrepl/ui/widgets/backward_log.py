@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from rich.rule import Rule
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -82,10 +83,13 @@ class BackwardLog(VerticalScroll):
     BackwardLog > .empty { color: $text-muted; }
     BackwardLog > .entry { margin-bottom: 1; }
     BackwardLog > BackwardEntry:focus { background: $boost; }
+    BackwardLog > .separator { color: $warning; margin-bottom: 1; }
     """
     BINDINGS = [
         Binding("up", "step(-1)", "Previous", show=False),
         Binding("down", "step(1)", "Next", show=False),
+        Binding("tab", "leave(1)", "Next pane", show=False),
+        Binding("shift+tab", "leave(-1)", "Previous pane", show=False),
     ]
 
     @dataclass
@@ -100,6 +104,15 @@ class BackwardLog(VerticalScroll):
 
     def compose(self):
         yield Static("Each backward call gets an entry here: its root, the graph it ran through, and each .grad it wrote.", classes="empty")
+
+    def action_leave(self, direction: int) -> None:
+        """Tab / Shift+Tab go to the next / previous pane, past the entries (Up / Down walk them)."""
+        chain = self.screen.focus_chain
+        inside = [i for i, widget in enumerate(chain) if widget is self or self in widget.ancestors]
+        if not inside or len(inside) == len(chain):
+            return
+        index = inside[-1] + 1 if direction > 0 else inside[0] - 1
+        self.screen.set_focus(chain[index % len(chain)])
 
     def add_cell(
         self,
@@ -174,6 +187,13 @@ class BackwardLog(VerticalScroll):
         target = entries[max(0, min(len(entries) - 1, at + step))]
         target.focus()
         target.scroll_visible(animate=False)
+
+    def add_separator(self, label: str) -> None:
+        """A rule across the log where the kernel restarted."""
+        for hint in self.query(".empty"):
+            hint.remove()
+        self.mount(Static(Rule(label, style="dim"), classes="separator"))
+        self.call_after_refresh(self.scroll_end, animate=False)
 
     def clear(self) -> None:
         self.remove_children()

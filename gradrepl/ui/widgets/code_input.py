@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.widgets import TextArea
 
 from gradrepl.ui.state.history import History
+from gradrepl.ui.syntax import DARK_INPUT, LIGHT_INPUT, light_input_theme
 
 if TYPE_CHECKING:
     from textual.widgets import OptionList
@@ -38,6 +39,11 @@ class CodeInput(TextArea):
         Binding("ctrl+j,alt+enter", "newline", "Newline", tooltip="Insert a newline, never run", show=False),
         Binding("up", "history_older", "Older", show=False),
         Binding("down", "history_newer", "Newer", show=False),
+        Binding("escape", "clear_draft", "Clear", tooltip="Clear the input; the draft is kept in the history", show=False),
+        Binding("backspace", "dedent_or_delete", "Delete left", show=False),
+        Binding("ctrl+d", "quit_or_delete", "Quit when empty", show=False),
+        Binding("pageup", "scroll_transcript(-1)", "Transcript up", show=False),
+        Binding("pagedown", "scroll_transcript(1)", "Transcript down", show=False),
     ]
 
     @dataclass
@@ -48,6 +54,15 @@ class CodeInput(TextArea):
     class CompletionWanted(Message):
         code: str
         cursor: int
+
+    @dataclass
+    class ScrollWanted(Message):
+        """PageUp / PageDown: the transcript, not this few-line editor, should scroll."""
+
+        pages: int
+
+    class QuitWanted(Message):
+        """Ctrl+D on an empty input, as in IPython."""
 
     def __init__(self, history: History, *, id: str | None = None) -> None:
         super().__init__(
@@ -67,6 +82,12 @@ class CodeInput(TextArea):
 
     def on_mount(self) -> None:
         self.cursor_blink = not self.app.is_headless
+
+    def follow_theme(self, dark: bool) -> None:
+        """Token colours for the app theme's background (the "css" theme's are a dark theme's)."""
+        if not dark and LIGHT_INPUT not in self.available_themes:
+            self.register_theme(light_input_theme())
+        self.theme = DARK_INPUT if dark else LIGHT_INPUT
 
     def enable_highlighting(self) -> None:
         """Python highlighting (tree-sitter); deferred, its parser takes a while to load.
@@ -136,6 +157,31 @@ class CodeInput(TextArea):
 
     def action_newline(self) -> None:
         self.insert("\n", maintain_selection_offset=False)
+
+    def action_clear_draft(self) -> None:
+        """Empty the input, the draft kept in the history (Up brings it back)."""
+        self.close_completions()
+        if self.text.strip():
+            self.input_history.add(self.text)
+        self.load_text("")
+
+    def action_dedent_or_delete(self) -> None:
+        """In the indentation before the first character, one level (4 columns) goes."""
+        row, column = self.cursor_location
+        before = self.document.get_line(row)[:column]
+        if self.selection.is_empty and column > 0 and not before.strip(" "):
+            self.delete((row, (column - 1) // 4 * 4), (row, column), maintain_selection_offset=False)
+            return
+        self.action_delete_left()
+
+    def action_quit_or_delete(self) -> None:
+        if self.text:
+            self.action_delete_right()
+        else:
+            self.post_message(self.QuitWanted())
+
+    def action_scroll_transcript(self, pages: int) -> None:
+        self.post_message(self.ScrollWanted(pages))
 
     def action_history_older(self) -> None:
         if self.cursor_location[0] != 0:

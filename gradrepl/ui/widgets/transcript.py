@@ -6,25 +6,31 @@ import re
 from collections.abc import Sequence
 
 from rich.console import RenderableType
+from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.text import Text
+from textual import events
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Collapsible, Static
+from textual.widgets import Static
 
-from gradrepl.client.events import Display, Error, Event, OutputCut, Result, Stream, strip_ansi
+from gradrepl.client.events import Display, Error, Event, OutputCut, ProbeReport, Result, Stream, strip_ansi
 from gradrepl.protocol import Explanation
+from gradrepl.render.terminal_output import escape_controls, terminal_text
 from gradrepl.ui.state.worksheet import SessionCell
+from gradrepl.ui.widgets.output_block import OutputBlock
 
-FOLD_LINES = 30  # outputs longer than this show their head; the rest folds away
-FOLD_CHARS = 6000  # the same for outputs of a few very long lines
-HEAD_LINES = 12
-HEAD_CHARS = 2000
 _TRACEBACK_PADDING = re.compile(r" {3,}Traceback")  # IPython pads the header to 75 columns
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,16}\b")
 
 
 def mask_addresses(text: str) -> str:
     return _ADDRESS.sub("0x…", text)
+
+
+def shown_source(source: str) -> str:
+    """A cell's source as the transcript shows it: no trailing blank lines, controls visible."""
+    return escape_controls("\n".join(line.rstrip() for line in source.rstrip().split("\n")))
 
 
 class CellView(Vertical):
@@ -34,12 +40,11 @@ class CellView(Vertical):
     CellView { height: auto; margin-bottom: 1; }
     CellView > .prompt { color: $text-muted; }
     CellView > .source { padding-left: 2; }
-    CellView > .output { padding-left: 2; }
-    CellView > .stderr { padding-left: 2; color: $warning; }
-    CellView > .error { padding-left: 2; }
+    CellView > OutputBlock { padding-left: 2; }
+    CellView > OutputBlock.stderr { color: $warning; }
     CellView > .explain { margin: 1 0 0 2; padding: 0 1; border-left: thick $warning; }
     CellView > .note { padding-left: 2; color: $text-muted; text-style: italic; }
-    CellView Collapsible { padding-left: 2; border: none; background: transparent; }
+    CellView > .error-message { padding-left: 2; }
     """
 
     def __init__(self, cell: SessionCell, *, stable: bool = False) -> None:
@@ -47,9 +52,7 @@ class CellView(Vertical):
         self.cell = cell
         self.stable = stable  # hide memory addresses (snapshot tests)
         self._stream_name: str | None = None
-        self._stream_text = ""
-        self._stream_lines = 0
-        self._stream_widget: Static | None = None
+        self._stream: OutputBlock | None = None
 
     def compose(self):
         yield Static(self._prompt_text(), classes="prompt")
@@ -68,138 +71,160 @@ class CellView(Vertical):
         return text
 
     def _source(self) -> RenderableType:
-        return Syntax(self.cell.source, "python", theme="monokai", background_color="default", word_wrap=True)
+        from gradrepl.ui.syntax import ThemedSource
+
+        source = shown_source(self.cell.source)
+        return ThemedSource(
+            lambda style: Syntax(source, "python", theme=style, background_color="default", word_wrap=True),
+            dark=lambda: self.app.current_theme.dark,
+        )
 
     def refresh_prompt(self) -> None:
         self.query_one(".prompt", Static).update(self._prompt_text())
+
+    @property
+    def outputs(self) -> list[OutputBlock]:
+        return list(self.query_children(OutputBlock))
 
     def add_event(self, event: Event) -> None:
         if isinstance(event, Stream):
             self._add_stream(event)
             return
+        if isinstance(event, ProbeReport):  # not output: a stream around it goes on in one block
+            return
         self._close_stream()
         if isinstance(event, Result):
-            label = Text(f"Out[{event.execution_count}]: ", style="bold red")
-            self._add_block(label, self._clean(event.text), "output")
+            self._add_block(self._clean(event.text), prefix=f"Out[{event.execution_count}]: ")
         elif isinstance(event, Display):
-            self._add_block(None, self._clean(event.text), "output")
+            self._add_block(self._clean(event.text))
         elif isinstance(event, Error):
-            self.mount(Static(self._traceback(event), classes="error"))
+            # The frames keep their lines (code is not reflowed); the message under them wraps.
+            frames, _, message = self._traceback(event).rpartition("\n")
+            if frames:
+                self._add_block(frames, classes="error")
+            self.mount(Static(Text.from_ansi(terminal_text(message)), classes="error-message"))
         elif isinstance(event, OutputCut):
             self.add_note(event.note)
 
-    def _traceback(self, error: Error) -> Text:
+    def _traceback(self, error: Error) -> str:
         if not error.traceback:
-            return Text(f"{error.ename}: {error.evalue}", style="bold red")
+            return f"\x1b[1;31m{error.ename}: {error.evalue}\x1b[0m"
         # IPython's rule of dashes is as wide as a notebook, not as this pane: it goes.
         lines = [line for line in "\n".join(error.traceback).split("\n") if strip_ansi(line).strip("- ") or not line]
         text = _TRACEBACK_PADDING.sub("  Traceback", "\n".join(lines).strip("\n"), count=1)
-        return Text.from_ansi(self._clean(text))
+        return self._clean(text)
 
     def add_explanation(self, explanation: Explanation) -> None:
         text = Text()
-        text.append(explanation.title, style="bold")
+        text.append(escape_controls(explanation.title), style="bold")
         text.append("\nWhy: ", style="bold")
-        text.append(explanation.why)
+        text.append(escape_controls(explanation.why))
         text.append("\nFix: ", style="bold")
-        text.append(explanation.fix)
+        text.append(escape_controls(explanation.fix))
         self.mount(Static(text, classes="explain"))
 
     def add_note(self, text: str) -> None:
-        self.mount(Static(text, classes="note"))
+        self.mount(Static(Text(escape_controls(text)), classes="note"))
 
     def _clean(self, text: str) -> str:
         return mask_addresses(text) if self.stable else text
 
     def _add_stream(self, event: Stream) -> None:
-        if self._stream_widget is not None and self._stream_name == event.name:
-            head_was_full = self._stream_lines > FOLD_LINES or len(self._stream_text) > FOLD_CHARS
-            self._stream_text += event.text
-            self._stream_lines += event.text.count("\n")
-            if not head_was_full:  # past the fold the head shown no longer changes
-                self._stream_widget.update(self._folded_head(self._stream_text))
+        if self._stream is not None and self._stream_name == event.name:
+            self._stream.feed(self._clean(event.text))
             return
-        self._stream_name, self._stream_text = event.name, event.text
-        self._stream_lines = event.text.count("\n")
-        self._stream_widget = Static(self._folded_head(event.text), classes="stderr" if event.name == "stderr" else "output")
-        self.mount(self._stream_widget)
+        self._close_stream()
+        self._stream_name = event.name
+        self._stream = self._add_block(self._clean(event.text), classes="stderr" if event.name == "stderr" else "output")
 
     def finish(self) -> None:
-        """Fold a long stream once the cell is done; refresh the prompt's count and state."""
+        """The cell is done: refresh the prompt's count and state, end the stream being shown."""
         self.refresh_prompt()
         self._close_stream()
 
     def _close_stream(self) -> None:
-        """The stream being shown has ended (other output came, or the cell ended): fold its rest."""
-        if self._stream_widget is not None:
-            _, rest = _head_and_rest(self._clean(self._stream_text))
-            if rest is not None:
-                self.mount(_folded(rest), after=self._stream_widget)
-        self._stream_widget = None
+        if self._stream is not None:
+            self._stream.close()
+        self._stream = None
 
-    def _folded_head(self, text: str) -> Text:
-        return Text(_head_and_rest(self._clean(text))[0])
-
-    def _add_block(self, label: Text | None, text: str, classes: str) -> None:
-        head, rest = _head_and_rest(text)
-        self.mount(Static(Text.assemble(label, head) if label is not None else Text(head), classes=classes))
-        if rest is not None:
-            self.mount(_folded(rest))
-
-
-def _head_and_rest(text: str) -> tuple[str, str | None]:
-    """An output longer than FOLD_LINES lines (or FOLD_CHARS characters, for long lines): its
-    first HEAD_LINES lines (at most HEAD_CHARS characters), and the rest to fold."""
-    text = text.rstrip("\n")
-    lines = text.split("\n", FOLD_LINES)
-    if len(lines) <= FOLD_LINES and len(text) <= FOLD_CHARS:
-        return text, None
-    head = "\n".join(lines[:HEAD_LINES])[:HEAD_CHARS]
-    return head, text[len(head):].removeprefix("\n")
-
-
-def _folded(rest: str) -> Collapsible:
-    lines = rest.count("\n") + 1
-    title = f"{lines:,} more lines" if lines > 1 else f"{len(rest):,} more characters"
-    return Collapsible(Static(rest, markup=False), title=title, collapsed=True)
+    def _add_block(self, text: str, *, prefix: str = "", classes: str = "output") -> OutputBlock:
+        block = OutputBlock(text, prefix=prefix, classes=classes)
+        self.mount(block)
+        return block
 
 
 class Transcript(VerticalScroll):
-    """Every cell of the session, newest at the bottom; follows new output unless scrolled up."""
+    """Every cell of the session, newest at the bottom. It follows new output, also when
+    the pane or its content changes size, until the user scrolls up; then a marker says new
+    output is below, and End or Ctrl+End (or a click on the marker) returns to it."""
 
+    BINDINGS = [Binding("end", "scroll_to_latest", "Latest output", show=False)]
     DEFAULT_CSS = """
     Transcript { padding: 0 1; }
     Transcript > .empty { color: $text-muted; }
+    Transcript > .separator { color: $accent; margin-bottom: 1; }
+    Transcript > .markdown { margin: 0 0 1 0; padding: 0 2; background: transparent; }
+    Transcript > #new-output { dock: bottom; width: 100%; height: 1; display: none;
+        background: $accent; color: $text; text-style: bold; content-align: center middle; }
+    Transcript.-new-below > #new-output { display: block; }
     """
 
     def __init__(self, *, stable: bool = False, id: str | None = None) -> None:
         super().__init__(id=id)
         self.stable = stable
         self.can_focus = True
+        self._away = False  # the user scrolled up from the end
 
     def compose(self):
+        yield Static("▼ new output below (Ctrl+End)", id="new-output")
         yield Static(
             "Type PyTorch code below. Enter runs it, F1 shows every key.\n"
             "Tensors you name appear in the inspector; grads that change appear in the backward log.",
             classes="empty",
         )
 
+    def on_mount(self) -> None:
+        self.anchor()
+
+    @property
+    def new_output_below(self) -> bool:
+        """The marker is up: output came while the user was scrolled away from the end."""
+        return self.has_class("-new-below")
+
     def view_of(self, cell: SessionCell) -> CellView | None:
         found = self.query(f"#cell-{cell.number}")
         return found.first(CellView) if found else None
 
-    def add_cell(self, cell: SessionCell) -> CellView:
+    def _drop_hint(self) -> None:
         for hint in self.query(".empty"):
             hint.remove()
+
+    def add_cell(self, cell: SessionCell) -> CellView:
+        """A submitted cell: shown at the end, and the transcript follows it from now on."""
+        self._drop_hint()
         view = CellView(cell, stable=self.stable)
         self.mount(view)
-        self._follow()
+        self.scroll_to_latest()
         return view
+
+    def add_markdown(self, source: str) -> None:
+        """A script's markdown cell, rendered, between the code cells around it."""
+        from textual.widgets import Markdown
+
+        self._drop_hint()
+        self.mount(Markdown(escape_controls(source), classes="markdown"))
+        self._output_came()
+
+    def add_separator(self, label: str) -> None:
+        """A full-width rule with `label` in it (e.g. "kernel restarted 08:31")."""
+        self._drop_hint()
+        self.mount(Static(Rule(escape_controls(label), characters="─", style="none"), classes="separator"))
+        self._output_came()
 
     def add_event(self, cell: SessionCell, event: Event) -> None:
         view = self.view_of(cell) or self.add_cell(cell)
         view.add_event(event)
-        self._follow()
+        self._output_came()
 
     def finish(self, cell: SessionCell, notes: Sequence[str] = (), explanation: Explanation | None = None) -> None:
         view = self.view_of(cell) or self.add_cell(cell)
@@ -210,7 +235,7 @@ class Transcript(VerticalScroll):
         for note in notes:
             view.add_note(note)
         view.finish()
-        self._follow()
+        self._output_came()
 
     def update_prompt(self, cell: SessionCell) -> None:
         view = self.view_of(cell)
@@ -218,8 +243,39 @@ class Transcript(VerticalScroll):
             view.refresh_prompt()
 
     def clear(self) -> None:
-        self.remove_children()
+        for child in list(self.children):
+            if child.id != "new-output":
+                child.remove()
+        self.scroll_to_latest()
 
-    def _follow(self) -> None:
-        if self.is_vertical_scroll_end or self.max_scroll_y - self.scroll_y < 3:
-            self.call_after_refresh(self.scroll_end, animate=False)
+    def scroll_to_latest(self) -> None:
+        """Show the end of the transcript and follow new output again."""
+        self._away = False
+        self.remove_class("-new-below")
+        self.anchor()
+
+    def action_scroll_to_latest(self) -> None:
+        self.scroll_to_latest()
+
+    def _output_came(self) -> None:
+        # Anchored, the transcript is at its end once the new content is laid out; if it
+        # is not, the user has scrolled away and the marker says there is more below.
+        self.call_after_refresh(self._mark_new_output)
+
+    def _mark_new_output(self) -> None:
+        # Anchored, the last cell's bottom margin may stay below: more than that is unseen.
+        if self._away and self.max_scroll_y - self.scroll_y > 1:
+            self.add_class("-new-below")
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value >= self.max_scroll_y - 1:
+            self._away = False
+            self.remove_class("-new-below")
+        elif new_value < old_value:
+            self._away = True
+
+    def on_click(self, event: events.Click) -> None:
+        if event.widget is not None and event.widget.id == "new-output":
+            event.stop()
+            self.scroll_to_latest()

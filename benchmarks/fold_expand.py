@@ -1,0 +1,170 @@
+"""fold-expand-1e5 and fold-expand-key: opening the fold of a 100,000-line output in the app
+(run_test 120x40), timed against the same app drawing a 12-line output, and a key typed into
+the input while the fold opens, against the same key with nothing opening."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from benchmarks.app_latency import leftover_note
+from benchmarks.common import TERM_COLUMNS, TERM_LINES, BenchError, Row, median, say
+from benchmarks.processes import kill_leftovers, new_tag, tagged_environ
+
+HUGE_LINES = 100_000
+SMALL_LINES = 12
+
+
+def numbers(count: int) -> str:
+    return "".join(f"{i}\n" for i in range(count))
+
+
+# When each OutputBlock (by id) last drew a line: what was on screen is drawn by then.
+LAST_DRAWN: dict[int, float] = {}
+
+
+def record_drawing() -> None:
+    from gradrepl.ui.widgets.output_block import OutputBlock
+
+    render_line = OutputBlock.render_line
+    if getattr(render_line, "timed", False):
+        return
+
+    def timed(self: OutputBlock, y: int) -> Any:
+        strip = render_line(self, y)
+        LAST_DRAWN[id(self)] = time.perf_counter()
+        return strip
+
+    timed.timed = True  # type: ignore[attr-defined]
+    OutputBlock.render_line = timed  # type: ignore[method-assign]
+
+
+async def drawn(pilot: Any, block: Any, since: float) -> float:
+    """When `block` last drew a line once the app has settled; fails if it drew none after `since`."""
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+    at = LAST_DRAWN.get(id(block), 0.0)
+    if at < since:
+        raise BenchError("fold-expand: the output block was not drawn")
+    return at
+
+
+async def fold_series(app: Any, pilot: Any, rounds: int) -> dict[str, list[float]]:
+    from textual import events
+
+    from gradrepl.client.events import Stream
+    from gradrepl.ui.state.worksheet import SessionCell
+    from gradrepl.ui.widgets.code_input import CodeInput
+    from gradrepl.ui.widgets.output_block import OutputBlock
+
+    record_drawing()
+    transcript = app.transcript
+    code_input = app.query_one("#input", CodeInput)
+    huge_cell = SessionCell(900, "for i in range(100000): print(i)")
+    transcript.add_cell(huge_cell)
+    transcript.add_event(huge_cell, Stream("stdout", numbers(HUGE_LINES)))
+    await pilot.pause()
+    block = transcript.view_of(huge_cell).query_one(OutputBlock)
+    if not block.foldable or block.line_count != HUGE_LINES:
+        raise BenchError(f"fold-expand: the output block holds {block.line_count} lines, folded {block.foldable}")
+    code_input.focus()
+    await pilot.pause()
+    handled: list[float] = []
+
+    def dispatched(message: Any) -> None:
+        if isinstance(message, events.Key) and message.character == "a":
+            handled.append(time.perf_counter())
+
+    code_input.message_signal.subscribe(app, dispatched, immediate=True)
+
+    async def key_after(open_fold: bool) -> float:
+        seen, typed = len(handled), code_input.text.count("a")
+        start = time.perf_counter()
+        if open_fold:
+            block.action_toggle_fold()
+        await pilot.press("a")
+        if len(handled) != seen + 1 or code_input.text.count("a") != typed + 1:
+            raise BenchError("fold-expand-key: the key press did not reach the input")
+        return (handled[-1] - start) * 1e3
+
+    async def close_fold() -> None:
+        if block.expanded:
+            block.action_toggle_fold()
+        await pilot.pause()
+
+    results: dict[str, list[float]] = {"expand": [], "small": [], "key": [], "key_idle": []}
+    for index in range(rounds):
+        # Each pair in alternating order, so drift hits both alike.
+        for which in (("expand", "small") if index % 2 == 0 else ("small", "expand")):
+            if which == "expand":
+                transcript.scroll_to_widget(block, animate=False, top=True)
+                await pilot.pause()
+                start = time.perf_counter()
+                block.action_toggle_fold()
+                end = await drawn(pilot, block, start)
+                if not block.expanded:
+                    raise BenchError("fold-expand-1e5: the fold did not open")
+                results["expand"].append((end - start) * 1e3)
+                await close_fold()
+            else:
+                cell = SessionCell(1000 + index, "print(small)")
+                transcript.add_cell(cell)
+                await pilot.pause()
+                start = time.perf_counter()
+                transcript.add_event(cell, Stream("stdout", numbers(SMALL_LINES)))
+                small = transcript.view_of(cell).query_one(OutputBlock)
+                results["small"].append((await drawn(pilot, small, start) - start) * 1e3)
+            transcript.scroll_to_latest()
+            await pilot.pause()
+        # The fold is on screen when it opens: the huge block is scrolled to, as a user who clicks it has.
+        transcript.scroll_to_widget(block, animate=False, top=True)
+        await pilot.pause()
+        for which in (("key", "key_idle") if index % 2 == 0 else ("key_idle", "key")):
+            results[which].append(await key_after(open_fold=which == "key"))
+            await close_fold()
+        transcript.scroll_to_latest()
+        await pilot.pause()
+    return results
+
+
+async def bench_fold_async(rounds: int) -> list[Row]:
+    from gradrepl.ui.app import GradReplApp
+    from gradrepl.ui.state.history import History
+
+    tag = new_tag()
+    try:
+        with tagged_environ(tag):
+            app = GradReplApp(history=History(None), stable=True)
+            async with app.run_test(size=(TERM_COLUMNS, TERM_LINES)) as pilot:
+                await app.until_idle()
+                results = await fold_series(app, pilot, rounds)
+    finally:
+        leftover = kill_leftovers(tag, "fold-expand")
+    expand, small, key, idle = results["expand"], results["small"], results["key"], results["key_idle"]
+    value, anchor = median(expand), median(small)
+    key_value, key_anchor = median(key), median(idle)
+    say(f"fold-expand-1e5: drawn in {value:.1f} ms (max {max(expand):.1f}); a 12-line output in {anchor:.1f} ms")
+    say(f"fold-expand-key: key handled in {key_value:.1f} ms while opening (max {max(key):.1f}); {key_anchor:.1f} ms idle")
+    note = leftover_note(leftover)
+    return [
+        Row(
+            "fold-expand-1e5", value, "ms", "same app, a 12-line output drawn", anchor, value / anchor, "< 1000 ms",
+            value < 1000.0,
+            note=f"run_test 120x40: from opening the fold of a {HUGE_LINES:,}-line output (scrolled to its head) "
+            f"to the screen refreshed with it; median of {rounds}" + note,
+            samples=expand, anchor_samples=small, extra={"max_ms": max(expand), "anchor_max_ms": max(small)},
+        ),
+        Row(
+            "fold-expand-key", key_value, "ms", "same key, nothing opening", key_anchor, key_value / key_anchor,
+            "< 50 ms", key_value < 50.0,
+            note=f"run_test 120x40: from opening the {HUGE_LINES:,}-line fold and pilot.press('a') at once to the "
+            f"input having handled the key; median of {rounds}" + note,
+            samples=key, anchor_samples=idle, extra={"max_ms": max(key), "anchor_max_ms": max(idle)},
+        ),
+    ]
+
+
+def bench_fold(rounds: int) -> list[Row]:
+    return asyncio.run(bench_fold_async(rounds))

@@ -1,0 +1,151 @@
+"""Syntax colours follow the app theme (transcript and input), and the theme chosen is
+remembered in $XDG_CONFIG_HOME/gradrepl/config.toml. No kernel: recorded sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Static
+
+from gradrepl.ui.app import GradReplApp
+from gradrepl.ui.state.config import Settings, default_path
+from gradrepl.ui.state.history import History
+from gradrepl.ui.state.journal import Journal
+from gradrepl.ui.syntax import DARK_SYNTAX, LIGHT_INPUT, LIGHT_SYNTAX, ThemedSource
+from gradrepl.ui.widgets.code_input import CodeInput
+from gradrepl.ui.widgets.transcript import CellView
+from support.recorded_app import ROOT, kernel_free, recorded_app, run_cell, settled
+from support.recorded_session import RecordedSession
+from support.recording import load
+
+SnapCompare = Callable[..., bool]
+SIZE = (120, 40)
+LIGHT = "textual-light"
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = tmp_path / "config-home"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
+    return config / "gradrepl" / "config.toml"
+
+
+def app_with(settings: Settings, recording: str | None = None) -> GradReplApp:
+    app = recorded_app(recording)
+    app.settings = settings
+    return app
+
+
+def source_style(app: GradReplApp) -> str:
+    """The Pygments style the last cell's source is drawn in now."""
+    content = app.query(CellView).last().query_one(".source", Static).content
+    assert isinstance(content, ThemedSource), content
+    return content.style_name
+
+
+async def test_a_light_theme_gives_light_syntax_colours_in_the_transcript_and_the_input() -> None:
+    app = app_with(Settings(None), "leaf_in_place_error")
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            await run_cell(pilot, "import torch\nx = torch.ones(2, 2, requires_grad=True)")
+            assert source_style(app) == DARK_SYNTAX
+            assert app.query_one(CodeInput).theme == "css"
+            app.theme = LIGHT
+            await pilot.pause()
+            assert source_style(app) == LIGHT_SYNTAX  # the cell already shown is recoloured
+            assert app.query_one(CodeInput).theme == LIGHT_INPUT
+            app.theme = "textual-dark"
+            await pilot.pause()
+            assert source_style(app) == DARK_SYNTAX
+            assert app.query_one(CodeInput).theme == "css"
+
+
+async def test_the_theme_chosen_is_written_and_the_next_session_starts_in_it(private_config: Path) -> None:
+    first = app_with(Settings(default_path()))
+    assert default_path() == private_config
+    with kernel_free(first):
+        async with first.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            first.theme = LIGHT
+            await pilot.pause()
+    assert 'theme = "textual-light"' in private_config.read_text()
+    second = app_with(Settings(default_path()))
+    with kernel_free(second):
+        async with second.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            assert second.theme == LIGHT
+            assert second.query_one(CodeInput).theme == LIGHT_INPUT
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["theme = [unclosed", 'theme = 3', 'theme = "no-such-theme"', "\xff\xfe"],
+    ids=["not-toml", "not-a-string", "unknown-theme", "not-utf8"],
+)
+async def test_a_bad_config_is_one_warning_and_the_default_theme(private_config: Path, text: str) -> None:
+    private_config.parent.mkdir(parents=True)
+    private_config.write_bytes(text.encode("latin-1"))
+    app = app_with(Settings(default_path()))
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            warnings = [n for n in app._notifications if n.severity == "warning"]
+            assert len(warnings) == 1, [n.message for n in app._notifications]
+            assert str(private_config) in warnings[0].message or "no-such-theme" in warnings[0].message
+            assert "\n" not in warnings[0].message
+            assert app.theme == "textual-dark"
+    assert private_config.read_bytes() == text.encode("latin-1")  # not overwritten unasked
+
+
+def test_settings_are_written_atomically_and_keep_keys_they_do_not_know(private_config: Path) -> None:
+    private_config.parent.mkdir(parents=True)
+    private_config.write_text('theme = "nord"\nfuture_key = "kept"\n')
+    settings = Settings(default_path())
+    assert settings.theme == "nord" and settings.error is None
+    settings.remember_theme(LIGHT)
+    again = Settings(default_path())
+    assert again.theme == LIGHT
+    assert 'future_key = "kept"' in private_config.read_text() or '"future_key" = "kept"' in private_config.read_text()
+    assert [p.name for p in private_config.parent.iterdir()] == ["config.toml"]  # no temporary left
+
+
+def test_an_unwritable_config_dir_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    settings = Settings(blocker / "gradrepl" / "config.toml")
+    settings.remember_theme(LIGHT)
+    assert settings.error is not None and "\n" not in settings.error
+
+
+def test_the_app_reads_no_config_unless_given_one(private_config: Path) -> None:
+    private_config.parent.mkdir(parents=True)
+    private_config.write_text(f'theme = "{LIGHT}"\n')
+    app = GradReplApp(history=History(None), journal=Journal(None),
+                      session_factory=RecordedSession.factory(load("completion")))
+    assert app.settings.path is None
+
+
+def test_light_theme_snapshot(snap_compare: SnapCompare, monkeypatch: pytest.MonkeyPatch) -> None:
+    """textual-light at 120x40 after `import torch; x = torch.ones(...)` and `x.add_(1)`:
+    the transcript's source in dark-on-light colours (keywords, names and numbers all
+    readable, none white on near-white), the explained RuntimeError, and the input holding
+    `y = x * 2  # typed` in the same light colours."""
+    monkeypatch.chdir(ROOT)
+    app = app_with(Settings(None), "leaf_in_place_error")
+    app.theme = LIGHT
+
+    async def run_before(pilot: Pilot) -> None:
+        await settled(pilot)
+        await run_cell(pilot, "import torch\nx = torch.ones(2, 2, requires_grad=True)")
+        await run_cell(pilot, "x.add_(1)")
+        code_input = app.query_one(CodeInput)
+        code_input.load_text("y = x * 2  # typed")
+        code_input.move_cursor(code_input.document.end)
+        await pilot.pause()
+
+    with kernel_free(app):
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
