@@ -63,7 +63,9 @@ def app_on(folder: Path, scenario: str = "recover_typed_ahead") -> GradReplApp:
 
 
 def offer_shown(app: GradReplApp) -> bool:
-    return bool(app.query("RecoverOffer Button"))
+    """Its buttons are mounted and in the screen's focus chain (Tab and Shift+Tab reach them)."""
+    buttons = list(app.query("RecoverOffer Button"))
+    return bool(buttons) and all(button in app.screen.focus_chain for button in buttons)
 
 
 async def type_keys(pilot: Pilot, text: str) -> None:
