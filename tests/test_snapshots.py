@@ -17,6 +17,7 @@ from gradrepl.cells import read_script
 from gradrepl.ui.app import GradReplApp
 from gradrepl.ui.state.history import History
 from gradrepl.ui.widgets.code_input import CodeInput
+from support.screens import layout_settled
 
 pytestmark = pytest.mark.kernel
 
@@ -46,6 +47,7 @@ async def settled(pilot: Pilot) -> None:
     # Panes scroll to their end after the refresh that follows new entries: let that settle.
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
+    await layout_settled(pilot)
 
 
 def running(*cells: str) -> Callable[[Pilot], Awaitable[None]]:

@@ -18,6 +18,7 @@ from gradrepl.ui.state.journal import Journal
 from gradrepl.ui.widgets.code_input import CodeInput
 from support.recorded_session import RecordedSession
 from support.recording import Recording, load
+from support.screens import layout_settled
 from support.waiting import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +77,7 @@ async def settled(pilot: Pilot) -> None:
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
+    await layout_settled(pilot)
 
 
 async def run_cell(pilot: Pilot, source: str) -> None:
