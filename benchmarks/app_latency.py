@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from benchmarks.common import REPO, TERM_COLUMNS, TERM_LINES, BenchError, Row, median, say
 from benchmarks.plain_kernel import gradrepl_run
 from benchmarks.processes import kill_leftovers, new_tag, tagged_environ
+
+T = TypeVar("T")
 
 # The warm-up cell imports torch; the timed cells cycle through these.
 PANES_WARMUP = "import torch\nx = torch.ones(2, 2, requires_grad=True)\ny = (x * x).sum()\ny.backward()\nx"
@@ -158,7 +161,9 @@ async def key_series(app: Any, pilot: Any, presses: int) -> dict[str, tuple[list
     return results
 
 
-async def bench_keys_async(presses: int) -> list[Row]:
+async def in_fresh_app(series: Callable[[Any, Any], Awaitable[T]], label: str) -> tuple[T, str | None]:
+    """`series(app, pilot)` in an app with private state dirs, once its kernel is idle; then
+    whatever processes it left are killed and named (the second value, for leftover_note)."""
     from gradrepl.ui.app import GradReplApp
     from gradrepl.ui.state.history import History
 
@@ -168,9 +173,14 @@ async def bench_keys_async(presses: int) -> list[Row]:
             app = GradReplApp(history=History(None), stable=True)
             async with app.run_test(size=(TERM_COLUMNS, TERM_LINES)) as pilot:
                 await app.until_idle()
-                results = await key_series(app, pilot, presses)
+                results = await series(app, pilot)
     finally:
-        leftover = kill_leftovers(tag, "app-key-latency")
+        leftover = kill_leftovers(tag, label)
+    return results, leftover
+
+
+async def bench_keys_async(presses: int) -> list[Row]:
+    results, leftover = await in_fresh_app(lambda app, pilot: key_series(app, pilot, presses), "app-key-latency")
     (busy, busy_wall), (idle, idle_wall) = results["busy"], results["idle"]
     value, anchor = median(busy), median(idle)
     say(

@@ -8,9 +8,8 @@ import asyncio
 import time
 from typing import Any
 
-from benchmarks.app_latency import leftover_note
-from benchmarks.common import TERM_COLUMNS, TERM_LINES, BenchError, Row, median, say
-from benchmarks.processes import kill_leftovers, new_tag, tagged_environ
+from benchmarks.app_latency import in_fresh_app, leftover_note
+from benchmarks.common import BenchError, Row, median, say
 
 HUGE_LINES = 100_000
 SMALL_LINES = 12
@@ -130,18 +129,7 @@ async def fold_series(app: Any, pilot: Any, rounds: int) -> dict[str, list[float
 
 
 async def bench_fold_async(rounds: int) -> list[Row]:
-    from gradrepl.ui.app import GradReplApp
-    from gradrepl.ui.state.history import History
-
-    tag = new_tag()
-    try:
-        with tagged_environ(tag):
-            app = GradReplApp(history=History(None), stable=True)
-            async with app.run_test(size=(TERM_COLUMNS, TERM_LINES)) as pilot:
-                await app.until_idle()
-                results = await fold_series(app, pilot, rounds)
-    finally:
-        leftover = kill_leftovers(tag, "fold-expand")
+    results, leftover = await in_fresh_app(lambda app, pilot: fold_series(app, pilot, rounds), "fold-expand")
     expand, small, key, idle = results["expand"], results["small"], results["key"], results["key_idle"]
     value, anchor = median(expand), median(small)
     key_value, key_anchor = median(key), median(idle)

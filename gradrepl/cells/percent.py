@@ -159,7 +159,7 @@ def render_percent(script_or_cells: Script | Iterable[Cell]) -> str:
 def write_percent(path: str | os.PathLike[str], script_or_cells: Script | Iterable[Cell]) -> None:
     """Write percent text atomically: a temporary file in the same directory replaces `path`."""
     data = render_percent(script_or_cells).encode("utf-8")
-    _write_atomically(Path(os.path.realpath(path)), data)
+    write_atomically(Path(os.path.realpath(path)), data)
 
 
 def _preamble_and_cells(script_or_cells: Script | Iterable[Cell]) -> tuple[str, tuple[Cell, ...]]:
@@ -239,7 +239,8 @@ def _marker_line(cell: Cell) -> str:
     return line
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def write_atomically(target: Path, data: bytes) -> None:
+    """`data` in `target` by a rename over it, fsynced, keeping its mode; never over a non-regular file."""
     try:
         mode = target.stat().st_mode
     except FileNotFoundError:

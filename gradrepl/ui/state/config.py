@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -96,14 +95,9 @@ class Settings:
             shown = _toml_string(value) if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else repr(value)
             lines.append(f"{_toml_string(key)} = {shown}")
         try:
+            from gradrepl.cells.percent import write_atomically
+
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as file:
-                    file.write("# gradrepl's settings (written by gradrepl)\n" + "\n".join(lines) + "\n")
-                os.replace(temporary, self.path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            write_atomically(self.path, ("# gradrepl's settings (written by gradrepl)\n" + "\n".join(lines) + "\n").encode())
         except OSError as err:
             self.error = f"Config not saved: {err.strerror or err} ({self.path})"
