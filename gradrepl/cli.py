@@ -13,9 +13,12 @@ import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gradrepl import __version__
+
+if TYPE_CHECKING:
+    from gradrepl.ui.typeahead import Terminal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
@@ -291,8 +294,9 @@ def run_app(argv: list[str]) -> int:
         if script is None:
             return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
+    from gradrepl.ui.typeahead import keep_typeahead
 
-    terminal = _keep_enter_distinct()
+    terminal = keep_typeahead()
     cwd = script.path.parent if script is not None and script.path is not None else None
     env = _kernel_env(args)
     process = launch_kernel(cwd=cwd, extra_env=env)  # loads while Textual starts
@@ -302,13 +306,18 @@ def run_app(argv: list[str]) -> int:
 
         app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env,
                           settings=config.Settings(config.default_path()))
+        if terminal is not None:
+            from gradrepl.ui.typeahead import driver_with_typeahead
+
+            app.driver_class = driver_with_typeahead(terminal.typeahead)
         _end_with_the_terminal(app, process, terminal)
         code = app.run()
     finally:
         if process.is_alive():
             process.kill()
         process.cleanup()
-        _restore_terminal(terminal)
+        if terminal is not None:
+            terminal.restore()
     return code if isinstance(code, int) else EXIT_OK
 
 
@@ -316,17 +325,18 @@ _SIGTERM_GRACE = 2.0  # seconds the app gets to end by itself after SIGTERM
 _LEAVE_SCREEN = "\x1b[?1000l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25h\x1b[?1049l"
 
 
-def _end_now(code: int, terminal: list | None) -> None:
+def _end_now(code: int, terminal: Terminal | None) -> None:
     """Leave the alternate screen, give the terminal its settings back, and exit at once."""
     try:
         os.write(sys.__stdout__.fileno() if sys.__stdout__ else 1, _LEAVE_SCREEN.encode())
     except (OSError, ValueError):
         pass
-    _restore_terminal(terminal)
+    if terminal is not None:
+        terminal.restore()
     os._exit(code)
 
 
-def _end_with_the_terminal(app: Any, process: Any, terminal: list | None = None) -> None:
+def _end_with_the_terminal(app: Any, process: Any, terminal: Terminal | None = None) -> None:
     """A closed terminal (SIGHUP) or a plain `kill` (SIGTERM) ends the kernel too: it runs
     in a session of its own, so nothing else would stop it."""
     import signal
@@ -350,34 +360,6 @@ def _end_with_the_terminal(app: Any, process: Any, terminal: list | None = None)
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
-
-
-def _keep_enter_distinct() -> list | None:
-    """Until Textual switches the terminal to raw mode, the tty turns Enter (CR) into LF,
-    which the app reads as Ctrl+J (a newline) instead of Enter (run). Stop that now, so keys
-    typed during start-up keep their meaning; the saved settings come back at exit."""
-    try:
-        import termios
-
-        fd = sys.stdin.fileno()
-        saved = termios.tcgetattr(fd)
-        changed = termios.tcgetattr(fd)
-        changed[0] &= ~termios.ICRNL
-        termios.tcsetattr(fd, termios.TCSANOW, changed)
-        return saved
-    except (ImportError, OSError, ValueError, AttributeError):  # not a terminal
-        return None
-
-
-def _restore_terminal(saved: list | None) -> None:
-    if saved is None:
-        return
-    import termios
-
-    try:
-        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
-    except (OSError, ValueError):
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:

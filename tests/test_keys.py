@@ -231,8 +231,7 @@ async def test_a_restart_leaves_a_separator_in_the_transcript_and_the_backward_l
             await settled(pilot)
             [rule] = app.backward_log.query(".separator")
             assert "kernel restarted" in rendered(rule.render(), 60)  # type: ignore[arg-type]
-            if hasattr(app.transcript, "add_separator"):
-                assert "kernel restarted" in " ".join(rendered(w.render(), 80) for w in app.transcript.query(Static))  # type: ignore[arg-type]
+            assert "kernel restarted" in " ".join(rendered(w.render(), 80) for w in app.transcript.query(Static))  # type: ignore[arg-type]
 
 
 async def test_with_no_named_tensors_f8_restarts_at_once() -> None:

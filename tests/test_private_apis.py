@@ -523,6 +523,25 @@ async def test_app_notifications_lists_the_notices_shown() -> None:
         )
 
 
+def test_xterm_parser_turns_terminal_input_into_key_events() -> None:
+    from textual._xterm_parser import XTermParser
+
+    parser = XTermParser()
+    keys = [event.key for event in (*parser.feed("a\r\x1b[A"), *parser.feed("")) if isinstance(event, events.Key)]
+    assert keys == ["a", "enter", "up"], changed(
+        "textual._xterm_parser.XTermParser (feed, and feed('') at the end)",
+        "keys typed while the app starts are lost or misread (ui/typeahead.py)",
+    )
+
+
+def test_linux_driver_reads_the_terminal_in_run_input_thread() -> None:
+    from textual.drivers.linux_driver import LinuxDriver
+
+    assert callable(getattr(LinuxDriver, "run_input_thread", None)), changed(
+        "LinuxDriver.run_input_thread", "keys typed while the app starts never reach the input (ui/typeahead.py)"
+    )
+
+
 # ---------------------------------------------------------------- nbclient (scripts/record-jupyter)
 
 

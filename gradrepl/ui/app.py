@@ -25,6 +25,7 @@ from gradrepl.ui.state.history import History, default_path
 from gradrepl.ui.state.journal import Journal, LeftOver
 from gradrepl.ui.state.journal import default_dir as journal_dir
 from gradrepl.ui.state.worksheet import SessionCell, Worksheet
+from gradrepl.ui.theming import apply_remembered_theme
 from gradrepl.ui.widgets.code_input import CodeInput
 from gradrepl.ui.widgets.recover_offer import RecoverOffer
 from gradrepl.ui.widgets.status_line import StatusLine
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from gradrepl.cells import Script
     from gradrepl.protocol import TensorInfo
+    from gradrepl.ui.restarting import Replay
     from gradrepl.ui.runner import SessionFactory
     from gradrepl.ui.widgets.backward_log import BackwardLog
     from gradrepl.ui.widgets.inspector import TensorInspector
@@ -97,11 +99,11 @@ class GradReplApp(App[int]):
             session_factory=session_factory,  # None: a KernelSession over a kernel process
         )
         self.tensors: dict[str, TensorInfo] = {}
-        self._resume_total = 0
+        self.resume_total = 0  # code cells of the script being resumed; 0 once they have all run
         self.panes_updated: list[float] = []  # seconds from a cell's end to all panes drawn
         self._panes_ready = False
         self._early: list[str] = []  # cells submitted before the panes were mounted
-        self._kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
+        self.kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
 
     # ------------------------------------------------------------------ layout
 
@@ -114,7 +116,7 @@ class GradReplApp(App[int]):
 
     def on_mount(self) -> None:
         self.runner.launch()
-        self._apply_remembered_theme()
+        apply_remembered_theme(self)
         self.query_one(CodeInput).focus()
         self.query_one(StatusLine).path = self.path_label()
         # The panes come once the footer has drawn its keys, which it does when the
@@ -150,7 +152,7 @@ class GradReplApp(App[int]):
         if self.worksheet.script is not None:
             self._resume(self.worksheet.script)
         for source in self._early:
-            self._submit(source)
+            self.submit(source)
         self._early.clear()
         left = self.journal.left_over()
         if left is not None:
@@ -198,51 +200,14 @@ class GradReplApp(App[int]):
         await self.runner.until_idle()
         await asyncio.sleep(0)
 
-    # ------------------------------------------------------------------ theme
-
-    def _apply_remembered_theme(self) -> None:
-        wanted = self.settings.theme
-        if wanted is not None and wanted != self.theme:
-            if wanted in self.available_themes:
-                self.theme = wanted
-            else:
-                self.notify(f"Config: no theme called {wanted!r}; the default is used.", severity="warning", timeout=8)
-        self._warn_settings()
-        self.query_one(CodeInput).follow_theme(self.current_theme.dark)
-        self.theme_changed_signal.subscribe(self, self._theme_changed)
-
-    def _theme_changed(self, theme: object) -> None:
-        self.query_one(CodeInput).follow_theme(self.current_theme.dark)
-        self.settings.remember_theme(self.theme)
-        self._warn_settings()
-
-    def _warn_settings(self) -> None:
-        if self.settings.error:
-            self.notify(self.settings.error, severity="warning", timeout=8)
-            self.settings.error = None
-
     # ------------------------------------------------------------------ cells
 
     def _resume(self, script: Script) -> None:
-        from gradrepl.cells import skip_reason
-        from gradrepl.ui.state.worksheet import SKIPPED_ON_RESUME
+        from gradrepl.ui.resuming import resume
 
-        cells = script.code_cells
-        self._resume_total = len(cells)
-        for cell in script.cells:
-            if cell.kind == "markdown":
-                self.transcript.add_markdown(cell.source)
-            elif cell.kind == "code" and (reason := skip_reason(cell)) is not None:
-                skipped = self.worksheet.add(cell.source, cell.line)
-                skipped.state, skipped.reason = "cancelled", SKIPPED_ON_RESUME + reason
-                view = self.transcript.add_cell(skipped)
-                # After the view has mounted its prompt and source: the note goes below them.
-                self.call_after_refresh(view.add_note, f"not run ({skipped.reason})")
-            elif cell.kind == "code":
-                self._submit(cell.source, script_line=cell.line)
-        self._show_progress()
+        resume(self, script)
 
-    def _submit(self, source: str, *, script_line: int | None = None, rerun: bool = False) -> SessionCell:
+    def submit(self, source: str, *, script_line: int | None = None, rerun: bool = False) -> SessionCell:
         cell = self.worksheet.add(source, script_line, rerun=rerun)
         self.transcript.add_cell(cell)
         self.runner.submit(cell)
@@ -253,7 +218,7 @@ class GradReplApp(App[int]):
         if not self._panes_ready:
             self._early.append(event.source)
             return
-        self._submit(event.source)
+        self.submit(event.source)
         if self.input_history.error:
             self.notify(self.input_history.error, severity="warning")
             self.input_history.error = None
@@ -267,7 +232,7 @@ class GradReplApp(App[int]):
         left = event.offer.left
         if event.choice == "run":
             for source in left.cells:
-                self._submit(source)
+                self.submit(source)
             left.discard()  # this session's journal has them from now on
         elif event.choice == "discard":
             left.discard()
@@ -283,7 +248,7 @@ class GradReplApp(App[int]):
                 self.notify(self.journal.error, severity="warning", timeout=8)
                 self.journal.error = None
         self.transcript.update_prompt(event.cell)
-        self._show_progress()
+        self.show_progress()
 
     @on(CellOutput)
     def _cell_output(self, event: CellOutput) -> None:
@@ -313,58 +278,21 @@ class GradReplApp(App[int]):
             self.inspector.show(tuple(tensors.values()))
             self.tensors = tensors
         if cell.state == "died" and cell.reason != STOPPED_BY_RESTART:
-            self._offer_restart(cell)
-        self.update_status()
-        self._show_progress()
+            from gradrepl.ui.restarting import offer_restart
 
-    def _good_cells_before(self, cell: SessionCell) -> list[SessionCell]:
-        """The cells that ran without error in the kernel that `cell` killed, in order."""
-        return [c for c in self.worksheet.cells[self._kernel_first_cell:] if c.number < cell.number and c.state == "ok"]
+            offer_restart(self, cell)
+        self.update_status()
+        self.show_progress()
 
     def shown_name(self, cell: SessionCell) -> str:
-        """The cell as the transcript names it: In [n], or (no count: the kernel died before
-        replying) by the numbered cell of the same kernel above it."""
-        if cell.execution_count is not None:
-            return f"In [{cell.execution_count}]"
-        before = [c for c in self.worksheet.cells[self._kernel_first_cell:] if c.number < cell.number]
-        counted = [c for c in before if c.execution_count is not None]
-        if counted:
-            return f"the cell after In [{counted[-1].execution_count}]"
-        return "the first cell after the restart" if self._kernel_first_cell else "the first cell"
+        from gradrepl.ui.restarting import shown_name
 
-    def _offer_restart(self, cell: SessionCell) -> None:
-        from gradrepl.ui.screens.kernel_died import KernelDiedScreen
+        return shown_name(self, cell)
 
-        good = self._good_cells_before(cell)
-        where = self.shown_name(cell)
+    def show_progress(self) -> None:
+        from gradrepl.ui.resuming import show_progress
 
-        def chosen(choice: str | None) -> None:
-            if choice == "replay":
-                self.restart_kernel(replay=[(c.source, c.script_line) for c in good])
-            elif choice == "restart":
-                self.restart_kernel()
-
-        self.push_screen(KernelDiedScreen(where, cell.reason or "no reason given", len(good)), chosen)
-
-    def _show_progress(self) -> None:
-        status = self.query_one(StatusLine)
-        if not self._resume_total:
-            status.progress = ""
-            return
-        script_cells = [c for c in self.worksheet.cells if c.from_script and not c.rerun][: self._resume_total]
-        done = sum(1 for c in script_cells if c.state not in ("queued", "running"))
-        failures = [c for c in script_cells if c.state in ("error", "timeout", "died")]
-        failed = ", ".join(str(c.number) for c in failures)
-        if done < self._resume_total:
-            status.progress = f"resuming: cell {done + 1} of {self._resume_total}" + (f" (failed: {failed})" if failed else "")
-            return
-        status.progress = ""
-        self._resume_total = 0
-        name = self.path_label() or "the script"
-        if failures:
-            self.notify(f"Resumed {name}: {done} cells, {len(failures)} failed (cell {failed}).", severity="warning", timeout=8)
-        else:
-            self.notify(f"Resumed {name}: {done} cells ran.", timeout=5)
+        show_progress(self)
 
     def update_status(self) -> None:
         status = self.query_one(StatusLine)
@@ -499,49 +427,18 @@ class GradReplApp(App[int]):
             self.notify("No cells to run yet.", timeout=3)
             return
         for source, line in cells:
-            self._submit(source, script_line=line, rerun=True)
+            self.submit(source, script_line=line, rerun=True)
 
     def action_restart_kernel(self) -> None:
-        if not self.tensors:
-            self.restart_kernel()
-            return
-        from gradrepl.ui.screens.confirm_restart import ConfirmRestartScreen
+        from gradrepl.ui.restarting import ask_to_restart
 
-        def chosen(choice: str | None) -> None:
-            if choice == "restart":
-                self.restart_kernel()
-
-        self.push_screen(ConfirmRestartScreen(len(self.tensors)), chosen)
+        ask_to_restart(self)
 
     @work(group="kernel-control", exclusive=True)
-    async def restart_kernel(self, replay: list[tuple[str, int | None]] | None = None) -> None:
-        """A fresh kernel; then, if given, these cells run again (as "run all" runs them)."""
-        for cell in self.runner.cancel_queued():
-            self.transcript.update_prompt(cell)
-        await self.runner.restart()
-        self._kernel_first_cell = len(self.worksheet.cells)
-        self.worksheet.restarted_at = self._kernel_first_cell
-        if self.runner.state != "dead":
-            self.tensors = {}
-            self.inspector.show((), highlight_changes=False)
-            label = f"kernel restarted: {len(replay)} cells run again" if replay else "kernel restarted: a fresh namespace"
-            self._mark_restart(label)
-            if replay:
-                self.notify(f"Kernel restarted: running {len(replay)} cells again.", timeout=4)
-                for source, line in replay:
-                    self._submit(source, script_line=line, rerun=True)
-            else:
-                self.notify("Kernel restarted: a fresh namespace.", timeout=4)
-        self._resume_total = 0
-        self._show_progress()
-        self.update_status()
+    async def restart_kernel(self, replay: Replay | None = None) -> None:
+        from gradrepl.ui.restarting import restart
 
-    def _mark_restart(self, label: str) -> None:
-        """A rule in the transcript and the backward log: In [n] counts from 1 again below it."""
-        transcript = self.transcript
-        if hasattr(transcript, "add_separator"):  # Transcript.add_separator comes with helper h1's work
-            transcript.add_separator(label)
-        self.backward_log.add_separator(label)
+        await restart(self, replay)
 
     def action_transcript_latest(self) -> None:
         self.transcript.scroll_to_latest()

@@ -56,6 +56,9 @@ class TensorInspector(DataTable):
         self.border_title = "Tensors"
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
@@ -76,7 +79,8 @@ class TensorInspector(DataTable):
         else:
             cursor_name = self._cursor_name()
             self.tensors = after
-            self.clear()
+            self.clear(columns=True)  # columns as wide as the new rows, not the widest ever shown
+            self._add_columns()
             for name, info in after.items():
                 self.add_row(*self._cells(info, self.changed.get(name, set())), key=name)
             if cursor_name in after:
