@@ -72,3 +72,32 @@ async def test_the_save_as_dialog_names_the_folder_it_saves_in(tmp_path: Path, m
             await pilot.pause()
             assert isinstance(app.screen, SaveAsScreen)
             assert str(tmp_path) in str(app.screen.query_one("#folder", Label).render())
+
+
+@pytest.mark.parametrize(("burst", "expected"), [
+    (["ctrl+u", *"session.py"], "session.py"),  # clear the suggestion, type a name
+    ([*"abc", "left", "left", "X"], "aXbc"),  # the suggestion replaced, then edited
+], ids=["ctrl+u-then-name", "left-then-insert"])
+async def test_keys_typed_fast_in_the_save_as_dialog_act_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, burst: list[str], expected: str
+) -> None:
+    """A terminal delivers fast typing as one burst, queued before any key is handled;
+    pilot.press would wait after each key and hide the order problem."""
+    from textual import events
+    from textual.widgets import Input
+
+    from gradrepl.ui.screens.save_as import SaveAsScreen
+
+    monkeypatch.chdir(tmp_path)
+    app = app_on(tmp_path / "journal")
+    with kernel_free(app):
+        async with app.run_test() as pilot:
+            await settled(pilot)
+            app.action_save_as()
+            await pilot.pause()
+            assert isinstance(app.screen, SaveAsScreen)
+            for key in burst:
+                character = key if len(key) == 1 else ("\x15" if key == "ctrl+u" else None)
+                app.post_message(events.Key(key, character))
+            await pilot.pause()
+            assert app.screen.query_one("#path", Input).value == expected

@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from gradrepl.ui.widgets.path_input import PathInput
+
 
 class SaveAsScreen(ModalScreen["Path | None"]):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -32,7 +34,7 @@ class SaveAsScreen(ModalScreen["Path | None"]):
         with Vertical():
             yield Label("Save the session's cells as a # %% script:")
             yield Label(f"in {Path.cwd()} (a relative name is from there)", id="folder", markup=False)
-            yield Input(str(self.suggestion), id="path")
+            yield PathInput(str(self.suggestion), id="path")
             yield Label("Enter saves, Escape cancels.", id="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

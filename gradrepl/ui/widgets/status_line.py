@@ -15,6 +15,9 @@ STATE_STYLES = {
 }
 
 
+REASON_KEPT = 24  # columns of a dead kernel's reason kept before the path is shortened
+
+
 class StatusLine(Static):
     DEFAULT_CSS = """
     StatusLine { height: 1; background: $panel; color: $text; padding: 0 1; }
@@ -28,15 +31,36 @@ class StatusLine(Static):
     unsaved: reactive[int] = reactive(0)
 
     def render(self) -> Text:
-        text = Text()
+        """One row, whatever the width: a long path loses its leading folders first ("…/name.py"),
+        then a long reason its end; the kernel state and the unsaved count always show."""
+        cells = f"{self.cells_run} cell{'s' if self.cells_run != 1 else ''} run"
+        unsaved = f"  ● {self.unsaved} unsaved" if self.unsaved else ""
+        fixed = len(" kernel ") + len(self.kernel_state) + 2 + len(f"  │  {cells}") + len("  │  ") + len(unsaved)
+        if self.progress:
+            fixed += len(f"  │  {self.progress}")
+        room = max(self.content_size.width, 1) - fixed
+        path = self.path or "no file"
+        reason = f" {self.kernel_reason}" if self.kernel_reason else ""
+        path = _fit_left(path, max(room - min(len(reason), REASON_KEPT), 4))
+        reason = _fit_right(reason, max(room - len(path), 0))
+        text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" kernel ")
         text.append(f" {self.kernel_state} ", style=STATE_STYLES.get(self.kernel_state, "bold"))
-        if self.kernel_reason:
-            text.append(f" {self.kernel_reason}", style="italic")
-        text.append(f"  │  {self.cells_run} cell{'s' if self.cells_run != 1 else ''} run")
+        if reason:
+            text.append(reason, style="italic")
+        text.append(f"  │  {cells}")
         if self.progress:
             text.append(f"  │  {self.progress}", style="bold")
-        text.append(f"  │  {self.path or 'no file'}")
-        if self.unsaved:
-            text.append(f"  ● {self.unsaved} unsaved", style="bold yellow")
+        text.append(f"  │  {path}")
+        if unsaved:
+            text.append(unsaved, style="bold yellow")
         return text
+
+
+def _fit_left(text: str, width: int) -> str:
+    """`text` in `width` columns, losing its start: a path keeps its file name."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:] if width > 1 else text[:width]
+
+
+def _fit_right(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…" if width > 1 else ""

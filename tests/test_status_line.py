@@ -1,0 +1,47 @@
+"""The status line keeps to one row at any width: a long path loses its leading folders,
+and the kernel state and the unsaved count always show."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App, ComposeResult
+
+from gradrepl.ui.widgets.status_line import StatusLine
+
+LONG = "/tmp/a_rather_long_folder_name/another_long_folder_name/lessons/seed_autograd_lesson_one.py"
+
+
+class StatusApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield StatusLine()
+
+
+async def shown(width: int, **state: object) -> str:
+    app = StatusApp()
+    async with app.run_test(size=(width, 3)) as pilot:
+        status = app.query_one(StatusLine)
+        for name, value in state.items():
+            setattr(status, name, value)
+        await pilot.pause()
+        return "".join(segment.text for segment in status.render_line(0)).rstrip()
+
+
+@pytest.mark.parametrize("width", [80, 60])
+async def test_a_long_path_keeps_its_file_name_and_the_unsaved_count_shows(width: int) -> None:
+    row = await shown(width, kernel_state="idle", cells_run=12, path=LONG, unsaved=3)
+    assert row.endswith("● 3 unsaved"), row
+    assert "…" in row and len(row) <= width, row
+    if width >= 80:
+        assert "│  …/seed_autograd_lesson_one.py  ●" in row, row
+
+
+async def test_a_short_path_is_shown_whole() -> None:
+    row = await shown(120, kernel_state="idle", cells_run=1, path="lesson.py", unsaved=1)
+    assert "│  lesson.py  ● 1 unsaved" in row and "…" not in row
+
+
+async def test_a_long_reason_for_a_dead_kernel_is_cut_at_its_end_not_the_path() -> None:
+    reason = "the kernel died: " + "x" * 200
+    row = await shown(100, kernel_state="dead", kernel_reason=reason, cells_run=2, path="lesson.py", unsaved=2)
+    assert row.endswith("lesson.py  ● 2 unsaved"), row
+    assert "the kernel died" in row and "…" in row
