@@ -1,11 +1,19 @@
 """fold-expand-1e5 and fold-expand-key: opening the fold of a 100,000-line output in the app
 (run_test 120x40), timed against the same app drawing a 12-line output, and a key typed into
-the input while the fold opens, against the same key with nothing opening."""
+the input while the fold opens, against the same key with nothing opening.
+
+Opened, an output that long keeps its folded height and scrolls inside (output_block.py says
+why), so opening it costs one layout of the app, as a 12-line output does. The full garbage
+collections of the process during the series are kept in `extra` (full_gc_ms): a sample far
+above the median is one of them."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from benchmarks.app_latency import in_fresh_app, leftover_note
@@ -37,6 +45,27 @@ def record_drawing() -> None:
 
     timed.timed = True  # type: ignore[attr-defined]
     OutputBlock.render_line = timed  # type: ignore[method-assign]
+
+
+@contextmanager
+def full_collections() -> Iterator[list[float]]:
+    """The length in ms of each full (generation 2) garbage collection while inside."""
+    lengths: list[float] = []
+    started: list[float] = []
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            lengths.append((time.perf_counter() - started[0]) * 1e3)
+
+    gc.callbacks.append(timed)
+    try:
+        yield lengths
+    finally:
+        gc.callbacks.remove(timed)
 
 
 async def drawn(pilot: Any, block: Any, since: float) -> float:
@@ -129,12 +158,15 @@ async def fold_series(app: Any, pilot: Any, rounds: int) -> dict[str, list[float
 
 
 async def bench_fold_async(rounds: int) -> list[Row]:
-    results, leftover = await in_fresh_app(lambda app, pilot: fold_series(app, pilot, rounds), "fold-expand")
+    with full_collections() as collections:
+        results, leftover = await in_fresh_app(lambda app, pilot: fold_series(app, pilot, rounds), "fold-expand")
+    full_gc = [round(ms, 1) for ms in collections]
     expand, small, key, idle = results["expand"], results["small"], results["key"], results["key_idle"]
     value, anchor = median(expand), median(small)
     key_value, key_anchor = median(key), median(idle)
     say(f"fold-expand-1e5: drawn in {value:.1f} ms (max {max(expand):.1f}); a 12-line output in {anchor:.1f} ms")
     say(f"fold-expand-key: key handled in {key_value:.1f} ms while opening (max {max(key):.1f}); {key_anchor:.1f} ms idle")
+    say(f"fold-expand: {len(full_gc)} full garbage collections meanwhile, {full_gc} ms")
     note = leftover_note(leftover)
     return [
         Row(
@@ -142,14 +174,15 @@ async def bench_fold_async(rounds: int) -> list[Row]:
             value < 1000.0,
             note=f"run_test 120x40: from opening the fold of a {HUGE_LINES:,}-line output (scrolled to its head) "
             f"to the screen refreshed with it; median of {rounds}" + note,
-            samples=expand, anchor_samples=small, extra={"max_ms": max(expand), "anchor_max_ms": max(small)},
+            samples=expand, anchor_samples=small,
+            extra={"max_ms": max(expand), "anchor_max_ms": max(small), "full_gc_ms": full_gc},
         ),
         Row(
             "fold-expand-key", key_value, "ms", "same key, nothing opening", key_anchor, key_value / key_anchor,
             "< 50 ms", key_value < 50.0,
             note=f"run_test 120x40: from opening the {HUGE_LINES:,}-line fold and pilot.press('a') at once to the "
             f"input having handled the key; median of {rounds}" + note,
-            samples=key, anchor_samples=idle, extra={"max_ms": max(key), "anchor_max_ms": max(idle)},
+            samples=key, anchor_samples=idle, extra={"max_ms": max(key), "anchor_max_ms": max(idle), "full_gc_ms": full_gc},
         ),
     ]
 

@@ -197,3 +197,34 @@ def test_the_help_screen(snap_compare: SnapCompare) -> None:
     Ctrl+R, Up/Down, Tab), the keys that work anywhere, and what the panes mean."""
     snapshot(snap_compare, recorded_app(None), then(settled, "f1"))
 
+
+
+def test_a_wide_output_has_a_scrollbar_row_and_cut_markers(snap_compare: SnapCompare) -> None:
+    """At 80x24, In [1]'s Out[1] is print(torch.randn(3, 9)): torch's 80-column lines in a
+    transcript 40 columns wide, not reflowed. Its three long rows are cut at the pane's edge,
+    each ending in an accent '…'; the short rows ('0.3223],', '0.0316],', '-0.2897]])') are
+    whole. Under the block, one scrollbar row with its thumb over the left half (scrolled to
+    column 0). In [2]'s Out[2] 'tensor([3., 3.])' below has no bar and no marker."""
+    from gradrepl.client.events import Result
+    from gradrepl.ui.state.worksheet import SessionCell
+
+    wide = ("tensor([[-1.1258, -1.1524, -0.2506, -0.4339,  0.8487,  0.6920, -0.3160, -2.1152,\n"
+            "          0.3223],\n"
+            "        [-1.2633,  0.3500,  0.2660,  0.1665,  0.8744, -0.1435, -0.1116, -0.6136,\n"
+            "          0.0316],\n"
+            "        [-0.4927,  0.0537,  0.6181, -0.4128, -0.8411, -2.3160, -0.1023,  0.7924,\n"
+            "         -0.2897]])")
+
+    async def show(pilot: Pilot) -> None:
+        await settled(pilot)
+        app = pilot.app
+        assert isinstance(app, GradReplApp)
+        for number, (source, text) in enumerate([("torch.randn(3, 9)", wide), ("w.grad", "tensor([3., 3.])")], 1):
+            cell = SessionCell(number, source, state="ok", execution_count=number)
+            app.transcript.add_cell(cell)
+            await pilot.pause()
+            app.transcript.add_event(cell, Result(number, {"text/plain": text}))
+            app.transcript.finish(cell)
+        await settled(pilot)
+
+    snapshot(snap_compare, recorded_app(None), show, size=(80, 24))

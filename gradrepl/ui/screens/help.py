@@ -43,7 +43,7 @@ nothing it does can take the app down. Typing anywhere outside a dialog goes to 
 |---|---|
 | End | transcript: its latest output |
 | Enter or Space | transcript: fold or unfold a long output |
-| Left / Right | transcript: scroll a wide output |
+| Left / Right | transcript: scroll a wide output (Home / End: its ends) |
 | Up / Down | tensors, backward log: previous / next row or entry |
 | Enter | tensors: a tensor's detail; backward log: open the entry |
 | **g** | tensors or a tensor's detail: its autograd graph |

@@ -4,8 +4,15 @@ Only the lines on screen are rendered, so an output of 100,000 lines costs what 
 does, folded or not. A long output shows its first and its last lines with one fold row
 between them ("▶ 99,976 more lines"); while the cell runs the last lines follow the output,
 so a training loop's progress can be watched. Enter, Space or a click on the fold row opens
-it (every line in place, the fold row then says "▼ fold") and closes it again. Lines are
-never reflowed: a tensor keeps torch's own line breaks; wide lines scroll sideways.
+it (the fold row then says "▼ fold") and closes it again. Opened, up to IN_PLACE_LINES lines
+are laid out in place; a longer output keeps the folded block's height and scrolls its lines
+inside it (the wheel, its bar, Up / Down / PageUp / PageDown), as a notebook scrolls a long
+output: a widget 100,000 rows tall costs Textual O(rows) on every layout (dirty lines,
+spatial map, and the garbage those leave), which held keys up for 100 ms and more.
+
+Lines are never reflowed: a tensor keeps torch's own line breaks. A block wider than the
+pane has a scrollbar row under it and "…" where a line is cut; it scrolls sideways (Shift +
+wheel, the horizontal wheel, the bar, or Left / Right / Home / End when it has focus).
 """
 
 from __future__ import annotations
@@ -15,42 +22,55 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.reactive import reactive
+from textual.scroll_view import ScrollView
 from textual.selection import Selection
 from textual.strip import Strip
-from textual.widget import Widget
 
 from gradrepl.render.terminal_output import TerminalText, strip_sgr
 
 FOLD_LINES = 30  # outputs longer than this fold between their head and their tail
 HEAD_LINES = 12
 TAIL_LINES = 12
+FOLDED_ROWS = HEAD_LINES + 1 + TAIL_LINES
+IN_PLACE_LINES = 1000  # an opened output up to this long is laid out in place; a longer one scrolls inside
 WRAP_COLUMNS = 1000  # a longer line is broken here (only absurd lines are; torch's are 80)
 TAB_SIZE = 8
 
 
-class OutputBlock(Widget, can_focus=True):
-    """Lines wider than the pane are cut at its edge, never reflowed; Left / Right scroll
-    them when the block has focus. `prefix` ("Out[3]: ") starts the first line; the other lines are indented to match."""
+class OutputBlock(ScrollView, can_focus=True, inherit_bindings=False):
+    """Lines wider than the pane are cut at its edge, never reflowed. The block scrolls
+    sideways when it is wider than the pane, and up and down only when it is an opened long
+    output; otherwise its keys go on to the transcript. `prefix` ("Out[3]: ") starts the
+    first line; the other lines are indented to match."""
 
     BINDINGS = [
         Binding("enter,space", "toggle_fold", "Fold", show=False),
         Binding("right", "shift(8)", "Scroll right", show=False),
         Binding("left", "shift(-8)", "Scroll left", show=False),
+        Binding("home", "edge(False)", "First column", show=False),
+        Binding("end", "edge(True)", "Last column", show=False),
+        Binding("down", "lines(1)", "Next line", show=False),
+        Binding("up", "lines(-1)", "Previous line", show=False),
+        Binding("pagedown", "pages(1)", "Next page", show=False),
+        Binding("pageup", "pages(-1)", "Previous page", show=False),
     ]
-    COMPONENT_CLASSES = {"output-block--fold", "output-block--fold-focused", "output-block--prefix"}
+    COMPONENT_CLASSES = {"output-block--fold", "output-block--fold-focused", "output-block--prefix",
+                         "output-block--cut"}
     DEFAULT_CSS = """
-    OutputBlock { height: auto; width: 1fr; }
+    OutputBlock { height: auto; width: 1fr; overflow-x: auto; overflow-y: hidden; scrollbar-size-horizontal: 1; }
+    OutputBlock.-scrolls-inside { overflow-y: auto; }
     OutputBlock > .output-block--fold { color: $accent; text-style: bold; }
     OutputBlock > .output-block--fold-focused { color: $text; background: $accent 40%; text-style: bold; }
     OutputBlock > .output-block--prefix { color: $error; text-style: bold; }
+    OutputBlock > .output-block--cut { color: $accent; text-style: bold; }
     """
 
-    expanded: reactive[bool] = reactive(False, layout=True)
-    offset_x: reactive[int] = reactive(0)  # columns scrolled sideways (Left / Right when focused)
+    expanded: reactive[bool] = reactive(False)
 
     def __init__(self, text: str = "", *, prefix: str = "", classes: str | None = None) -> None:
         super().__init__(classes=classes)
@@ -63,14 +83,23 @@ class OutputBlock(Widget, can_focus=True):
         self._output_ended = False
         if text:
             self._take(text)
+        self._size_to_content()
 
     # ------------------------------------------------------------------ content
 
     def feed(self, text: str) -> None:
         """More output for this block (a stream's next chunk)."""
-        rows_before = self.row_count
+        following = self.scrolls_inside and self.scroll_y >= self.max_scroll_y
         self._take(text)
-        self.refresh(layout=self.row_count != rows_before or self._widest > self.size.width)
+        self._size_to_content()  # a layout only when the rows or the widest line changed
+        if following and self.scrolls_inside:
+            self.scroll_to(y=self.max_scroll_y, animate=False)
+        self.refresh()
+
+    def _size_to_content(self) -> None:
+        width = cell_len(self.prefix) + max(self._widest, *(_cells(line) for line in self._current_rows()), 1)
+        self.virtual_size = Size(width, self.row_count)
+        self.set_class(self.scrolls_inside, "-scrolls-inside")
 
     def close(self) -> None:
         """The output has ended: an unfinished escape sequence at its end is dropped."""
@@ -129,6 +158,11 @@ class OutputBlock(Widget, can_focus=True):
         return self.line_count > FOLD_LINES
 
     @property
+    def scrolls_inside(self) -> bool:
+        """Opened and longer than IN_PLACE_LINES: the block keeps its folded height."""
+        return self.expanded and self.line_count > IN_PLACE_LINES
+
+    @property
     def hidden_lines(self) -> int:
         return self.line_count - HEAD_LINES - TAIL_LINES if self.foldable else 0
 
@@ -167,20 +201,55 @@ class OutputBlock(Widget, can_focus=True):
         if self.foldable:
             self.expanded = not self.expanded
 
+    def focus_on_click(self) -> bool:
+        # A click on the fold row opens the fold and leaves the keys where they were (the
+        # input, mostly): moving focus in and out again restyles the panes and the footer.
+        return not (self.foldable and self._row_at_screen_y(self.app.mouse_position.y) == HEAD_LINES)
+
+    def _row_at_screen_y(self, y: int) -> int:
+        return y - self.content_region.y + round(self.scroll_y)
+
     def on_click(self, event: events.Click) -> None:
-        if self.foldable and event.y == HEAD_LINES:
+        if self.foldable and event.y + round(self.scroll_y) == HEAD_LINES:
             event.stop()
             self.action_toggle_fold()
 
-    def action_shift(self, columns: int) -> None:
-        widest = self.get_content_width(self.size, self.size)
-        self.offset_x = max(0, min(self.offset_x + columns, widest - self.size.width))
-
-    def watch_offset_x(self) -> None:
-        self.refresh()
-
     def watch_expanded(self) -> None:
         self._strips.clear()
+        if not self.expanded:
+            self.scroll_to(y=0, animate=False, force=True)
+        self._size_to_content()
+
+    # ------------------------------------------------------------------ scrolling
+
+    def action_shift(self, columns: int) -> None:
+        if not self.max_scroll_x:
+            raise SkipAction()
+        self.scroll_to(x=self.scroll_x + columns, animate=False)
+
+    def action_edge(self, end: bool) -> None:
+        """Home / End: the first or the last column of a wide block, else the first or the
+        last line of one that scrolls inside; else the key is the transcript's (End: its
+        latest output)."""
+        if self.max_scroll_x:
+            self.scroll_to(x=self.max_scroll_x if end else 0, animate=False)
+        elif self.scrolls_inside:
+            self.scroll_to(y=self.max_scroll_y if end else 0, animate=False)
+        else:
+            raise SkipAction()
+
+    def action_lines(self, lines: int) -> None:
+        if not self.scrolls_inside:
+            raise SkipAction()
+        self.scroll_to(y=self.scroll_y + lines, animate=False)
+
+    def action_pages(self, pages: int) -> None:
+        if not self.scrolls_inside:
+            raise SkipAction()
+        self.scroll_to(y=self.scroll_y + pages * max(1, self.scrollable_content_region.height - 1), animate=False)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return min(self.row_count, FOLDED_ROWS) if self.scrolls_inside else self.row_count
 
     def _on_focus(self, event: events.Focus) -> None:
         self.refresh()
@@ -190,22 +259,17 @@ class OutputBlock(Widget, can_focus=True):
 
     # ------------------------------------------------------------------ drawing
 
-    def get_content_width(self, container: Size, viewport: Size) -> int:
-        return cell_len(self.prefix) + max(self._widest, *(_cells(line) for line in self._current_rows()), 1)
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return self.row_count
-
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._strips.clear()
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         style = self.rich_style
-        if y >= self.row_count:
+        row = y + round(self.scroll_y)
+        if row >= self.row_count:
             return Strip.blank(width, style)
-        index = self._line_at(y)
+        index = self._line_at(row)
         if index is None:
             fold_class = "output-block--fold-focused" if self.has_focus else "output-block--fold"
             title = Text(self.fold_title, style=self.get_component_rich_style(fold_class))
@@ -214,14 +278,27 @@ class OutputBlock(Widget, can_focus=True):
             key = (index, style)
             cached = self._strips.get(key)
             if cached is None:
-                cached = self._strips[key] = self._strip(self._line_text(index, self._rows[index]), style)
+                cached = self._strips[key] = self._line_strip(index, self._rows[index], style)
             strip = cached
         else:
             current = self._current_rows()
             at = index - len(self._rows)
-            strip = self._strip(self._line_text(index, current[at]), style) if at < len(current) else Strip.blank(0)
-        x = self.offset_x
-        return strip.crop_extend(x, x + width, style).apply_offsets(x, y)
+            strip = self._line_strip(index, current[at], style) if at < len(current) else Strip.blank(0)
+        x = round(self.scroll_x)
+        if strip.cell_length <= x + width or width < 2:
+            return strip.crop_extend(x, x + width, style).apply_offsets(x, row)
+        cut = Segment("…", style + self.get_component_rich_style("output-block--cut"))
+        return Strip.join([strip.crop_extend(x, x + width - 1, style), Strip([cut], 1)]).apply_offsets(x, row)
+
+    def _line_strip(self, index: int, line: str, style: Style) -> Strip:
+        if "\x1b" in line or "\t" in line:  # colours or tabs: Rich lays the line out
+            return self._strip(self._line_text(index, line), style)
+        segments = [Segment(line)]
+        if self.prefix:
+            lead = self.prefix if index == 0 else " " * cell_len(self.prefix)
+            prefix_style = self.get_component_rich_style("output-block--prefix") if index == 0 else None
+            segments.insert(0, Segment(lead, prefix_style))
+        return Strip(Segment.apply_style(segments, style), cell_len(self.prefix) + _cells(line))
 
     def _line_text(self, index: int, line: str) -> Text:
         body = Text.from_ansi(line, end="") if "\x1b" in line else Text(line, end="")
