@@ -52,6 +52,17 @@ def _size(text: str) -> int:
     return value
 
 
+def _memory_limit(text: str) -> int:
+    """A size the kernel can set: not above the hard limit it inherits from this process."""
+    from gradrepl.client.session import above_hard_limit
+
+    value = _size(text)
+    problem = above_hard_limit(value)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def replay_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gradrepl replay",
@@ -118,7 +129,7 @@ def _backward_log_option(parser: argparse.ArgumentParser) -> None:
 
 def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--memory-limit", type=_size, metavar="SIZE",
+        "--memory-limit", type=_memory_limit, metavar="SIZE",
         help="cap the kernel's address space (512M, 4G, ...): a cell that needs more fails "
         "with MemoryError or RuntimeError, and the kernel lives on",
     )
@@ -167,9 +178,17 @@ def run_replay(argv: list[str]) -> int:
                 print("gradrepl: interrupted: the running cell was stopped, the rest not run", file=sys.stderr)
                 return EXIT_INTERRUPTED
             return code
+        except asyncio.CancelledError:
+            if not stop.at_once:
+                raise
+            print("gradrepl: interrupted again: stopped at once, the running cell not reported", file=sys.stderr)
+            return EXIT_INTERRUPTED
         finally:
+            try:
+                await session.shutdown(now=stop.at_once)
+            except asyncio.CancelledError:  # a second Ctrl+C while it shut down: the kernel is killed
+                pass
             stop.remove()
-            await session.shutdown()
 
     try:
         return _run_to_the_end(main)
@@ -183,13 +202,15 @@ def run_replay(argv: list[str]) -> int:
 
 class _StopOnSigint:
     """Ctrl+C during a replay: the first interrupts the running cell (which then ends with
-    KeyboardInterrupt, as in Jupyter) and no further cell runs; a second one stops at once."""
+    KeyboardInterrupt, as in Jupyter) and no further cell runs; a second one stops at once,
+    killing the kernel. Later ones change nothing: the handler stays until the kernel is gone."""
 
     def __init__(self, session: Any) -> None:
         import signal
 
         self.session = session
         self.count = 0
+        self.at_once = False
         self.loop = asyncio.get_running_loop()
         self.task = asyncio.current_task()
         self.loop.add_signal_handler(signal.SIGINT, self._on_sigint)
@@ -198,7 +219,8 @@ class _StopOnSigint:
         self.count += 1
         if self.count == 1:
             self.loop.create_task(self.session.interrupt())
-        elif self.task is not None:
+        elif self.task is not None and not self.at_once:
+            self.at_once = True
             self.task.cancel()
 
     def requested(self) -> bool:

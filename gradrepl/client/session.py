@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,20 @@ READY_TIMEOUT = 120.0
 OUTPUT_LIMIT = 1_000_000  # characters of text output a cell keeps; the rest is counted
 INTERRUPT_GRACE = 5.0
 REPLY_GRACE = 5.0
+_HANDLER_FAILED = "Exception in message handler:"  # what ipykernel logs when a request fails in its own code
+
+
+def above_hard_limit(limit: int) -> str | None:
+    """What is wrong with a --memory-limit of `limit` bytes that the kernel, which inherits
+    this process's limits, could never set (None if it can)."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: there is no hard limit to be above
+        return None
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or limit <= hard:
+        return None
+    return f"{size_text(limit)} is above this system's hard limit of {size_text(hard)} (ulimit -Hv)"
 
 
 class KernelError(RuntimeError):
@@ -43,6 +58,7 @@ class KernelSession:
         self.client: Any = None
         self._death: asyncio.Future[int] | None = None
         self._probe = ProbeState()
+        self.stuck = False  # a cell did not stop when interrupted: the kernel runs it still
 
     # ------------------------------------------------------------ lifecycle
 
@@ -71,6 +87,9 @@ class KernelSession:
             await self.shutdown()
             last = log[-1].strip() if log else "no message"
             limit = (self.env or {}).get(MEMORY_LIMIT_ENV)
+            above = above_hard_limit(int(limit)) if limit else None
+            if above:
+                raise KernelError(f"gradrepl: the kernel exited while starting: --memory-limit {above}") from None
             hint = f": --memory-limit {size_text(int(limit))} is likely too small for it" if limit else ""
             raise KernelError(f"gradrepl: the kernel exited while starting ({last}){hint}") from None
 
@@ -118,13 +137,15 @@ class KernelSession:
         if self.process is not None:
             self.process.interrupt()
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, *, now: bool = False) -> None:
+        """Ask the kernel to exit, and kill it after 2 s; `now` (or a kernel still running a
+        cell that did not stop, which could not exit) kills it at once."""
         process, self.process = self.process, None
         client, self.client = self.client, None
         if process is None:
             return
         try:
-            if client is not None and process.is_alive():
+            if client is not None and process.is_alive() and not (now or self.stuck):
                 with contextlib.suppress(Exception):
                     client.shutdown()
                 await asyncio.get_running_loop().run_in_executor(None, process.wait, 2.0)
@@ -138,6 +159,7 @@ class KernelSession:
                     client.stop_channels()
             process.cleanup()
             self._probe = ProbeState()
+            self.stuck = False
 
     async def restart(self) -> None:
         await self.shutdown()
@@ -175,6 +197,7 @@ class KernelSession:
         metadata = {ORIGIN_KEY: origin} if origin else {}
         request = self.client.session.msg("execute_request", content, metadata=metadata)
         msg_id = request["header"]["msg_id"]
+        log_before = self._log_size()
         self.client.shell_channel.send(request)
 
         loop = asyncio.get_running_loop()
@@ -187,6 +210,7 @@ class KernelSession:
                 msg = await self._next_message(self.client.get_iopub_msg(), remaining)
                 if msg is None:
                     if timed_out:  # interrupted, and still no idle: give up on it
+                        self.stuck = True
                         if budget.cut:
                             yield OutputCut(budget.cut, budget.limit)
                         yield CellFinished("timeout", None, f"did not stop within {INTERRUPT_GRACE:.0f} s of the interrupt")
@@ -216,6 +240,8 @@ class KernelSession:
         count = reply_content.get("execution_count")
         if timed_out:
             yield CellFinished("timeout", count, f"interrupted after {timeout:g} s")
+        elif reply is None:
+            yield CellFinished("error", None, self._no_reply_reason(log_before))
         elif reply_content.get("status") == "ok":
             yield CellFinished("ok", count)
         else:
@@ -277,6 +303,23 @@ class KernelSession:
         async for event in self.execute(code, **kwargs):
             outcome.events.append(event)
         return outcome
+
+    def _log_size(self) -> int:
+        try:
+            return os.path.getsize(self.process.runtime_dir / "kernel.log") if self.process is not None else 0
+        except OSError:
+            return 0
+
+    def _no_reply_reason(self, log_before: int) -> str:
+        """Why a cell that went idle got no reply: ipykernel logs the error that stopped it
+        (its own machinery failing, not the cell's code) and sends nothing else. Only what
+        was logged since the cell was sent counts (a log that shrank was started anew)."""
+        size = self._log_size()
+        written = size - log_before if size >= log_before else size
+        log = self.process.log_tail(min(written, 16_000)) if self.process is not None and written > 0 else ""
+        _, found, failure = log.rpartition(_HANDLER_FAILED)
+        lines = [line.strip() for line in failure.splitlines() if line.strip()] if found else []
+        return f"the kernel sent no reply: {lines[-1]}" if lines else "the kernel sent no reply"
 
     def _death_reason(self) -> str:
         if self.process is None:

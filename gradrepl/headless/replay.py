@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -67,9 +67,13 @@ class CellRecord:
         }
 
 
+REPEATS_SHOWN = 3  # as Python's own tracebacks: the rest of a run of one frame is counted
+
+
 def short_traceback(frames: tuple[ErrorFrame, ...], script_name: str) -> list[str]:
-    """The frames a reader needs: every one in the script, and the innermost library frame."""
-    lines = ["Traceback (most recent call last):"]
+    """The frames a reader needs: every one in the script, and the innermost library frame;
+    a frame repeated (recursion) is shown three times, then counted, as Python does."""
+    entries: list[tuple[str, ...]] = []
     first_in_script = next((i for i, f in enumerate(frames) if f.in_script), 0)
     frames = frames[first_in_script:]  # what comes before is the kernel's own machinery
     hidden = 0
@@ -79,15 +83,22 @@ def short_traceback(frames: tuple[ErrorFrame, ...], script_name: str) -> list[st
             hidden += 1
             continue
         if hidden:
-            lines.append(f"  ... {hidden} frame{'s' if hidden > 1 else ''} in library code")
+            entries.append((f"  ... {hidden} frame{'s' if hidden > 1 else ''} in library code",))
             hidden = 0
         if frame.in_script:
             where = f'File "{script_name}", line {frame.script_line}'
         else:
             where = f'File "{frame.filename}", line {frame.lineno}'
-        lines.append(f"  {where}, in {frame.name}")
-        if frame.text:
-            lines.append(f"    {frame.text}")
+        entries.append((f"  {where}, in {frame.name}", *([f"    {frame.text}"] if frame.text else [])))
+    lines = ["Traceback (most recent call last):"]
+    run = 0
+    for index, entry in enumerate(entries):
+        run = run + 1 if index and entry == entries[index - 1] else 1
+        if run <= REPEATS_SHOWN:
+            lines += entry
+        if run > REPEATS_SHOWN and (index + 1 == len(entries) or entries[index + 1] != entry):
+            more = run - REPEATS_SHOWN
+            lines.append(f"  [Previous line repeated {more} more time{'s' if more > 1 else ''}]")
     return lines
 
 
@@ -156,6 +167,7 @@ async def replay(
     if session is None:
         session = KernelSession(cwd=path.parent if path else None)
     failed = False
+    restarted_after: int | None = None
     try:
         await session.start()
         for number, cell in enumerate(script.code_cells, start=1):
@@ -169,6 +181,14 @@ async def replay(
             origin = {"file": str(path) if path else None, "line": line}
             outcome = await session.run(code, origin=origin, timeout=cell_timeout)
             record = record_from(cell, number, outcome, script_name)
+            if restarted_after is not None:
+                note = f"ran in a fresh kernel: the kernel was restarted after cell {restarted_after} did not stop"
+                record, restarted_after = replace(record, notes=[note, *record.notes]), None
+            if session.stuck and keep_going and number < len(script.code_cells) and not stopped():
+                # Every later cell would wait behind it: a fresh kernel runs them instead.
+                await session.restart()
+                restarted_after = number
+                record = replace(record, reason=f"{record.reason}; the kernel was restarted, the cells after it run in a fresh kernel")
             on_record(record)
             if record.status != "ok":
                 failed = True
@@ -238,8 +258,8 @@ class TextWriter:
             body.append(self._paint(f"  Fix: {explained.fix}", "33") + "\n")
         if record.status == "skipped":
             body.append(self._paint(f"[not run (skipped: {record.reason})]", "33") + "\n")
-        if record.status in ("timeout", "died"):
-            label = "timed out" if record.status == "timeout" else "kernel died"
+        if record.status in ("timeout", "died") or (record.status == "error" and record.error is None and record.reason):
+            label = {"timeout": "timed out", "died": "kernel died"}.get(record.status, "kernel error")
             body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")
         for event in record.backward:
             body.append(self._paint("[backward] ", "36") + backward_line(event) + "\n")

@@ -1,14 +1,21 @@
 """A cell's error as frames of the user's file: which file and line each compiled cell came
 from (`CellOrigins`, fed by IPython's compiler), and a traceback's frames mapped through it.
 gradrepl's own frames (the backward tracer's wrappers) are taken out of a traceback before
-IPython formats it (`hide_frames_from_tracebacks`), so a cell's error reads as in Jupyter."""
+IPython formats it (`hide_frames_from_tracebacks`), so a cell's error reads as in Jupyter;
+a syntax error's message names the script's line (`name_the_script_in_syntax_errors`); and a
+cell that takes the kernel's sys.stdout away gets it back (`keep_the_kernels_streams`)."""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import sys
 import traceback
 from collections.abc import Collection
 from types import CodeType, TracebackType
 from typing import Any
+
+_ON_LINE = re.compile(r"\bon line (\d+)\b")
 
 
 class CellOrigins:
@@ -17,6 +24,7 @@ class CellOrigins:
     def __init__(self) -> None:
         self.current: dict[str, Any] | None = None
         self.by_code_name: dict[str, dict[str, Any]] = {}
+        self.renamed: tuple[SyntaxError, str, int] | None = None  # the last error name_the_script changed
 
     def wrap_compiler(self, compiler: Any) -> None:
         original = compiler.cache
@@ -25,6 +33,8 @@ class CellOrigins:
             name = original(transformed_code, number, raw_code)
             if self.current is not None:
                 self.by_code_name[name] = self.current
+            else:  # the name comes from the code alone: the same code from a file earlier is not this cell
+                self.by_code_name.pop(name, None)
             return name
 
         compiler.cache = cache
@@ -34,6 +44,26 @@ class CellOrigins:
         if origin is None or lineno is None:
             return None, None
         return origin.get("file"), int(origin.get("line", 1)) + lineno - 1
+
+    def name_the_script(self, error: SyntaxError) -> None:
+        """A syntax error in a cell from a file names that file and line, as Python's would
+        (`invalid syntax (lesson.py, line 8)`), not IPython's temporary file of the cell."""
+        file, line = self.script_line(error.filename, error.lineno)
+        if file is None or line is None or error.lineno is None:
+            return
+        self.renamed = (error, str(error.filename), error.lineno)
+        shift = line - error.lineno
+        error.filename, error.lineno = file, line
+        if isinstance(error.end_lineno, int):
+            error.end_lineno += shift
+        if isinstance(error.msg, str):  # "expected an indented block after 'if' statement on line 1"
+            error.msg = _ON_LINE.sub(lambda found: f"on line {int(found[1]) + shift}", error.msg)
+
+    def cell_line_of(self, error: SyntaxError) -> tuple[str | None, int | None]:
+        """The code name and line a syntax error had before `name_the_script`."""
+        if self.renamed is not None and self.renamed[0] is error:
+            return self.renamed[1], self.renamed[2]
+        return error.filename, error.lineno
 
 
 def without_frames(tb: TracebackType | None, hidden: Collection[CodeType]) -> TracebackType | None:
@@ -80,6 +110,73 @@ def hide_frames_from_tracebacks(shell: Any, hidden: Collection[CodeType]) -> Non
     formatter.structured_traceback = structured_traceback
 
 
+def name_the_script_in_syntax_errors(shell: Any, origins: CellOrigins) -> None:
+    """A cell's syntax error is shown as Jupyter shows it (`Cell In[2], line 4`), but its
+    message, which ipykernel takes from str() once it is formatted, names the script's file
+    and line. Every syntax error IPython shows goes through this formatter."""
+    formatter = shell.SyntaxTB
+    original = formatter.structured_traceback
+
+    def structured_traceback(etype: Any, evalue: Any, *args: Any, **kwargs: Any) -> Any:
+        shown = original(etype, evalue, *args, **kwargs)
+        try:
+            if isinstance(evalue, SyntaxError):
+                origins.name_the_script(evalue)
+        except Exception:
+            pass
+        return shown
+
+    formatter.structured_traceback = structured_traceback
+
+
+def keep_the_kernels_streams(shell: Any) -> None:
+    """A cell that sets sys.stdout or sys.stderr to None (or to anything without write(), or
+    whose flush() raises) would leave IPython unable to start any later cell: ipykernel then
+    logs the error and sends no reply, for every cell. The kernel's own stream is put back
+    after such a cell (and before the next one, for a change made between cells), or after
+    IPython failed to run a cell with another stream in place, and the cell says so."""
+    kernel_streams = {"stdout": sys.stdout, "stderr": sys.stderr}
+    original = shell.run_cell
+
+    def usable(value: Any) -> bool:
+        kind = type(value)
+        if not (callable(getattr(kind, "write", None)) and callable(getattr(kind, "flush", None))):
+            return False
+        try:
+            value.flush()  # ipykernel flushes both streams after each cell: a raise there ends its reply
+        except Exception:
+            return False
+        return True
+
+    def put_back(failed: bool = False) -> None:
+        taken = []
+        for name, stream in kernel_streams.items():
+            value = getattr(sys, name, None)
+            if value is not stream and (failed or not usable(value)):
+                kind = type(value)
+                setattr(sys, name, stream)
+                taken.append(f"sys.{name} was set to {'None' if value is None else f'an object of type {kind.__name__}'}")
+        if taken:
+            sys.stderr.write(f"gradrepl: {' and '.join(taken)}, with which the kernel can show no output and run "
+                             "no further cell: it is the kernel's stream again (to silence output, set it to "
+                             "open(os.devnull, 'w'))\n")
+
+    def run_cell(*args: Any, **kwargs: Any) -> Any:
+        with contextlib.suppress(Exception):
+            put_back()
+        try:
+            result = original(*args, **kwargs)
+        except Exception:  # IPython's own code failed (a cell's errors never get here)
+            with contextlib.suppress(Exception):
+                put_back(failed=True)
+            raise
+        with contextlib.suppress(Exception):
+            put_back()
+        return result
+
+    shell.run_cell = run_cell
+
+
 def error_frames(exc: BaseException, origins: CellOrigins) -> list[dict[str, Any]]:
     frames: list[dict[str, Any]] = []
     # gradrepl's own wrappers (the backward tracer) mark their frames as IPython does, with
@@ -99,11 +196,12 @@ def error_frames(exc: BaseException, origins: CellOrigins) -> list[dict[str, Any
             }
         )
     if isinstance(exc, SyntaxError):
-        file, line = origins.script_line(exc.filename, exc.lineno)
+        code_name, lineno = origins.cell_line_of(exc)
+        file, line = origins.script_line(code_name, lineno)
         frames.append(
             {
-                "filename": exc.filename,
-                "lineno": exc.lineno,
+                "filename": code_name,
+                "lineno": lineno,
                 "name": "<module>",
                 "text": (exc.text or "").strip(),
                 "script_file": file,

@@ -26,7 +26,13 @@ import os
 import sys
 from typing import Any
 
-from gradrepl.inkernel.errors import CellOrigins, error_frames, hide_frames_from_tracebacks
+from gradrepl.inkernel.errors import (
+    CellOrigins,
+    error_frames,
+    hide_frames_from_tracebacks,
+    keep_the_kernels_streams,
+    name_the_script_in_syntax_errors,
+)
 from gradrepl.inkernel.glances import capture_glance, render_capture
 from gradrepl.inkernel.graph import graph_of
 from gradrepl.inkernel.namespace import guarded, named_tensors, snapshot
@@ -139,6 +145,9 @@ def install(shell: Any, kernel: Any) -> Probe:
     probe.origins.wrap_compiler(shell.compile)
     if hasattr(getattr(shell, "InteractiveTB", None), "structured_traceback"):
         hide_frames_from_tracebacks(shell, own_codes())
+    if hasattr(getattr(shell, "SyntaxTB", None), "structured_traceback"):
+        name_the_script_in_syntax_errors(shell, probe.origins)
+    keep_the_kernels_streams(shell)
     shell.events.register("pre_run_cell", probe.pre_run_cell)
     shell.events.register("post_run_cell", probe.post_run_cell)
     return probe
