@@ -312,6 +312,61 @@ def test_structured_traceback_formats_the_traceback_it_is_given(tmp_path: Path) 
         "the backward tracer's frames show in tracebacks (or IPython's `[... skipping hidden 2 frame]` line)",
     )
 
+
+@pytest.mark.faults
+def test_syntax_tb_formats_a_cells_syntax_error_before_ipykernel_reads_its_message(tmp_path: Path) -> None:
+    """IPython formats a cell's syntax error with shell.SyntaxTB.structured_traceback, then
+    hands the same exception to ipykernel's _showtraceback, which sends str() of it."""
+    out = run_python(
+        """
+        import json, re
+        from traitlets.config import Config
+        from IPython.core.interactiveshell import InteractiveShell
+        from ipykernel.zmqshell import ZMQInteractiveShell
+        from gradrepl.inkernel import errors
+
+        config = Config()
+        config.HistoryManager.hist_file = ":memory:"
+        shell = InteractiveShell.instance(config=config)
+        origins = errors.CellOrigins()
+        origins.wrap_compiler(shell.compile)
+        errors.name_the_script_in_syntax_errors(shell, origins)
+        sent = []
+
+        class Session:
+            def send(self, socket, kind, content, parent, ident=None):
+                sent.append(content)
+
+        class DisplayHook:  # what ZMQInteractiveShell._showtraceback reads of its displayhook
+            msg = topic = pub_socket = None
+            parent_header = {}
+            session = Session()
+
+        class Shell:
+            displayhook = DisplayHook()
+
+        shell._showtraceback = lambda etype, evalue, stb: ZMQInteractiveShell._showtraceback(Shell(), etype, evalue, stb)
+        origins.current = {"file": "lesson.py", "line": 10}
+        shell.run_cell("x = 1\\nif x\\n    pass", store_history=True)
+        print(json.dumps([{"evalue": content["evalue"],
+                           "traceback": re.sub("\\x1b\\\\[[0-9;]*m", "", "\\n".join(content["traceback"]))}
+                          for content in sent]))
+        """,
+        tmp_path,
+    )
+    sent = json.loads(out.splitlines()[-1])
+    assert len(sent) == 1 and sent[0]["evalue"] == "expected ':' (lesson.py, line 11)", changed(
+        "InteractiveShell.SyntaxTB.structured_traceback(etype, evalue, elist), called for every syntax error of a "
+        "cell before ipykernel's ZMQInteractiveShell._showtraceback sends str(evalue)",
+        "a syntax error names IPython's temporary file of the cell (`(2197699998.py, line 2)`), not the script's "
+        f"file and line (errors.py name_the_script_in_syntax_errors); sent: {sent}",
+    )
+    assert "Cell In[1], line 2" in sent[0]["traceback"], changed(
+        "InteractiveShell.SyntaxTB.structured_traceback formatting the error at once, before it is renamed",
+        f"a syntax error's traceback no longer reads as Jupyter's (`Cell In[1], line 2`); sent: {sent}",
+    )
+
+
 # ---------------------------------------------------------------- ipykernel
 
 
@@ -425,6 +480,128 @@ def test_ipykernel_registers_its_close_at_exit(tmp_path: Path) -> None:
     assert json.loads(answer.read_text()) is True, changed(
         "IPKernelApp registering atexit.register(app.close)",
         "launch.main's atexit.unregister(app.close) does nothing, and a kernel's exit can hang again",
+    )
+
+
+@pytest.mark.faults
+def test_ipykernel_runs_a_cell_through_shell_run_cell_whose_tee_needs_the_streams_write(tmp_path: Path) -> None:
+    """ipykernel's do_execute calls shell.run_cell for a cell without top-level await, and
+    IPython's run_cell (its _tee) wraps sys.stdout.write and sys.stderr.write: a stream
+    without write() fails every later cell before it runs, one with write() and flush() is
+    enough. errors.keep_the_kernels_streams wraps shell.run_cell and checks just those."""
+    out = run_python(
+        """
+        import asyncio, json, sys
+        from types import SimpleNamespace
+        from traitlets.config import Config
+        from IPython.core.interactiveshell import InteractiveShell
+        from ipykernel.ipkernel import IPythonKernel
+        from gradrepl.inkernel import errors
+
+        config = Config()
+        config.HistoryManager.hist_file = ":memory:"
+        shell = InteractiveShell.instance(config=config)
+        kernel = SimpleNamespace(shell=shell, _forward_input=lambda allow_stdin: None, _restore_input=lambda: None)
+
+        def execute(code):
+            try:
+                return asyncio.run(IPythonKernel.do_execute(kernel, code, False))["status"]
+            except Exception as err:  # ipykernel then logs it and sends no reply
+                return f"{type(err).__name__}: {err}"
+
+        class Minimal:
+            def __init__(self):
+                self.written = []
+            def write(self, text):
+                self.written.append(text)
+                return len(text)
+            def flush(self):
+                pass
+
+        found = {}
+        for name in ("stdout", "stderr"):
+            found[name] = [execute(f"import sys\\nsys.{name} = None"), execute("after = 1")]
+            setattr(sys, name, getattr(sys, f"__{name}__"))
+        minimal = Minimal()
+        sys.stdout = minimal
+        found["minimal"] = [execute("print('to the minimal stream')"), "".join(minimal.written)]
+        sys.stdout = sys.__stdout__
+        calls = []
+        errors.keep_the_kernels_streams(shell)
+        wrapped = shell.run_cell
+        shell.run_cell = lambda *args, **kwargs: (calls.append(args[0]), wrapped(*args, **kwargs))[1]
+        found["kept"] = [execute("import sys\\nsys.stdout = None"), execute("y = 2\\nprint('back')")]
+        found["calls"] = calls
+        print(json.dumps(found), file=sys.__stdout__)  # sys.stdout may be None still
+        """,
+        tmp_path,
+    )
+    found = json.loads(out.splitlines()[-1])
+    assert found["calls"] == ["import sys\nsys.stdout = None", "y = 2\nprint('back')"], changed(
+        "ipykernel IPythonKernel.do_execute calling shell.run_cell(code, ...) for a cell without top-level await",
+        "errors.keep_the_kernels_streams is never called: after `sys.stdout = None` every later cell gets no reply "
+        f"(found: {found})",
+    )
+    for name in ("stdout", "stderr"):
+        assert found[name] == ["ok", "AttributeError: 'NoneType' object has no attribute 'write'"], changed(
+            f"IPython InteractiveShell.run_cell (_tee) reading and replacing sys.{name}.write",
+            "errors.keep_the_kernels_streams puts back a stream IPython no longer fails on, or misses what it "
+            f"fails on now (its user message says the kernel could run no further cell); found: {found}",
+        )
+    assert found["minimal"] == ["ok", "to the minimal stream\n"], changed(
+        "IPython InteractiveShell.run_cell needing only write() of sys.stdout",
+        "a stream with write() and flush() passes errors.keep_the_kernels_streams's check but fails the next "
+        f"cell, with no reply; found: {found}",
+    )
+    assert found["kept"] == ["ok", "ok"], changed(
+        "ipykernel do_execute / IPython run_cell around errors.keep_the_kernels_streams",
+        f"the cell after `sys.stdout = None` fails with no reply; found: {found}",
+    )
+
+
+@pytest.mark.faults
+def test_ipykernel_logs_a_failed_request_as_exception_in_message_handler(tmp_path: Path) -> None:
+    """When a shell request's handler raises (IPython failing to run a cell: no reply is
+    sent), ipykernel's dispatch_shell logs this line with the traceback under it, in the
+    kernel's log; the session takes the reason of a cell without a reply from it."""
+    out = run_python(
+        """
+        import asyncio, io, json, logging
+        import zmq
+        from jupyter_client.session import Session
+        from ipykernel.kernelbase import Kernel
+
+        class Quiet(Kernel):  # the status messages need IOPub, which is not the point here
+            def _publish_status(self, *args, **kwargs):
+                pass
+            def _publish_status_and_flush(self, *args, **kwargs):
+                pass
+
+        def failing(stream, idents, msg):
+            raise AttributeError("'Slotted' object attribute 'write' is read-only")
+
+        log = io.StringIO()
+        logger = logging.getLogger("kernel-under-test")
+        logger.addHandler(logging.StreamHandler(log))
+        logger.propagate = False
+        session = Session(key=b"")
+        kernel = Quiet(session=session, log=logger)
+        kernel.shell_handlers["execute_request"] = failing
+        request = session.serialize(session.msg("execute_request", {"code": "1 + 1"}))
+        asyncio.run(kernel.dispatch_shell([zmq.Frame(part) for part in request]))
+        print(json.dumps(log.getvalue()))
+        """,
+        tmp_path,
+    )
+    from gradrepl.client.session import _HANDLER_FAILED
+
+    logged = json.loads(out.splitlines()[-1])
+    _, found, failure = logged.rpartition(_HANDLER_FAILED)
+    lines = [line.strip() for line in failure.splitlines() if line.strip()]
+    assert found and lines[-1:] == ["AttributeError: 'Slotted' object attribute 'write' is read-only"], changed(
+        f"ipykernel Kernel.dispatch_shell logging {_HANDLER_FAILED!r} with the traceback when a handler raises",
+        "a cell ipykernel failed to run says only `the kernel sent no reply`, without why "
+        f"(session.py _no_reply_reason); logged: {logged!r}",
     )
 
 

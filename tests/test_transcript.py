@@ -6,17 +6,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownBlock
 
 from gradrepl.client.events import Result, Stream
+from gradrepl.ui.app import GradReplApp
+from gradrepl.ui.state.history import History
+from gradrepl.ui.state.journal import Journal
 from gradrepl.ui.state.worksheet import SessionCell
 from gradrepl.ui.widgets.code_input import CodeInput
 from gradrepl.ui.widgets.output_block import OutputBlock
+from gradrepl.ui.widgets.status_line import StatusLine
 from gradrepl.ui.widgets.transcript import CellView, Transcript
 from support.recorded_app import kernel_free, recorded_app, run_cell, settled
+from support.recorded_session import RecordedSession
+from support.recording import CellStep, RawMessage, Recording
 from support.screens import rendered
 from support.waiting import until
 
@@ -225,3 +232,46 @@ async def test_an_error_message_wider_than_the_pane_wraps_under_its_frames() -> 
             shown = message.render()
             assert "is being used in an in-place operation" in str(shown)
             assert message.size.height > 1  # wrapped at the pane, not cut
+
+
+NO_REPLY = "the kernel sent no reply: AttributeError: 'Slotted' object attribute 'write' is read-only"
+
+
+def no_reply_recording() -> Recording:
+    """What a kernel sent for a cell ipykernel failed to run (gradrepl's own line on stderr,
+    no reply: session.py gives state error, no error record, the log's reason), then a cell
+    that worked, then one with an ordinary error."""
+    warned = RawMessage("stream", {"name": "stderr", "text": "gradrepl: sys.stdout was set to an object of type Slotted\n"})
+    raised = RawMessage("error", {"ename": "NameError", "evalue": "name 'y' is not defined", "traceback": []})
+    result = RawMessage("execute_result", {"execution_count": 2, "data": {"text/plain": "4"}, "metadata": {}})
+    return Recording("no_reply", steps=(
+        CellStep("1 + 1", None, (warned,), None, None, {"status": "error", "execution_count": None, "reason": NO_REPLY},
+                 ("Stream", "CellFinished")),
+        CellStep("2 + 2", None, (result,), {"status": "ok", "execution_count": 2}, None,
+                 {"status": "ok", "execution_count": 2, "reason": ""}, ("Result", "CellFinished")),
+        CellStep("y", None, (raised,), {"status": "error", "execution_count": 3}, None,
+                 {"status": "error", "execution_count": 3, "reason": ""}, ("Error", "CellFinished")),
+    ))
+
+
+@pytest.mark.faults
+async def test_a_cell_the_kernel_sent_no_reply_for_says_so_and_why() -> None:
+    """Its prompt says `kernel error` (as a timed-out cell's says `timed out`) and the
+    reason is its note, as for a timed-out or died cell; other cells have neither."""
+    app = GradReplApp(None, history=History(None), journal=Journal(None), stable=True,
+                      session_factory=RecordedSession.factory(no_reply_recording()))
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            for source in ("1 + 1", "2 + 2", "y"):
+                await run_cell(pilot, source)
+            failed, worked, raised = app.query(CellView)
+            assert failed.cell.state == "error" and failed.cell.reason == NO_REPLY
+            prompt = str(failed.query_one(".prompt", Static).render())
+            assert prompt.startswith("In [ ]:") and prompt.endswith("kernel error")
+            assert [str(note.render()) for note in failed.query(".note")] == [NO_REPLY]
+            assert "Slotted" in failed.outputs[0].view_text()  # what it printed stays above
+            for view in (worked, raised):
+                assert "error" not in str(view.query_one(".prompt", Static).render())
+                assert not view.query(".note")
+            assert app.query_one(StatusLine).kernel_state == "idle"  # the kernel runs on: no "dead" status

@@ -28,6 +28,12 @@ def mask_addresses(text: str) -> str:
     return _ADDRESS.sub("0x…", text)
 
 
+def got_no_reply(cell: SessionCell) -> bool:
+    """An error the kernel gave no record of: ipykernel failed to run the cell (the reason
+    says what it logged), as opposed to the cell's code raising."""
+    return cell.state == "error" and not any(isinstance(event, Error) for event in cell.events)
+
+
 def shown_source(source: str) -> str:
     """A cell's source as the transcript shows it: no trailing blank lines, controls visible."""
     return escape_controls("\n".join(line.rstrip() for line in source.rstrip().split("\n")))
@@ -65,6 +71,8 @@ class CellView(Vertical):
         where = f"  line {cell.script_line} of the script" if cell.from_script else ""
         state = {"queued": "  queued", "running": "  running…", "cancelled": "  not run",
                  "timeout": "  timed out", "died": "  kernel died"}.get(cell.state, "")
+        if got_no_reply(cell):
+            state = "  kernel error"
         text = Text(label, style="bold green")
         text.append(where, style="dim")
         text.append(state, style="bold yellow" if cell.state in ("queued", "running") else "bold red")
@@ -230,7 +238,7 @@ class Transcript(VerticalScroll):
         view = self.view_of(cell) or self.add_cell(cell)
         if explanation is not None:
             view.add_explanation(explanation)
-        if cell.reason and cell.state in ("timeout", "died"):
+        if cell.reason and (cell.state in ("timeout", "died") or got_no_reply(cell)):
             view.add_note(cell.reason)
         for note in notes:
             view.add_note(note)
