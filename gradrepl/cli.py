@@ -145,7 +145,7 @@ def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def run_replay(argv: list[str]) -> int:
-    args = replay_parser().parse_args(argv)
+    args = replay_parser().parse_intermixed_args(argv)
     script = _read_or_say(args.script)
     if script is None:
         return EXIT_USAGE
@@ -233,7 +233,7 @@ class _StopOnSigint:
 
 
 def run_graph(argv: list[str]) -> int:
-    args = graph_parser().parse_args(argv)
+    args = graph_parser().parse_intermixed_args(argv)  # names and options in any order
     script = _read_or_say(args.script)
     if script is None:
         return EXIT_USAGE
@@ -280,9 +280,10 @@ def _new_script(path: str) -> Any:
     """An empty percent script for `gradrepl new.py` when new.py does not exist yet (in a
     folder that does): the session saves to it. None otherwise."""
     from gradrepl.cells import Script
+    from gradrepl.cells.reading import NOT_SCRIPTS
 
     location = Path(path)
-    if location.suffix.lower() == ".ipynb" or os.path.lexists(location) or not location.parent.is_dir():
+    if location.suffix.lower() in (".ipynb", *NOT_SCRIPTS) or os.path.lexists(location) or not location.parent.is_dir():
         return None
     return Script(location, "percent", ())
 
@@ -321,7 +322,12 @@ def run_app(argv: list[str]) -> int:
     terminal = keep_typeahead()
     cwd = script.path.parent if script is not None and script.path is not None else None
     env = _kernel_env(args)
-    process = launch_kernel(cwd=cwd, extra_env=env)  # loads while Textual starts
+    try:
+        process = launch_kernel(cwd=cwd, extra_env=env)  # loads while Textual starts
+    except BaseException:
+        if terminal is not None:
+            terminal.restore()
+        raise
     try:
         from gradrepl.ui.app import GradReplApp
         from gradrepl.ui.state import config
@@ -386,11 +392,17 @@ def _end_with_the_terminal(app: Any, process: Any, terminal: Terminal | None = N
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "replay":
-        return run_replay(argv[1:])
-    if argv and argv[0] == "graph":
-        return run_graph(argv[1:])
-    return run_app(argv)
+    from gradrepl.client.runtime_dirs import RuntimeDirError
+
+    try:
+        if argv and argv[0] == "replay":
+            return run_replay(argv[1:])
+        if argv and argv[0] == "graph":
+            return run_graph(argv[1:])
+        return run_app(argv)
+    except RuntimeDirError as err:  # no temporary directory for the kernel's private files
+        print(err, file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

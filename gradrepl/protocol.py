@@ -103,7 +103,7 @@ class TensorInfo:
     """One named tensor as the inspector lists it."""
 
     name: str
-    shape: tuple[int, ...]
+    shape: tuple[int | None, ...]  # None: a nested tensor's dimension whose size varies
     dtype: str
     device: str
     requires_grad: bool
@@ -180,7 +180,7 @@ class RootLabel:
     name: str | None
     description: str  # "2x2 float32 tensor from MulBackward0"
     grad_fn: str | None
-    shape: tuple[int, ...] = ()
+    shape: tuple[int | None, ...] = ()  # None as in TensorInfo.shape
     value: Values | None = None
 
     @property
@@ -284,12 +284,13 @@ class BackwardEvent:
     error: str | None = None
     jacobian: JacobianView | None = None
     notes: tuple[str, ...] = ()
+    walk_cut: bool = False  # the graph had more nodes than were walked: nodes_total is a lower bound
 
     def to_json(self) -> Json:
         def values(items: tuple[Values | None, ...] | None) -> list[Json | None] | None:
             return None if items is None else [None if v is None else v.to_json() for v in items]
 
-        return {
+        data: Json = {
             "cell": self.cell, "kind": self.kind, "roots": [r.to_json() for r in self.roots],
             "gradient": values(self.gradient), "retain_graph": self.retain_graph, "create_graph": self.create_graph,
             "inputs": None if self.inputs is None else list(self.inputs), "nodes": list(self.nodes),
@@ -297,6 +298,9 @@ class BackwardEvent:
             "leaves": [leaf.to_json() for leaf in self.leaves], "grads": values(self.grads), "error": self.error,
             "jacobian": None if self.jacobian is None else self.jacobian.to_json(), "notes": list(self.notes),
         }
+        if self.walk_cut:
+            data["walk_cut"] = True
+        return data
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> BackwardEvent:
@@ -313,6 +317,7 @@ class BackwardEvent:
             node_order="predicted" if d.get("node_order") == "predicted" else "exact",
             leaves=tuple(LeafChange.from_json(x) for x in d.get("leaves") or ()), grads=values(d.get("grads")),
             error=d.get("error"), jacobian=_optional(JacobianView, d.get("jacobian")), notes=_tuple(d.get("notes")),
+            walk_cut=bool(d.get("walk_cut")),
         )
 
 

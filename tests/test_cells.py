@@ -663,7 +663,7 @@ def test_ipynb_unknown_cell_type_reads_as_raw() -> None:
     [
         ("", "not a valid notebook (Expecting value: line 1 column 1)"),
         ('{"cells": [', "not a valid notebook (Expecting value: line 1 column 12)"),
-        ("[1, 2]", "not a valid notebook ('list' object has no attribute 'get')"),
+        ("[1, 2]", "not a valid notebook (the top level is a list, not an object)"),
     ],
 )
 def test_invalid_notebook_text(text: str, reason: str) -> None:

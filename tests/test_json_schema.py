@@ -5,6 +5,7 @@ No kernel: records are built here, with every optional field set and then unset.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ ACTUAL: dict[str, tuple[set[str], set[str]]] = {
     "tensor": keys(TENSOR.to_json()),
     "values": keys(VALUES.to_json(), VALUES_WITH_NOTE.to_json()),
     "stats": keys(STATS.to_json()),
-    "backward": keys(EVENT.to_json()),
+    "backward": keys(EVENT.to_json(), replace(EVENT, walk_cut=True).to_json()),
     "root": keys(ROOT.to_json()),
     "leaf change": keys(LEAF_CHANGE.to_json()),
     "jacobian": keys(JACOBIAN.to_json(), JACOBIAN_NOTE.to_json()),

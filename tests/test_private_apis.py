@@ -195,6 +195,10 @@ def test_module_parameters_and_buffers_dicts_hold_what_named_parameters_and_name
             assert isinstance(table, dict), why
             found += [f"{prefix}.{label}" if prefix else label for label, item in table.items() if item is not None]
         assert found == [name for name, _ in public], why
+    modules = ["", *(f"{prefix}.{label}" if prefix else label for prefix, submodule in model.named_modules()
+                     for label in submodule._modules)]
+    assert modules == [name for name, _ in model.named_modules()], changed(
+        "nn.Module._modules", "the inspector lists no parameter or buffer of a module's submodules")
 
 
 def test_set_grad_enabled_in_torch_C_switches_grad_mode() -> None:

@@ -11,7 +11,14 @@ A *cell script* is Python text split into cells. Readable formats:
 * **sphinx** (sphinx-gallery examples, read only): the module docstring is a
   markdown cell; a line of 20 or more ``#`` starts a block whose comment lines
   form a markdown cell, followed by a code cell.
-* **ipynb** (read only), through nbformat.
+* **nbconvert** (a notebook exported as Python, read only): ``# In[3]:`` or
+  ``# In[ ]:`` starts a code cell in a file without ``# %%`` markers; the comment
+  paragraphs nbconvert writes for markdown cells are markdown cells.
+* **ipynb** (read only), through nbformat; a cell or output of the wrong shape is a
+  ScriptError naming the cell.
+
+Files named as documents or data (``.md``, ``.rst``, ``.txt``, ``.json``, ...:
+``reading.NOT_SCRIPTS``) are not read; a UTF-16 or UTF-32 file is named as such.
 
 Percent text round-trips byte for byte: each parsed cell keeps the exact text
 of its block (marker line and trailing blank lines included) in ``Cell.raw``,
@@ -48,6 +55,7 @@ Percent limits
 
 from __future__ import annotations
 
+from gradrepl.cells.exported import parse_exported
 from gradrepl.cells.model import BOM, Cell, CellKind, Metadata, Script, ScriptError, ScriptFormat, edited, new_code_cell
 from gradrepl.cells.notebook import parse_ipynb
 from gradrepl.cells.percent import parse_percent, render_percent, write_percent
@@ -57,5 +65,5 @@ from gradrepl.cells.sphinx import parse_sphinx
 
 __all__ = [
     "BOM", "Cell", "CellKind", "Metadata", "Script", "ScriptError", "ScriptFormat", "describe_os_error", "edited",
-    "marked_skipped", "new_code_cell", "parse_ipynb", "parse_percent", "parse_sphinx", "read_script", "render_percent", "skip_reason", "write_percent",
+    "marked_skipped", "new_code_cell", "parse_exported", "parse_ipynb", "parse_percent", "parse_sphinx", "read_script", "render_percent", "skip_reason", "write_percent",
 ]

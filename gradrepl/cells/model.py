@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 CellKind = Literal["code", "markdown", "raw"]
-ScriptFormat = Literal["percent", "sphinx", "ipynb", "plain"]
+ScriptFormat = Literal["percent", "sphinx", "nbconvert", "ipynb", "plain"]
 Metadata = tuple[tuple[str, str], ...]
 
 BOM = "\ufeff"
@@ -147,7 +147,7 @@ def _contains_code(text: str) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             statements = ast.parse(text).body
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # nesting too deep: MemoryError
         return bool(text.strip())
     if statements and _is_docstring(statements[0]):
         statements = statements[1:]

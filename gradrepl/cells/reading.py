@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import stat
 from dataclasses import replace
 from pathlib import Path
 
+from gradrepl.cells.exported import has_in_markers, parse_exported
 from gradrepl.cells.model import (
     Script,
     ScriptError,
@@ -17,8 +19,11 @@ from gradrepl.cells.sphinx import _has_sphinx_separator, parse_sphinx
 
 
 def read_script(path: str | os.PathLike[str]) -> Script:
-    """Read a percent, sphinx-gallery, plain Python or .ipynb script."""
+    """Read a percent, sphinx-gallery, nbconvert-exported, plain Python or .ipynb script."""
     location = Path(path)
+    if location.suffix.lower() in NOT_SCRIPTS:
+        raise ScriptError(f"not a script or notebook (a {location.suffix} file; "
+                          "gradrepl runs Python scripts and .ipynb notebooks)", location)
     text = _decode(_read_bytes(location), location)
     try:
         if location.suffix.lower() == ".ipynb":
@@ -39,6 +44,18 @@ NOTEBOOK_LIMIT = 64 << 20
 _KINDS = ((stat.S_ISDIR, "is a directory"), (stat.S_ISFIFO, "is a FIFO (named pipe), not a regular file"),
           (stat.S_ISCHR, "is a character device, not a regular file"),
           (stat.S_ISBLK, "is a block device, not a regular file"), (stat.S_ISSOCK, "is a socket, not a regular file"))
+
+
+# Documents and data that sit beside scripts: run as Python they would only fail. Any other
+# name (no suffix, .py, .ipy, .pyw, ...) is read as a Python script.
+NOT_SCRIPTS = frozenset({
+    ".md", ".markdown", ".rst", ".txt", ".tex", ".html", ".htm", ".xml",
+    ".json", ".jsonl", ".csv", ".tsv", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".log",
+})
+
+# Byte order marks of the wide encodings (UTF-32 first: its little-endian mark begins with UTF-16's).
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+              (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
 
 
 def size_limit(path: Path) -> int:
@@ -104,6 +121,10 @@ def describe_os_error(err: OSError) -> str:
 
 
 def _decode(data: bytes, path: Path) -> str:
+    wide = next((name for bom, name in _WIDE_BOMS if data.startswith(bom)), None)
+    if wide is not None:
+        reason = f"{wide} text, not UTF-8 (gradrepl reads UTF-8 scripts: convert it, e.g. iconv -f {wide} -t UTF-8)"
+        raise ScriptError(reason, path)
     if b"\x00" in data:
         raise ScriptError("binary file, not a script", path)
     try:
@@ -115,7 +136,11 @@ def _decode(data: bytes, path: Path) -> str:
 
 def _parse_python_text(text: str) -> Script:
     script = parse_percent(text)
-    if script.format == "plain" and _has_sphinx_separator(text):
+    if script.format != "plain":
+        return script
+    if has_in_markers(text):
+        return parse_exported(text)
+    if _has_sphinx_separator(text):
         return parse_sphinx(text)
     return script
 

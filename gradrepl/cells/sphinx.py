@@ -44,7 +44,7 @@ def _module_docstring(text: str) -> tuple[Cell, int] | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             statements = ast.parse(text).body
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # nesting too deep: MemoryError
         return None
     if not statements or not _is_docstring(statements[0]):
         return None

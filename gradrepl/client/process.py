@@ -4,10 +4,12 @@ The kernel is launched before jupyter_client is even imported, so the kernel's o
 start-up (ipykernel, and torch when it is preloaded) overlaps the front end's.
 Transport is ZeroMQ over unix sockets inside a private 0700 directory; messages are
 HMAC-signed with a fresh key; the connection file is mode 0600 and removed on close.
+What the kernel writes to fd 1 and 2 comes to the front end on a pipe (client/kernel_log.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -16,12 +18,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradrepl
-from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV, RUNTIME_DIR_PREFIX
+from gradrepl.client.kernel_log import KernelLog
+from gradrepl.client.runtime_dirs import make_runtime_dir, record_owner, remove_stale
+from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV
 
 CHANNEL_PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 
@@ -41,6 +44,7 @@ class KernelProcess:
     runtime_dir: Path
     connection_file: Path
     connection_info: dict[str, object] = field(repr=False)
+    log: KernelLog | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
@@ -72,14 +76,17 @@ class KernelProcess:
             return None
 
     def log_tail(self, limit: int = 4000) -> str:
-        """What the process wrote outside the Jupyter protocol (crash messages land here)."""
-        try:
-            data = (self.runtime_dir / "kernel.log").read_bytes()
-        except OSError:
-            return ""
-        return data[-limit:].decode("utf-8", "replace")
+        """What the process wrote outside the Jupyter protocol (crash messages land here),
+        up to now: the last `limit` bytes."""
+        return self.log.tail(limit).decode("utf-8", "replace") if self.log is not None else ""
+
+    def log_size(self) -> int:
+        """How many bytes the process has written outside the Jupyter protocol so far."""
+        return self.log.size() if self.log is not None else 0
 
     def cleanup(self) -> None:
+        if self.log is not None:
+            self.log.close()
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
 
 
@@ -106,9 +113,11 @@ def launch_kernel(
     cwd: Path | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> KernelProcess:
-    """Start an ipykernel with this interpreter; return at once, without waiting for it."""
-    runtime_dir = Path(tempfile.mkdtemp(prefix=RUNTIME_DIR_PREFIX))
-    os.chmod(runtime_dir, 0o700)
+    """Start an ipykernel with this interpreter; return at once, without waiting for it.
+    Call it from a thread that lives as long as the kernel should: on Linux the kernel is
+    killed when the thread that started it ends (PR_SET_PDEATHSIG, see inkernel/launch.py).
+    RuntimeDirError if its private directory cannot be made."""
+    runtime_dir = make_runtime_dir()
     info: dict[str, object] = {
         "transport": "ipc",
         "ip": str(runtime_dir / "k"),
@@ -133,14 +142,37 @@ def launch_kernel(
         # (up to 8 per core): under RLIMIT_AS those reservations, not the memory used, would
         # decide what fits. Two arenas cut a kernel with torch from 1.2 GB to 0.8 GB.
         env.setdefault("MALLOC_ARENA_MAX", "2")
-    with open(runtime_dir / "kernel.log", "wb") as log:
+    log_read, log_write = os.pipe()
+    try:
         process = subprocess.Popen(
             argv,
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=log_write,
+            stderr=log_write,
             start_new_session=True,
         )
-    return KernelProcess(process, runtime_dir, connection_file, info)
+    except BaseException:
+        os.close(log_read)
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+        raise
+    finally:
+        os.close(log_write)
+    kernel = KernelProcess(process, runtime_dir, connection_file, info, KernelLog(log_read, runtime_dir / "kernel.log"))
+    with contextlib.suppress(OSError):
+        record_owner(runtime_dir, process.pid)
+    _remove_stale_once(runtime_dir)
+    return kernel
+
+
+_swept = False
+
+
+def _remove_stale_once(runtime_dir: Path) -> None:
+    """The first kernel a front end starts removes the runtime directories that front ends
+    killed outright left behind (a kernel's watcher removes its own; see runtime_dirs.py)."""
+    global _swept
+    if not _swept:
+        _swept = True
+        remove_stale(runtime_dir.parent, keep=runtime_dir)

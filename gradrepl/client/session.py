@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -305,10 +304,7 @@ class KernelSession:
         return outcome
 
     def _log_size(self) -> int:
-        try:
-            return os.path.getsize(self.process.runtime_dir / "kernel.log") if self.process is not None else 0
-        except OSError:
-            return 0
+        return self.process.log_size() if self.process is not None else 0
 
     def _no_reply_reason(self, log_before: int) -> str:
         """Why a cell that went idle got no reply: ipykernel logs the error that stopped it

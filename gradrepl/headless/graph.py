@@ -40,6 +40,9 @@ async def show_graphs(script: Script, request: GraphRequest, session: KernelSess
     last: CellOutcome | None = None
     ran = 0
     for number, cell in enumerate(cells, start=1):
+        if not cell.source.strip():  # as replay and Jupyter: a blank cell is not run
+            ran = number
+            continue
         code, line = runnable(cell)
         outcome = await session.run(code, origin={"file": str(script.path) if script.path else None, "line": line})
         ran = number

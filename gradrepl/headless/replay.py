@@ -23,6 +23,7 @@ from gradrepl.render.explain import explain_report
 from gradrepl.render.text import backward_line, vjp_lines
 
 LIBRARY_FRAMES_SHOWN = 1
+EMPTY_CELL = "empty cell"  # the skip reason of a blank code cell: Jupyter does not run one either
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ async def replay(
         for number, cell in enumerate(script.code_cells, start=1):
             if stopped():
                 break
-            reason = skip_reason(cell)
+            reason = skip_reason(cell) or (None if cell.source.strip() else EMPTY_CELL)
             if reason is not None:
                 on_record(skipped_record(cell, number, reason))
                 continue

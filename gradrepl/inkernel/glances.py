@@ -20,6 +20,7 @@ from gradrepl.inkernel.values import (
     preview_of_corner,
     python_stats,
     strided_sample,
+    unpreviewed_label,
 )
 from gradrepl.protocol import Stats, Values
 
@@ -90,8 +91,8 @@ class Capture:
             return cls((kept if kept is not values else kept.clone()).reshape(-1), corner)
         return cls(torch.take(values, corner.index), corner)
 
-    def same_as(self, other: Capture | None, torch: Any) -> bool:
-        if other is None or self.values.dtype != other.values.dtype:
+    def same_as(self, other: Any, torch: Any) -> bool:
+        if type(other) is not Capture or self.values.dtype != other.values.dtype:
             return False
         if self.corner is None or other.corner is None:
             same_cut = self.corner is other.corner and self.values.shape == other.values.shape
@@ -115,10 +116,24 @@ class Capture:
         return nested[0]
 
 
-def capture_glance(torch: Any, t: Any) -> Capture | None:
+class Unpreviewed:
+    """A glance at a tensor of a layout with no preview (sparse, nested): what it is, no values."""
+
+    __slots__ = ("note",)
+
+    def __init__(self, note: str) -> None:
+        self.note = note
+
+    def same_as(self, other: Any, torch: Any) -> bool:
+        return False  # values not kept: a new grad object or version is a change
+
+
+def capture_glance(torch: Any, t: Any) -> Capture | Unpreviewed | None:
     """A copy of the part of `t` a glance shows: cheap enough for every backward call."""
-    if t.layout != torch.strided:
-        raise ValueError(f"{t.layout} layout")
+    if t.layout != torch.strided or t.is_nested:
+        label = unpreviewed_label(torch, t)
+        if label is not None:
+            return Unpreviewed(label)
     if t.is_meta:
         return None
     # Every path below copies; the copy records no graph when grad mode is off (as under namespace.guarded).
@@ -130,11 +145,14 @@ def capture_glance(torch: Any, t: Any) -> Capture | None:
     return Capture.corner_of(torch, values)
 
 
-def render_capture(torch: Any, capture: Capture | None) -> Values | None:
+def render_capture(torch: Any, capture: Capture | Unpreviewed | None) -> Values | None:
     """What a glance shows: describe_values' preview and stats for a small tensor, the
-    corner preview alone for a larger one."""
+    corner preview alone for a larger one, a note for a layout with no preview."""
     if capture is None:
         return None
+    if type(capture) is Unpreviewed:
+        return Values(None, False, None, capture.note)
+    assert type(capture) is Capture
     if capture.corner is not None:
         return Values(capture.corner_preview(), capture.corner.truncated, None)
     values = capture.values

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gradrepl.inkernel import walker
+from gradrepl.inkernel.values import not_previewed
 from gradrepl.protocol import JacobianView, LeafJacobian
 
 MAX_ROOT = 64  # elements of the root: one pass through the graph each
@@ -117,6 +118,8 @@ class VjpView:
         """None when there is nothing to show: a scalar root, or no v."""
         if v is None or not isinstance(v, torch.Tensor) or root.numel() <= 1 or not leaves:
             return None
+        if any(not_previewed(torch, t) is not None for t in (root, v, *(leaf for _, leaf in leaves))):
+            return cls(root_name, "not computed for a sparse or nested tensor")
         try:
             matrices = jacobians(torch, root, leaves)
         except NotComputed as why:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
 
+from gradrepl.inkernel import orphan_watch
 from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV, RUNTIME_DIR_PREFIX, size_text
 
 
@@ -83,8 +84,9 @@ def _guard(args: list[str]) -> tuple[int, str]:
 
     The limit (RLIMIT_AS, the address space) is set before anything big is loaded. A
     front end that dies without a word (SIGKILL) cannot stop the kernel, which runs in a
-    session of its own: on Linux the kernel asks for SIGTERM when its parent goes, and
-    SIGTERM removes its private runtime directory and ends it. Returns the limit (0: none)
+    session of its own: on Linux the kernel is SIGKILLed when its parent goes, and a
+    watcher removes its private runtime directory (see orphan_watch.py). SIGTERM, from
+    anyone else, removes the directory and ends the kernel. Returns the limit (0: none)
     and that directory ("" if there is no connection file).
     """
     import os
@@ -120,20 +122,38 @@ def _guard(args: list[str]) -> tuple[int, str]:
                 os._exit(128 + signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, terminated)
-    _default_sigterm_in_forked_children()
     parent = os.environ.pop(PARENT_PID_ENV, "")
-    if sys.platform.startswith("linux") and parent:
-        try:
-            import ctypes
-
-            PR_SET_PDEATHSIG = 1
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):
-            return memory_limit, runtime_dir
+    if parent and orphan_watch.die_with_parent():
         if os.getppid() != int(parent):  # the front end went before the request was made
             terminated(signal.SIGTERM, None)
+        orphan_watch.start_watcher(int(parent), lambda: _remove_runtime_dir(runtime_dir))
+    _default_sigterm_in_forked_children()
+    _ipython_dir_in(runtime_dir)
     return memory_limit, runtime_dir
+
+
+def _ipython_dir_in(runtime_dir: str) -> None:
+    """Where HOME has no IPython directory that can be written (a read-only or missing HOME),
+    IPython makes a new temporary one each time it looks, and leaves them all behind: give
+    it one in the kernel's runtime directory, which goes when the kernel does."""
+    import os
+
+    if "IPYTHONDIR" in os.environ or not os.path.basename(runtime_dir).startswith(RUNTIME_DIR_PREFIX):
+        return
+
+    def writable(path: str) -> bool:
+        return os.path.isdir(path) and os.access(path, os.W_OK)
+
+    # As IPython.paths.get_ipython_dir chooses: ~/.ipython, or a legacy ~/.config/ipython.
+    home = os.path.expanduser("~")
+    chosen = os.path.join(home, ".ipython")
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    legacy = os.path.join(config, "ipython")
+    if sys.platform.startswith("linux") and writable(config) and writable(legacy) and not os.path.exists(chosen):
+        chosen = legacy
+    if writable(chosen) if os.path.exists(chosen) else writable(os.path.dirname(chosen)):
+        return
+    os.environ["IPYTHONDIR"] = os.path.join(runtime_dir, "ipython")
 
 
 def _default_sigterm_in_forked_children() -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from gradrepl.inkernel.errors import (
@@ -35,8 +36,8 @@ from gradrepl.inkernel.errors import (
 )
 from gradrepl.inkernel.glances import capture_glance, render_capture
 from gradrepl.inkernel.graph import graph_of
-from gradrepl.inkernel.namespace import guarded, named_tensors, snapshot
-from gradrepl.inkernel.tracer import BackwardTracer, TorchImportWatcher, own_codes
+from gradrepl.inkernel.namespace import NAMES_SECONDS, REPORT_SECONDS, Budget, guarded, named_tensors, snapshot
+from gradrepl.inkernel.tracer import BackwardTracer, own_codes
 from gradrepl.inkernel.values import ValuesMemo
 from gradrepl.protocol import (
     BACKWARD_LOG_ENV,
@@ -60,7 +61,7 @@ class Probe:
         self.comm: Any = None
         self.memo = ValuesMemo()
         self.tracer = BackwardTracer(
-            lambda torch: named_tensors(torch, shell), guarded, capture_glance, render_capture
+            lambda torch: named_tensors(torch, shell, budget=Budget(NAMES_SECONDS)), guarded, capture_glance, render_capture
         )
         self.tracer.enabled = os.environ.get(BACKWARD_LOG_ENV, "1") != "0"
         torch = sys.modules.get("torch")
@@ -137,7 +138,39 @@ class Probe:
         if torch is None or not hasattr(torch, "Tensor"):
             return Graph.failed(name, "torch is not imported")
         with guarded(torch, quiet=True):
-            return graph_of(torch, list(named_tensors(torch, self.shell)), name)
+            return graph_of(torch, list(named_tensors(torch, self.shell, budget=Budget(REPORT_SECONDS))), name)
+
+
+class TorchImportWatcher:
+    """Calls `on_import(torch)` once torch has been imported, also when a cell imports it."""
+
+    def __init__(self, on_import: Callable[[Any], None]) -> None:
+        self.on_import = on_import
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "torch":
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                self._wrap_loader(spec.loader)
+                return spec
+        return None
+
+    def _wrap_loader(self, loader: Any) -> None:
+        exec_module = loader.exec_module
+        watcher = self
+
+        def exec_then_notify(module: Any) -> None:
+            exec_module(module)
+            try:
+                watcher.on_import(module)
+            except Exception:
+                pass
+
+        loader.exec_module = exec_then_notify
 
 
 def install(shell: Any, kernel: Any) -> Probe:

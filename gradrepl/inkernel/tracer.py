@@ -12,13 +12,18 @@ node of the graph gets a node pre-hook that notes its node and returns None (the
 pass unchanged; the user's own hooks on the node run as before), and all of them are removed
 when the call returns or raises. A graph too big to hook (MAX_EXACT) gets the order the
 engine's rule predicts instead, and says so (`node_order`).
+
+The .grads a call wrote are found by comparing each leaf's grad (its object and version)
+before and after the call: the leaves of the walked graph, and, when the graph is bigger than
+the walk (MAX_WALK, `walk_cut`), every named leaf too, so a grad written past the walk's end
+is still reported. Calls torch makes itself while compiling (aot_autograd traces the joint
+graph with autograd.grad) are not the user's and are not traced.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import CodeType
@@ -27,6 +32,7 @@ from typing import Any, NamedTuple
 from gradrepl.inkernel import walker
 from gradrepl.inkernel.jacobian import VjpView
 from gradrepl.inkernel.node_order import RunRecorder, predicted_order
+from gradrepl.inkernel.values import shape_of
 from gradrepl.protocol import BackwardEvent, BackwardKind, LeafChange, NodeOrder, RootLabel, Values
 
 MAX_EVENTS = 50  # per cell; later calls are counted, not described
@@ -43,7 +49,7 @@ class _Root(NamedTuple):
     name: str | None
     description: str
     grad_fn: str | None
-    shape: tuple[int, ...]
+    shape: tuple[int | None, ...]
     value: Any  # a capture
 
 
@@ -68,6 +74,7 @@ class _Call:
     nodes: list[str] = field(default_factory=list)
     nodes_total: int = 0
     node_order: NodeOrder = "predicted"
+    walk_cut: bool = False
     leaves: list[_LeafChange] = field(default_factory=list)
     grads: list[Any] | None = None
     error: str | None = None
@@ -86,7 +93,7 @@ class _Call:
             nodes=tuple(self.nodes), nodes_total=self.nodes_total, node_order=self.node_order,
             leaves=tuple([LeafChange(c.name, values(c.before), values(c.after), c.accumulated) for c in self.leaves]),
             grads=all_values(self.grads), error=self.error,
-            jacobian=None if self.vjp is None else self.vjp.record(), notes=tuple(self.notes),
+            jacobian=None if self.vjp is None else self.vjp.record(), notes=tuple(self.notes), walk_cut=self.walk_cut,
         )
 
 
@@ -138,11 +145,12 @@ class BackwardTracer:
     def _wrap(self, torch: Any, kind: BackwardKind, original: Callable[..., Any]) -> Callable[..., Any]:
         bind = _binder(inspect.signature(original))
         tracer = self
+        compiling = _compiling_check(torch)
 
         @functools.wraps(original)
         def traced(*args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True  # read by IPython's tracebacks and by errors.py
-            if not tracer.enabled or tracer._depth:
+            if not tracer.enabled or tracer._depth or compiling():
                 return original(*args, **kwargs)
             if len(tracer.events) >= MAX_EVENTS:
                 tracer.uncounted += 1
@@ -250,6 +258,8 @@ class BackwardTracer:
                 leaves = [t for t in _as_list(inputs) if getattr(t, "is_leaf", False)]
             else:
                 leaves = walked.leaves()
+                if kind == "backward" and walked.cut:  # the leaves past the walk's end: the named ones
+                    leaves += self._named_leaves(torch, {id(leaf) for leaf in leaves})
             before = {}
             if kind == "backward":
                 for leaf in leaves:
@@ -265,6 +275,7 @@ class BackwardTracer:
                 call.nodes, call.nodes_total, call.node_order = recorder.node_names(MAX_NODES), len(recorder.ran), "exact"
             elif walked is not None:
                 call.nodes, call.nodes_total = predicted_order(walked, starts, MAX_NODES), len(walked)
+            call.walk_cut = walked is not None and walked.cut
             with self._guard(torch):
                 changed = []
                 keys: list[int] = []
@@ -296,6 +307,15 @@ class BackwardTracer:
             names.setdefault(id(tensor), name)
         return names
 
+    def _named_leaves(self, torch: Any, known: set[int]) -> list[Any]:
+        """The named leaves that require grad, but for those in `known` (by id)."""
+        leaves = []
+        for _, tensor in self._names(torch):
+            if id(tensor) not in known and tensor.is_leaf and tensor.requires_grad:
+                known.add(id(tensor))
+                leaves.append(tensor)
+        return leaves
+
     def rendered_events(self, *, cell: int | None = None) -> list[BackwardEvent]:
         """This cell's events as protocol records, the captured values turned into previews.
         `cell` numbers them (the probe learns the number once the cell ran); without it, each
@@ -317,7 +337,7 @@ class BackwardTracer:
     def _root(self, torch: Any, t: Any, names: dict[int, str]) -> _Root:
         grad_fn = getattr(t, "grad_fn", None)
         return _Root(names.get(id(t)), _describe_unnamed(t), type(grad_fn).__name__ if grad_fn is not None else None,
-                     tuple(t.shape), self._capture(torch, t))
+                     tuple(shape_of(t)), self._capture(torch, t))
 
 
 Binder = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
@@ -355,10 +375,22 @@ def _name_or(names: dict[int, str], t: Any) -> str:
 
 
 def _describe_unnamed(t: Any) -> str:
-    shape = "x".join(str(size) for size in tuple(t.shape)) or "scalar"
+    shape = "x".join("*" if size is None else str(size) for size in shape_of(t)) or "scalar"
     grad_fn = getattr(t, "grad_fn", None)
     origin = f" from {type(grad_fn).__name__}" if grad_fn is not None else ""
     return f"{shape} {str(t.dtype).removeprefix('torch.')} tensor{origin}"
+
+
+def _compiling_check(torch: Any) -> Callable[[], bool]:
+    """torch.compiler.is_compiling: true while torch.compile or torch.export traces, also when
+    aot_autograd runs autograd.grad to trace a backward (a user's own backward call in a
+    compiled function breaks the graph and runs eagerly, where it is false)."""
+    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return check if callable(check) else _never
+
+
+def _never() -> bool:
+    return False
 
 
 def _start_node(torch: Any, t: Any) -> Any:
@@ -380,35 +412,3 @@ def own_codes() -> frozenset[CodeType]:
     wrapper = [code for code in BackwardTracer._wrap.__code__.co_consts
                if isinstance(code, CodeType) and code.co_name == "traced"]
     return frozenset([BackwardTracer._traced_call.__code__, *wrapper])
-
-
-class TorchImportWatcher:
-    """Calls `on_import(torch)` once torch has been imported, also when a cell imports it."""
-
-    def __init__(self, on_import: Callable[[Any], None]) -> None:
-        self.on_import = on_import
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "torch":
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(name, path, target)
-            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                self._wrap_loader(spec.loader)
-                return spec
-        return None
-
-    def _wrap_loader(self, loader: Any) -> None:
-        exec_module = loader.exec_module
-        watcher = self
-
-        def exec_then_notify(module: Any) -> None:
-            exec_module(module)
-            try:
-                watcher.on_import(module)
-            except Exception:
-                pass
-
-        loader.exec_module = exec_then_notify

@@ -171,9 +171,17 @@ class ValuesMemo:
 
         self._serials: dict[int, tuple[Any, int]] = {}
         self._next_serial = 0
+        self._said: set[Any] = set()
+        self._saying: set[Any] = set()
 
     def next_snapshot(self) -> None:
         self.previous, self.current = self.current, {}
+        self._said, self._saying = self._saying, set()
+
+    def first_time(self, key: Any) -> bool:
+        """Whether `key` (a note about one tensor) was not said in the last snapshot; said now."""
+        self._saying.add(key)
+        return key not in self._said
 
     def serial(self, t: Any) -> int:
         """A number for this tensor object, stable while it lives and never reused: the front
@@ -233,11 +241,47 @@ def describe_values(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[
     return {"preview": preview, "truncated": truncated, "stats": stats}
 
 
-def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
-    """Everything the front end shows of one tensor, as plain data."""
-    info: dict[str, Any] = {
+def shape_of(t: Any) -> list[int | None]:
+    """A tensor's sizes; for a nested tensor, None for each dimension whose size varies."""
+    if not t.is_nested:
+        return list(t.shape)
+    sizes: list[int | None] = []
+    for dim in range(t.dim()):
+        try:
+            size = t.size(dim)
+        except RuntimeError:  # "dimension 1 is irregular"
+            size = None
+        sizes.append(size if type(size) is int else None)  # a jagged size is a SymInt
+    return sizes
+
+
+def not_previewed(torch: Any, t: Any) -> str | None:
+    """Why a tensor's values have no preview (a sparse or nested layout), or None."""
+    if t.is_nested:
+        return f"nested tensor ({str(t.layout).removeprefix('torch.')} layout), not previewed"
+    if t.layout != torch.strided:
+        return f"{str(t.layout).removeprefix('torch.')} layout, not previewed"
+    return None
+
+
+def unpreviewed_label(torch: Any, t: Any) -> str | None:
+    """What a tensor without a preview is, where no other field says it: "2x2 sparse_coo
+    tensor, not previewed", "2x*x3 nested tensor (strided layout), not previewed"; else None."""
+    reason = not_previewed(torch, t)
+    if reason is None:
+        return None
+    shape = "x".join("*" if size is None else str(size) for size in shape_of(t)) or "scalar"
+    if t.is_nested:
+        return f"{shape} {reason}"
+    return f"{shape} {str(t.layout).removeprefix('torch.')} tensor, not previewed"
+
+
+def describe_metadata(torch: Any, name: str, t: Any, memo: ValuesMemo | None = None,
+                      note: str | None = None) -> dict[str, Any]:
+    """What the front end lists of one tensor without reading its values."""
+    return {
         "name": name,
-        "shape": list(t.shape),
+        "shape": shape_of(t),
         "dtype": str(t.dtype).removeprefix("torch."),
         "device": str(t.device),
         "layout": str(t.layout).removeprefix("torch."),
@@ -250,25 +294,37 @@ def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = Non
         "object": memo.serial(t) if memo is not None else None,
         "data": None,
         "grad": None,
-        "note": None,
+        "note": note,
     }
-    try:
-        info["data"] = _describe_data(torch, t, memo)
-    except Exception as exc:  # odd layouts, meta tensors, user subclasses
-        info["note"] = f"values not shown: {type(exc).__name__}: {exc}"[:200]
+
+
+def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
+    """Everything the front end shows of one tensor, as plain data."""
+    info = describe_metadata(torch, name, t, memo)
+    reason = not_previewed(torch, t)
+    if reason is not None:
+        info["note"] = f"values not shown: {reason}"
+    else:
+        try:
+            info["data"] = _describe_data(torch, t, memo)
+        except Exception as exc:  # meta tensors, user subclasses
+            info["note"] = f"values not shown: {type(exc).__name__}: {exc}"[:200]
     if t.is_leaf or t.retains_grad:
         grad = t.grad
         if grad is not None:
-            try:
-                info["grad"] = _describe_data(torch, grad, memo)
-            except Exception as exc:
-                info["note"] = f"grad not shown: {type(exc).__name__}: {exc}"[:200]
+            grad_reason = not_previewed(torch, grad)
+            if grad_reason is not None:
+                if grad_reason != reason:  # the same reason as the values' is said once
+                    info["note"] = f"grad not shown: {grad_reason}"
+            else:
+                try:
+                    info["grad"] = _describe_data(torch, grad, memo)
+                except Exception as exc:
+                    info["note"] = f"grad not shown: {type(exc).__name__}: {exc}"[:200]
     return info
 
 
 def _describe_data(torch: Any, t: Any, memo: ValuesMemo | None) -> dict[str, Any] | None:
-    if t.layout != torch.strided:
-        raise ValueError(f"{t.layout} layout")
     if t.device.type == "meta":
         return None
     values = t.detach()

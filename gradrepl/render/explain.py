@@ -59,7 +59,7 @@ def _root_shape(context: ErrorContext) -> str | None:
     root = _failed_root_label(context)
     if root is None or not root.shape:
         return None
-    return "x".join(str(size) for size in root.shape)
+    return "x".join("*" if size is None else str(size) for size in root.shape)
 
 
 _CLOSING = {")": "(", "]": "["}

@@ -26,8 +26,10 @@ def preview_lines(preview: Any, width: int = 10) -> list[str]:
     return [preview_text(preview)]
 
 
-def shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(size) for size in shape) + ("," if len(shape) == 1 else "") + ")"
+def shape_text(shape: tuple[int | None, ...]) -> str:
+    """(2, 3); a nested tensor's dimension whose size varies is `*`: (2, *, 3)."""
+    sizes = ["*" if size is None else str(size) for size in shape]
+    return "(" + ", ".join(sizes) + ("," if len(shape) == 1 else "") + ")"
 
 
 def stats_text(stats: Stats | None) -> str:

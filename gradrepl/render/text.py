@@ -10,6 +10,11 @@ from gradrepl.protocol import BackwardEvent, LeafChange, Values
 ELLIPSIS = "…"
 
 
+def counted(count: int, noun: str) -> str:
+    """"1 cell", "2 cells": a count with its noun (a plain -s plural)."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def number(value: Any) -> str:
     """A compact number: 1.5, 3, -0.25, 1e-08, True."""
     if isinstance(value, bool):
@@ -80,7 +85,8 @@ def backward_call(event: BackwardEvent) -> str:
 def backward_path(event: BackwardEvent, max_nodes: int) -> str:
     """The graph nodes in the order they ran, cut after `max_nodes` with the count."""
     total = event.nodes_total or len(event.nodes)
-    path = " → ".join(event.nodes[:max_nodes]) + (f" … ({total:,} nodes)" if total > max_nodes else "")
+    count = f"more than {total:,}" if event.walk_cut else f"{total:,}"
+    path = " → ".join(event.nodes[:max_nodes]) + (f" … ({count} nodes)" if total > max_nodes or event.walk_cut else "")
     if path and event.node_order == "predicted":
         path += " (order predicted, not recorded)"
     return path

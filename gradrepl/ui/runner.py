@@ -115,6 +115,10 @@ class KernelRunner:
         from gradrepl.client.events import CellFinished
 
         assert self.session is not None
+        if not cell.source.strip():  # as Jupyter: a blank cell is not run and gets no In [n]
+            cell.state = "ok"
+            self.target.post_message(CellDone(cell, time.perf_counter()))
+            return
         self._set_state("busy")
         self.running = cell
         cell.state = "running"
