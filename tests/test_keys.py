@@ -324,3 +324,22 @@ async def test_copy_last_output_from_the_palette_copies_what_the_last_cell_print
             await pilot.press("ctrl+p", *"copy last", "enter")
             await until(lambda: copied, "the palette's Copy last output to copy")
             assert copied == ["tensor([100.], requires_grad=True)\ntensor([2.])"], copied
+
+
+async def test_a_printable_key_a_pane_binds_is_not_typed_into_the_input_too() -> None:
+    """Space on a focused fold opens it; it is not also a space in the input."""
+    from gradrepl.ui.widgets.output_block import OutputBlock
+
+    app = recorded_app("long_output")
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            await run_cell(pilot, "for i in range(100):\n    print('line', i)")
+            [block] = [b for b in app.query(OutputBlock) if b.foldable]
+            block.focus()
+            await pilot.pause()
+            was = block.expanded
+            await pilot.press("space")
+            await pilot.pause()
+            assert block.expanded != was
+            assert code_input(app).text == ""

@@ -149,3 +149,39 @@ def test_light_theme_snapshot(snap_compare: SnapCompare, monkeypatch: pytest.Mon
 
     with kernel_free(app):
         assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_a_cells_source_is_highlighted_once_per_style_and_width() -> None:
+    """Each layout of the transcript renders and measures a cell again; a 4 MB cell would be
+    highlighted again each time (minutes of "resuming" for one cell)."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    made: list[str] = []
+    dark = [True]
+
+    def make(style: str) -> Syntax:
+        made.append(style)
+        return Syntax("x = 1\nprint(x)", "python", theme=style, background_color="default")
+
+    source = ThemedSource(make, dark=lambda: dark[0])
+    console = Console(width=60, record=True)
+    for _ in range(3):
+        console.print(source)
+        console.measure(source)
+    assert made == [DARK_SYNTAX, DARK_SYNTAX]  # drawn once, measured once
+    dark[0] = False
+    console.print(source)
+    assert made[-1] == LIGHT_SYNTAX and len(made) == 3
+    Console(width=30).print(source)
+    assert len(made) == 4
+
+
+def test_every_token_colour_of_the_light_input_is_readable_on_white() -> None:
+    """GitHub light's names (#e36209) and True/None (#7daf9c) were 2.5:1 and 1.7:1."""
+    from gradrepl.ui.syntax import LIGHT_CONTRAST, contrast_on_white, light_input_theme
+
+    faint = {token: str(style.color) for token, style in light_input_theme().syntax_styles.items()
+             if style.color is not None and contrast_on_white(style.color) < LIGHT_CONTRAST}
+    assert not faint
+    assert contrast_on_white(light_input_theme().syntax_styles["variable"].color) >= LIGHT_CONTRAST  # type: ignore[arg-type]

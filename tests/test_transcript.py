@@ -275,3 +275,18 @@ async def test_a_cell_the_kernel_sent_no_reply_for_says_so_and_why() -> None:
                 assert "error" not in str(view.query_one(".prompt", Static).render())
                 assert not view.query(".note")
             assert app.query_one(StatusLine).kernel_state == "idle"  # the kernel runs on: no "dead" status
+
+
+def test_a_very_long_cell_shows_its_head_and_tail_and_says_how_much_is_left_out() -> None:
+    """Highlighting 25,000 lines took over a minute per layout; the cell itself runs and is
+    saved whole (the worksheet keeps its source, the view only shows it)."""
+    from gradrepl.ui.widgets.transcript import SOURCE_END, SOURCE_WIDTH, shown_source
+
+    source = "\n".join(f"v{i} = {i}" for i in range(25_000))
+    shown = shown_source(source).split("\n")
+    assert len(shown) == 2 * SOURCE_END + 1
+    assert shown[0] == "v0 = 0" and shown[-1] == "v24999 = 24999"
+    assert f"{25_000 - 2 * SOURCE_END:,} more lines" in shown[SOURCE_END]
+    wide = shown_source("x = '" + "a" * 5000 + "'")
+    assert len(wide) < SOURCE_WIDTH + 40 and "more characters" in wide
+    assert shown_source("a = 1\nb = 2\n\n") == "a = 1\nb = 2"

@@ -361,11 +361,11 @@ class GradReplApp(App[int]):
 
     def on_key(self, event: events.Key) -> None:
         """A printable key no pane took (the transcript, a fold's title, a backward entry)
-        is typing: it goes to the input. Dialogs keep theirs."""
+        and no binding wants is typing: it goes to the input. Dialogs keep theirs."""
         if not event.is_printable or event.character is None or len(self.screen_stack) > 1:
             return
         code_input = self.query_one(CodeInput)
-        if code_input.has_focus:
+        if code_input.has_focus or event.key in self.screen.active_bindings:  # `g` in the inspector: its key
             return
         event.stop()
         code_input.focus()

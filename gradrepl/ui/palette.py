@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from textual.app import SystemCommand
 
+from gradrepl.render.text import counted
+
 if TYPE_CHECKING:
     from textual.screen import Screen
     from textual.widget import Widget
@@ -64,7 +66,7 @@ def copy_last_output(app: GradReplApp) -> None:
         text = output_text(cell.events)
         if text:
             app.copy_to_clipboard(text)
-            app.notify(f"Copied the output of {app.shown_name(cell)} ({len(text.splitlines())} lines).", timeout=3)
+            app.notify(f"Copied the output of {app.shown_name(cell)} ({counted(len(text.splitlines()), 'line')}).", timeout=3)
             return
     app.notify("No cell has printed anything yet.", timeout=3)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gradrepl.render.text import counted
+
 if TYPE_CHECKING:
     from gradrepl.ui.app import GradReplApp
     from gradrepl.ui.state.worksheet import SessionCell
@@ -36,11 +38,11 @@ async def restart(app: GradReplApp, replay: Replay | None) -> None:
     if app.runner.state != "dead":
         app.tensors = {}
         app.inspector.show((), highlight_changes=False)
-        label = f"kernel restarted: {len(replay)} cells run again" if replay else "kernel restarted: a fresh namespace"
+        label = f"kernel restarted: {counted(len(replay), 'cell')} run again" if replay else "kernel restarted: a fresh namespace"
         app.transcript.add_separator(label)  # In [n] counts from 1 again below it
         app.backward_log.add_separator(label)
         if replay:
-            app.notify(f"Kernel restarted: running {len(replay)} cells again.", timeout=4)
+            app.notify(f"Kernel restarted: running {counted(len(replay), 'cell')} again.", timeout=4)
             for source, line in replay:
                 app.submit(source, script_line=line, rerun=True)
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gradrepl.render.text import counted
 from gradrepl.ui.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def show_progress(app: GradReplApp) -> None:
     app.resume_total = 0
     name = app.path_label() or "the script"
     if failures:
-        app.notify(f"Resumed {name}: {done} cells, {len(failures)} failed (cell {failed}).", severity="warning", timeout=8)
+        app.notify(f"Resumed {name}: {counted(done, 'cell')}, {len(failures)} failed (cell {failed}).", severity="warning",
+                   timeout=8)
     else:
-        app.notify(f"Resumed {name}: {done} cells ran.", timeout=5)
+        app.notify(f"Resumed {name}: {counted(done, 'cell')} ran.", timeout=5)

@@ -3,8 +3,9 @@ theme's on light ones, in the transcript (Rich Syntax) and in the code input (Te
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+from rich.color import Color
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.segment import Segment
@@ -23,9 +24,34 @@ def pygments_style(dark: bool) -> str:
 
 
 def light_input_theme() -> TextAreaTheme:
-    """The app theme's background and cursor (as "css"), with GitHub light's token colours."""
+    """The app theme's background and cursor (as "css"), with GitHub light's token colours
+    darkened where they are faint on a light background (its names and True/None are)."""
     github = TextAreaTheme.get_builtin_theme("github_light")
-    return TextAreaTheme(name=LIGHT_INPUT, syntax_styles=dict(github.syntax_styles) if github else {})
+    styles = {token: _readable_on_light(style) for token, style in (github.syntax_styles if github else {}).items()}
+    return TextAreaTheme(name=LIGHT_INPUT, syntax_styles=styles)
+
+
+LIGHT_CONTRAST = 4.5  # WCAG AA for text, against white
+
+
+def contrast_on_white(color: Color) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = color.get_truecolor()
+    luminance = 0.2126 * channel(red) + 0.7152 * channel(green) + 0.0722 * channel(blue)
+    return 1.05 / (luminance + 0.05)
+
+
+def _readable_on_light(style: Style) -> Style:
+    color = style.color
+    if color is None:
+        return style
+    while contrast_on_white(color) < LIGHT_CONTRAST:
+        red, green, blue = color.get_truecolor()
+        color = Color.from_rgb(red * 0.9, green * 0.9, blue * 0.9)
+    return style + Style(color=color)
 
 
 class ThemedSource:
@@ -35,12 +61,22 @@ class ThemedSource:
     def __init__(self, make: Callable[[str], Syntax], *, dark: Callable[[], bool]) -> None:
         self.make = make
         self.dark = dark
+        # Each layout renders and measures again; highlighting a long cell costs seconds, so the
+        # last result is kept for the style and width it was made for.
+        self._drawn: tuple[tuple[str, int], list[Segment]] | None = None
+        self._measured: tuple[tuple[str, int], Measurement] | None = None
 
     @property
     def style_name(self) -> str:
         return pygments_style(self.dark())
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        key = (self.style_name, options.max_width)
+        if self._drawn is None or self._drawn[0] != key:
+            self._drawn = key, list(self._segments(console, options))
+        yield from self._drawn[1]
+
+    def _segments(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
         # No background of its own: the pane's shows through, whatever the terminal's is.
         for segment in console.render(self.make(self.style_name), options):
             style = segment.style
@@ -49,4 +85,7 @@ class ThemedSource:
             yield Segment(segment.text, style, segment.control)
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        return Measurement.get(console, options, self.make(self.style_name))
+        key = (self.style_name, options.max_width)
+        if self._measured is None or self._measured[0] != key:
+            self._measured = key, Measurement.get(console, options, self.make(self.style_name))
+        return self._measured[1]

@@ -34,9 +34,24 @@ def got_no_reply(cell: SessionCell) -> bool:
     return cell.state == "error" and not any(isinstance(event, Error) for event in cell.events)
 
 
+SOURCE_LINES = 400  # a longer cell shows its first and last SOURCE_END lines (highlighting is slow)
+SOURCE_END = 20
+SOURCE_WIDTH = 1000  # columns of one source line shown
+
+
 def shown_source(source: str) -> str:
-    """A cell's source as the transcript shows it: no trailing blank lines, controls visible."""
-    return escape_controls("\n".join(line.rstrip() for line in source.rstrip().split("\n")))
+    """A cell's source as the transcript shows it: no trailing blank lines, controls visible,
+    a very long cell as its head and tail around a comment saying how much is left out."""
+    lines = [_cut(line.rstrip()) for line in source.rstrip().split("\n")]
+    if len(lines) > SOURCE_LINES:
+        left_out = len(lines) - 2 * SOURCE_END
+        lines = [*lines[:SOURCE_END], f"# … {left_out:,} more lines of this cell (all of them run and are saved) …",
+                 *lines[-SOURCE_END:]]
+    return escape_controls("\n".join(lines))
+
+
+def _cut(line: str) -> str:
+    return line if len(line) <= SOURCE_WIDTH else f"{line[:SOURCE_WIDTH]} … ({len(line) - SOURCE_WIDTH:,} more characters)"
 
 
 class CellView(Vertical):
