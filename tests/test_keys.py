@@ -264,9 +264,20 @@ async def test_the_palette_offers_no_screenshot_that_fails_and_no_maximize_of_on
     with kernel_free(app):
         async with app.run_test(size=SIZE) as pilot:
             await settled(pilot)
+            await pilot.press("f5")  # the transcript, a scroll view Textual itself would not offer to maximize
+            await pilot.pause()
+            main = app.screen
+            await pilot.press("ctrl+p")
+            await pilot.pause()
+            assert "Maximize" in [c.title for c in app.get_system_commands(main)]
+            await pilot.press("escape")
             await pilot.press("f3")  # the backward log: its last entry has focus
             await pilot.pause()
-            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            await pilot.press("ctrl+p")  # the palette's own input now has the app's focus
+            await pilot.pause()
+            commands = {c.title: c for c in app.get_system_commands(main)}
+            await pilot.press("escape")
+            await pilot.pause()
             maximize = commands["Maximize"]
             maximize.callback()
             await pilot.pause()

@@ -31,21 +31,21 @@ def system_commands(app: GradReplApp, screen: Screen, inherited: Iterable[System
     yield SystemCommand("Toggle backward log", "Show or hide the backward log", lambda: app.action_toggle_pane("backward-log"))
     yield SystemCommand("Copy last output", "Copy what the last cell printed or returned", app.action_copy_output)
     yield SystemCommand("Help", "Keys and panes (F1)", app.action_help)
-    pane = focused_pane(app)
+    pane = focused_pane(app, screen)
+    if pane is not None and screen.maximized is None:  # Textual offers it only for some widgets
+        yield SystemCommand("Maximize", f"Fill the screen with the {pane.border_title or 'pane'}",
+                            lambda: setattr(screen, "maximized", pane))
     for command in inherited:
         if command.title == "Screenshot":
             yield SystemCommand("Screenshot", "Save an SVG picture of the screen in the working directory",
                                 app.action_save_screenshot)
-        elif command.title == "Maximize":
-            if pane is not None:
-                yield SystemCommand("Maximize", f"Fill the screen with the {pane.border_title or 'pane'}",
-                                    lambda: setattr(screen, "maximized", pane))
-        else:
+        elif command.title != "Maximize":
             yield command
 
 
-def focused_pane(app: GradReplApp) -> Widget | None:
-    focused = app.focused
+def focused_pane(app: GradReplApp, screen: Screen) -> Widget | None:
+    """The pane that had focus on `screen` (while the palette is open, its own input has the app's)."""
+    focused = screen.focused
     for pane_id in ("transcript", "backward-log", "inspector"):
         if focused is not None and any(w.id == pane_id for w in focused.ancestors_with_self):
             return app.query_one(f"#{pane_id}")
