@@ -24,9 +24,7 @@ def resume(app: GradReplApp, script: Script) -> None:
         elif cell.kind == "code" and (reason := skip_reason(cell)) is not None:
             skipped = app.worksheet.add(cell.source, cell.line)
             skipped.state, skipped.reason = "cancelled", SKIPPED_ON_RESUME + reason
-            view = app.transcript.add_cell(skipped)
-            # After the view has mounted its prompt and source: the note goes below them.
-            app.call_after_refresh(view.add_note, f"not run ({skipped.reason})")
+            app.transcript.add_cell(skipped).add_note(f"not run ({skipped.reason})")
         elif cell.kind == "code":
             app.submit(cell.source, script_line=cell.line)
     show_progress(app)

@@ -74,10 +74,16 @@ class CellView(Vertical):
         self.stable = stable  # hide memory addresses (snapshot tests)
         self._stream_name: str | None = None
         self._stream: OutputBlock | None = None
+        self._early_notes: list[Static] | None = []  # notes given before the prompt and source were mounted
 
     def compose(self):
         yield Static(self._prompt_text(), classes="prompt")
         yield Static(self._source(), classes="source")
+
+    def on_mount(self) -> None:
+        early, self._early_notes = self._early_notes or [], None
+        if early:
+            self.mount_all(early)
 
     def _prompt_text(self) -> Text:
         cell = self.cell
@@ -147,7 +153,11 @@ class CellView(Vertical):
         self.mount(Static(text, classes="explain"))
 
     def add_note(self, text: str) -> None:
-        self.mount(Static(Text(escape_controls(text)), classes="note"))
+        note = Static(Text(escape_controls(text)), classes="note")
+        if self._early_notes is not None:  # below the source, which is not there yet
+            self._early_notes.append(note)
+        else:
+            self.mount(note)
 
     def _clean(self, text: str) -> str:
         return mask_addresses(text) if self.stable else text
