@@ -10,20 +10,18 @@ import signal
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from gradrepl.cells import ScriptError, read_script
 from gradrepl.cells.reading import SCRIPT_LIMIT
+from support.command_line import gradrepl as run_gradrepl
+
+gradrepl = partial(run_gradrepl, timeout=60)
 
 pytestmark = pytest.mark.faults
-
-
-def gradrepl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    # The timeout only keeps a broken build from hanging the suite (these used to block forever).
-    return subprocess.run([sys.executable, "-m", "gradrepl", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=60, env={**os.environ, "NO_COLOR": "1"})
 
 
 @pytest.mark.parametrize("command", ["replay", "graph", None])

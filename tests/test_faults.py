@@ -19,28 +19,12 @@ from gradrepl.ui.app import GradReplApp
 from gradrepl.ui.state.history import History
 from gradrepl.ui.state.journal import Journal
 from gradrepl.ui.widgets.code_input import CodeInput
+from support.command_line import gradrepl, records, script
 from support.waiting import until, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.kernel]
 
 SIZE = (120, 40)
-
-
-def gradrepl(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gradrepl", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, "NO_COLOR": "1"},
-    )
-
-
-def script(tmp_path: Path, *cells: str) -> Path:
-    path = tmp_path / "cells.py"
-    path.write_text("".join(f"# %%\n{textwrap.dedent(cell).strip()}\n\n" for cell in cells))
-    return path
-
-
-def records(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines()]
 
 
 def app_for(tmp_path: Path, **kwargs) -> GradReplApp:

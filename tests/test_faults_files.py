@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
-import os
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +19,12 @@ import pytest
 from gradrepl.cells import ScriptError, parse_ipynb, read_script
 from gradrepl.client.events import CellFinished, CellOutcome
 from gradrepl.headless.replay import CellRecord, TextWriter, replay
+from support.command_line import gradrepl as run_gradrepl
 from support.recorded_app import kernel_free, recorded_app, settled
 
+gradrepl = partial(run_gradrepl, timeout=60)
+
 pytestmark = [pytest.mark.faults]
-
-
-def gradrepl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gradrepl", *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=60, env={**os.environ, "NO_COLOR": "1"})
 
 
 def notebook(cells: Any, **top: Any) -> str:

@@ -9,11 +9,7 @@ oracle for which .grad a call wrote), then once end to end through `gradrepl rep
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -28,25 +24,11 @@ from gradrepl.inkernel import tracer as backward_trace
 from gradrepl.protocol import BackwardEvent, TensorInfo
 from gradrepl.render.tensors import shape_text
 from gradrepl.render.text import backward_line
+from support.command_line import gradrepl, records, script
 
 pytestmark = [pytest.mark.faults]
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def gradrepl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gradrepl", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "NO_COLOR": "1"})
-
-
-def script(tmp_path: Path, *cells: str) -> Path:
-    path = tmp_path / "cells.py"
-    path.write_text("".join(f"# %%\n{textwrap.dedent(cell).strip()}\n\n" for cell in cells))
-    return path
-
-
-def records(stdout: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stdout.splitlines()]
 
 
 def shell_with(**names: Any) -> SimpleNamespace:

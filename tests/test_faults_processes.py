@@ -12,21 +12,20 @@ import subprocess
 import sys
 import textwrap
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from support.command_line import gradrepl as run_gradrepl
+from support.command_line import script
 from support.waiting import wait_until
+
+gradrepl = partial(run_gradrepl, timeout=120)
 
 pytestmark = [pytest.mark.faults]
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG, pidfds and /proc are Linux's")
-
-
-def script(tmp_path: Path, *cells: str) -> Path:
-    path = tmp_path / "cells.py"
-    path.write_text("".join(f"# %%\n{textwrap.dedent(cell).strip()}\n\n" for cell in cells))
-    return path
 
 
 def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -37,11 +36,6 @@ def environment(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {**os.environ, "NO_COLOR": "1", "TMPDIR": str(temp), **extra}
     env.pop("PYTEST_CURRENT_TEST", None)  # under pytest ipykernel leaves fd 1 and 2 alone; users' kernels do not
     return env
-
-
-def gradrepl(*args: str, env: dict[str, str], timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gradrepl", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, **kwargs)
 
 
 def is_running(pid: int) -> bool:

@@ -4,7 +4,6 @@ limit the system does not allow."""
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
@@ -12,30 +11,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from support.command_line import gradrepl as run_gradrepl
+from support.command_line import records, script
 from support.waiting import wait_until
 
+gradrepl = partial(run_gradrepl, timeout=120)
+
 pytestmark = [pytest.mark.faults]
-
-
-def gradrepl(*args: str, cwd: Path | None = None, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gradrepl", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, "NO_COLOR": "1"}, **kwargs,
-    )
-
-
-def script(tmp_path: Path, *cells: str) -> Path:
-    path = tmp_path / "cells.py"
-    path.write_text("".join(f"# %%\n{textwrap.dedent(cell).strip()}\n\n" for cell in cells))
-    return path
-
-
-def records(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines()]
 
 
 # ---------------------------------------------------------------- a cell that cannot be interrupted

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -14,20 +13,10 @@ import pytest
 from conftest import DATA, EXAMPLES  # paths, not fixtures
 from gradrepl.headless.replay import short_traceback
 from gradrepl.protocol import ErrorFrame
+from support.command_line import gradrepl
 
 ADDRESS = re.compile(r"0x[0-9a-f]+")
 RECORDED = sorted(DATA.glob("*.jupyter.json"))
-
-
-def gradrepl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gradrepl", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
 
 
 def json_records(stdout: str) -> list[dict]:

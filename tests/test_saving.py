@@ -4,6 +4,7 @@ starts an empty session that saves to it (kernel-free where the app runs)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +12,11 @@ from gradrepl.ui.state.history import History
 from gradrepl.ui.state.journal import Journal
 from support.recorded_app import kernel_free, run_cell, settled
 from test_recover_offer import app_on, dead_pid, orphan_journal
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+    from gradrepl.ui.app import GradReplApp
 
 
 async def test_after_save_as_the_journal_is_the_files_and_holds_only_the_unsaved_cells(
@@ -58,19 +64,23 @@ def test_a_file_that_does_not_exist_yet_starts_an_empty_session_that_saves_to_it
     assert _new_script(str(tmp_path / "new.py")) is None  # it exists now: read as usual
 
 
+async def save_as_opened(app: GradReplApp, pilot: Pilot) -> None:
+    from gradrepl.ui.screens.save_as import SaveAsScreen
+
+    await settled(pilot)
+    app.action_save_as()
+    await pilot.pause()
+    assert isinstance(app.screen, SaveAsScreen)
+
+
 async def test_the_save_as_dialog_names_the_folder_it_saves_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from textual.widgets import Label
-
-    from gradrepl.ui.screens.save_as import SaveAsScreen
 
     monkeypatch.chdir(tmp_path)
     app = app_on(tmp_path / "journal")
     with kernel_free(app):
         async with app.run_test() as pilot:
-            await settled(pilot)
-            app.action_save_as()
-            await pilot.pause()
-            assert isinstance(app.screen, SaveAsScreen)
+            await save_as_opened(app, pilot)
             assert str(tmp_path) in str(app.screen.query_one("#folder", Label).render())
 
 
@@ -86,16 +96,11 @@ async def test_keys_typed_fast_in_the_save_as_dialog_act_in_order(
     from textual import events
     from textual.widgets import Input
 
-    from gradrepl.ui.screens.save_as import SaveAsScreen
-
     monkeypatch.chdir(tmp_path)
     app = app_on(tmp_path / "journal")
     with kernel_free(app):
         async with app.run_test() as pilot:
-            await settled(pilot)
-            app.action_save_as()
-            await pilot.pause()
-            assert isinstance(app.screen, SaveAsScreen)
+            await save_as_opened(app, pilot)
             for key in burst:
                 character = key if len(key) == 1 else ("\x15" if key == "ctrl+u" else None)
                 app.post_message(events.Key(key, character))
