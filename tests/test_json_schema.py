@@ -1,5 +1,5 @@
 """The README's list of `--json` fields is the protocol's: every record's JSON keys, read from
-gradrepl/protocol.py's own `to_json`, against the block under "JSON output" in README.md.
+gradrepl/protocol's own `to_json`, against the block under "JSON output" in README.md.
 No kernel: records are built here, with every optional field set and then unset."""
 
 from __future__ import annotations

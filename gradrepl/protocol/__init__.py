@@ -1,0 +1,82 @@
+"""Everything that crosses between the kernel process and the front end.
+
+The probe (gradrepl.inkernel) sends plain JSON on a Jupyter comm; the front end
+(gradrepl.client, gradrepl.render, gradrepl.ui, gradrepl.headless) reads it back into the
+typed, frozen records defined here, and never looks inside the JSON itself. Both sides
+import this module, so it imports nothing but the standard library.
+
+Each record has `to_json()` (plain dicts, lists, str, int, float, bool, None) and
+`from_json()`; `from_json(to_json(r)) == r`. The records live in one module per subject
+(tensors, backward, graph, report); this package exports them all.
+"""
+
+from __future__ import annotations
+
+from gradrepl.protocol.backward import BackwardEvent, BackwardKind, JacobianView, LeafChange, LeafJacobian, NodeOrder, RootLabel
+from gradrepl.protocol.graph import (
+    GRAPH_REQUEST,
+    Graph,
+    GraphLeaf,
+    GraphNode,
+    SavedState,
+    SavedTensor,
+    error_reply,
+    graph_from_reply,
+    graph_reply,
+    graph_request,
+)
+from gradrepl.protocol.json_forms import Json
+from gradrepl.protocol.report import CellReport, Explanation, apply_delta
+from gradrepl.protocol.tensors import ErrorFrame, Stats, TensorInfo, Values
+
+COMM_TARGET = "gradrepl.probe"  # the comm the probe opens; its messages carry CellReport and replies
+ORIGIN_KEY = "gradrepl"  # execute_request metadata key: {"file": ..., "line": ...} of the cell
+
+BACKWARD_LOG_ENV = "GRADREPL_BACKWARD_LOG"  # "0" in the kernel's environment: no backward tracing
+MEMORY_LIMIT_ENV = "GRADREPL_MEMORY_LIMIT"  # bytes of address space the kernel may use (RLIMIT_AS)
+PARENT_PID_ENV = "GRADREPL_PARENT_PID"  # the launching process: the kernel ends when it does
+RUNTIME_DIR_PREFIX = "gradrepl-"  # the kernel's private directory: /tmp/gradrepl-XXXXXXXX
+
+
+def size_text(size: int) -> str:
+    """Bytes as --memory-limit takes them: 536870912 is 512M, 1610612736 is 1.5G."""
+    for unit, scale in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.3g}{unit}"
+    return str(size)
+
+
+__all__ = [
+    "BACKWARD_LOG_ENV",
+    "COMM_TARGET",
+    "GRAPH_REQUEST",
+    "MEMORY_LIMIT_ENV",
+    "ORIGIN_KEY",
+    "PARENT_PID_ENV",
+    "RUNTIME_DIR_PREFIX",
+    "BackwardEvent",
+    "BackwardKind",
+    "CellReport",
+    "ErrorFrame",
+    "Explanation",
+    "Graph",
+    "GraphLeaf",
+    "GraphNode",
+    "JacobianView",
+    "Json",
+    "LeafChange",
+    "LeafJacobian",
+    "NodeOrder",
+    "RootLabel",
+    "SavedState",
+    "SavedTensor",
+    "Stats",
+    "TensorInfo",
+    "Values",
+    "apply_delta",
+    "error_reply",
+    "graph_from_reply",
+    "graph_reply",
+    "graph_request",
+    "size_text",
+]

@@ -1,0 +1,73 @@
+"""What the probe sends after a cell, and the explanations the front end adds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gradrepl.protocol.backward import BackwardEvent
+from gradrepl.protocol.json_forms import Json, as_tuple
+from gradrepl.protocol.tensors import ErrorFrame, TensorInfo
+
+
+@dataclass(frozen=True)
+class CellReport:
+    """The probe's message after a cell. Tensors travel as a delta: every name in order, and
+    the descriptions that changed since the last report (see `apply_delta`)."""
+
+    execution_count: int | None = None
+    tensor_names: tuple[str, ...] | None = None  # None: no tensor table in this report
+    tensors_changed: tuple[TensorInfo, ...] = ()
+    backward: tuple[BackwardEvent, ...] = ()
+    frames: tuple[ErrorFrame, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> Json:
+        data: Json = {"execution_count": self.execution_count, "notes": list(self.notes),
+                      "backward": [e.to_json() for e in self.backward], "frames": [f.to_json() for f in self.frames]}
+        if self.tensor_names is not None:
+            data["tensor_names"] = list(self.tensor_names)
+            data["tensors_changed"] = [t.to_json() for t in self.tensors_changed]
+        return data
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CellReport:
+        names = d.get("tensor_names")
+        return cls(
+            d.get("execution_count"), None if names is None else tuple(names),
+            tuple(TensorInfo.from_json(t) for t in d.get("tensors_changed") or ()),
+            tuple(BackwardEvent.from_json(e) for e in d.get("backward") or ()),
+            tuple(ErrorFrame.from_json(f) for f in d.get("frames") or ()), as_tuple(d.get("notes")),
+        )
+
+
+def apply_delta(table: Mapping[str, Any], names: Sequence[str], changed: Sequence[Any]) -> dict[str, Any]:
+    """The tensor table after a report: its names in order, each with its changed description
+    or else the one the table had. Used on both sides of the comm (descriptions are JSON
+    dicts in the kernel, TensorInfo records in the front end; both have a name)."""
+    by_name = {_name_of(t): t for t in changed}
+    return {name: by_name.get(name) or table[name] for name in names}
+
+
+def _name_of(description: Any) -> str:
+    return str(description["name"] if isinstance(description, Mapping) else description.name)
+
+
+# ---------------------------------------------------------------- explanations
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A known autograd error in plain words, with the fix (made in the front end)."""
+
+    title: str
+    why: str
+    fix: str
+
+    def to_json(self) -> Json:
+        return {"title": self.title, "why": self.why, "fix": self.fix}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Explanation:
+        return cls(str(d["title"]), str(d["why"]), str(d["fix"]))
