@@ -63,9 +63,11 @@ def app_on(folder: Path, scenario: str = "recover_typed_ahead") -> GradReplApp:
 
 
 def offer_shown(app: GradReplApp) -> bool:
-    """Its buttons are mounted and in the screen's focus chain (Tab and Shift+Tab reach them)."""
+    """Its buttons are laid out on screen and in the screen's focus chain (Tab and Shift+Tab reach
+    them). The chain is sorted by screen position, so a button not yet laid out sorts first."""
     buttons = list(app.query("RecoverOffer Button"))
-    return bool(buttons) and all(button in app.screen.focus_chain for button in buttons)
+    chain = app.screen.focus_chain
+    return bool(buttons) and all(button in chain and button.region.height > 0 for button in buttons)
 
 
 async def type_keys(pilot: Pilot, text: str) -> None:
