@@ -354,3 +354,41 @@ async def test_a_printable_key_a_pane_binds_is_not_typed_into_the_input_too() ->
             await pilot.pause()
             assert block.expanded != was
             assert code_input(app).text == ""
+
+
+async def test_f5_goes_to_the_latest_output_where_enter_folds_and_escape_returns_to_the_input() -> None:
+    from gradrepl.ui.widgets.output_block import OutputBlock
+
+    app = recorded_app("long_output")
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            await run_cell(pilot, "for i in range(100):\n    print('line', i)")
+            [block] = [b for b in app.query(OutputBlock) if b.foldable]
+            await pilot.press("f5")
+            assert app.focused is block
+            await pilot.press("enter")
+            await pilot.pause()
+            assert block.expanded
+            await pilot.press("escape")
+            assert isinstance(app.focused, CodeInput) and code_input(app).text == ""
+
+
+async def test_enter_on_the_transcript_itself_goes_to_the_last_output_in_view() -> None:
+    from gradrepl.ui.widgets.output_block import OutputBlock
+
+    app = recorded_app("long_output")
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            await run_cell(pilot, "for i in range(100):\n    print('line', i)")
+            await run_cell(pilot, "for i in range(40):\n    print('more', i)\n'done'")
+            transcript = app.query_one(Transcript)
+            transcript.scroll_home(animate=False)
+            transcript.focus()
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+            first = app.query(OutputBlock).first()
+            assert app.focused is first, app.focused
+            assert transcript.scroll_y == 0, "focusing an output in view scrolled the transcript"

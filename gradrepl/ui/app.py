@@ -395,6 +395,8 @@ class GradReplApp(App[int]):
     def action_focus_pane(self, pane: str) -> None:
         widget = self.query_one(f"#{pane}")
         widget.display = True
+        if pane == "transcript" and self.transcript.focus_output():
+            return
         widget.focus()
 
     def action_toggle_pane(self, pane: str) -> None:

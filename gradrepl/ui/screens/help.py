@@ -31,17 +31,18 @@ nothing it does can take the app down. Typing anywhere outside a dialog goes to 
 | Ctrl+C | interrupt the running cell; else copy the selection, or clear the input |
 | Ctrl+S | save the session's cells as a `# %%` script |
 | F1 | this help |
-| F2 / F3 / F4 / F5 | go to the tensors / backward log / input / transcript |
+| F2 / F3 / F4 / F5 | go to the tensors / backward log / input / transcript (its latest output) |
 | F8 | restart the kernel (asks first when tensors are named) |
 | Ctrl+L | clear the transcript view (the cells are kept) |
 | Ctrl+End | show the transcript's latest output |
-| Tab / Shift+Tab | next / previous pane |
+| Tab / Shift+Tab | next / previous pane; in the transcript, its next / previous output |
 | Ctrl+P | command palette: run all, restart, copy last output, save as, toggle panes, themes |
 | Ctrl+Q | quit (asks first when cells are unsaved) |
 
 | Key | In a pane |
 |---|---|
 | End | transcript: its latest output |
+| Escape | transcript: back to the input |
 | Enter or Space | transcript: fold or unfold a long output |
 | Left / Right | transcript: scroll a wide output (Home / End: its ends) |
 | Up / Down | tensors, backward log: previous / next row or entry |

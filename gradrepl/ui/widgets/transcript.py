@@ -191,7 +191,11 @@ class Transcript(VerticalScroll):
     the pane or its content changes size, until the user scrolls up; then a marker says new
     output is below, and End or Ctrl+End (or a click on the marker) returns to it."""
 
-    BINDINGS = [Binding("end", "scroll_to_latest", "Latest output", show=False)]
+    BINDINGS = [
+        Binding("end", "scroll_to_latest", "Latest output", show=False),
+        Binding("enter", "focus_output", "Go to an output", show=False),
+        Binding("escape", "app.focus_pane('input')", "Back to the input", show=False),
+    ]
     DEFAULT_CSS = """
     Transcript { padding: 0 1; }
     Transcript > .empty { color: $text-muted; }
@@ -289,6 +293,20 @@ class Transcript(VerticalScroll):
 
     def action_scroll_to_latest(self) -> None:
         self.scroll_to_latest()
+
+    def focus_output(self) -> bool:
+        """Focus the last output in view (the latest output when none is), so Enter folds it
+        and Tab / Shift+Tab walk the outputs from there; False when there is no output."""
+        blocks = [block for block in self.query(OutputBlock) if block.display]
+        if not blocks:
+            return False
+        view = self.scrollable_content_region
+        seen = [block for block in blocks if block.region.overlaps(view)]
+        (seen or blocks)[-1].focus(scroll_visible=not seen)
+        return True
+
+    def action_focus_output(self) -> None:
+        self.focus_output()
 
     def _output_came(self) -> None:
         # Anchored, the transcript is at its end once the new content is laid out; if it
