@@ -392,3 +392,34 @@ async def test_enter_on_the_transcript_itself_goes_to_the_last_output_in_view() 
             first = app.query(OutputBlock).first()
             assert app.focused is first, app.focused
             assert transcript.scroll_y == 0, "focusing an output in view scrolled the transcript"
+
+
+async def test_escape_closes_the_palettes_keys_panel_and_keeps_the_draft() -> None:
+    from textual.widgets import HelpPanel
+
+    app = recorded_app(None)
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            code_input(app).load_text("draft")
+            app.action_show_help_panel()
+            await pilot.pause()
+            assert app.screen.query(HelpPanel)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not app.screen.query(HelpPanel)
+            assert code_input(app).text == "draft"
+            await pilot.press("escape")  # with no panel, Escape is the input's again
+            assert code_input(app).text == ""
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_inputs_placeholder_is_whole_at_80_and_120_columns(size: tuple[int, int]) -> None:
+    app = recorded_app(None)
+    with kernel_free(app):
+        async with app.run_test(size=size) as pilot:
+            await settled(pilot)
+            field = code_input(app)
+            line = "".join(segment.text for segment in field.render_line(0))
+            assert field.placeholder.startswith("PyTorch code here") and field.placeholder in line, line
+            assert field.placeholder.endswith("Tab completes")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import events, on, work
+from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -66,6 +67,7 @@ class GradReplApp(App[int]):
         Binding("ctrl+end", "transcript_latest", "Latest output", tooltip="Show the transcript's latest output",
                 show=False),
         Binding("ctrl+q", "quit", "Quit", tooltip="Quit (asks first when cells are unsaved)", priority=True),
+        Binding("escape", "close_keys_panel", show=False, priority=True),  # the palette's Keys panel
     ]
 
     def __init__(
@@ -391,6 +393,12 @@ class GradReplApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_close_keys_panel(self) -> None:
+        panels = self.screen.query("HelpPanel")
+        if not panels:
+            raise SkipAction()
+        panels.remove()
 
     def action_focus_pane(self, pane: str) -> None:
         widget = self.query_one(f"#{pane}")

@@ -31,6 +31,10 @@ def _codeop_check(text: str) -> tuple[str, int | None]:
     return ("complete", None) if compiled is not None else ("incomplete", 4)
 
 
+PLACEHOLDER = "PyTorch code here: Enter runs it when complete, Ctrl+J adds a line, Tab completes"
+SHORT_PLACEHOLDER = "PyTorch code here: Enter runs it, Ctrl+J adds a line, Tab completes"
+
+
 class CodeInput(TextArea):
     """Multi-line Python input with history, kernel completion and IPython's notion of done."""
 
@@ -73,7 +77,7 @@ class CodeInput(TextArea):
             tab_behavior="indent",
             show_line_numbers=False,
             id=id,
-            placeholder="PyTorch code here: Enter runs it when complete, Ctrl+J adds a line, Tab completes",
+            placeholder=PLACEHOLDER,
         )
         self.input_history = history
         self.check_complete: Checker = _codeop_check
@@ -82,6 +86,10 @@ class CodeInput(TextArea):
 
     def on_mount(self) -> None:
         self.cursor_blink = not self.app.is_headless
+
+    def on_resize(self, event: events.Resize) -> None:
+        fits = len(PLACEHOLDER) < self.scrollable_content_region.width
+        self.placeholder = PLACEHOLDER if fits else SHORT_PLACEHOLDER
 
     def follow_theme(self, dark: bool) -> None:
         """Token colours for the app theme's background (the "css" theme's are a dark theme's)."""
