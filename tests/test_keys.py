@@ -423,3 +423,22 @@ async def test_the_inputs_placeholder_is_whole_at_80_and_120_columns(size: tuple
             line = "".join(segment.text for segment in field.render_line(0))
             assert field.placeholder.startswith("PyTorch code here") and field.placeholder in line, line
             assert field.placeholder.endswith("Tab completes")
+
+
+async def test_a_pasted_cell_is_recalled_without_the_pastes_last_newline() -> None:
+    from textual import events
+
+    cell = "for i in range(100):\n    print('line', i)"
+    app = recorded_app("long_output")
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            field = code_input(app)
+            app.post_message(events.Paste(cell + "\n\n"))  # as the driver sends it
+            await pilot.pause()
+            assert field.text.endswith("\n")
+            await pilot.press("ctrl+r")
+            await settled(pilot)
+            assert session_of(app).executed == [cell]
+            await pilot.press("up")
+            assert field.text == cell

@@ -31,6 +31,13 @@ def _codeop_check(text: str) -> tuple[str, int | None]:
     return ("complete", None) if compiled is not None else ("incomplete", 4)
 
 
+def without_trailing_blank_lines(source: str) -> str:
+    lines = source.split("\n")
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
 PLACEHOLDER = "PyTorch code here: Enter runs it when complete, Ctrl+J adds a line, Tab completes"
 SHORT_PLACEHOLDER = "PyTorch code here: Enter runs it, Ctrl+J adds a line, Tab completes"
 
@@ -155,7 +162,7 @@ class CodeInput(TextArea):
         self.insert("\n" + " " * (indent or 0), maintain_selection_offset=False)
 
     def action_run(self) -> None:
-        source = self.text
+        source = without_trailing_blank_lines(self.text)  # a paste's last newline: not recalled with Up
         if not source.strip():
             return
         self.close_completions()
