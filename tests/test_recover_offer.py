@@ -159,3 +159,24 @@ def test_snapshot_the_offer_with_typed_ahead_keys_in_the_input(
 
     with kernel_free(app):
         assert snap_compare(app, terminal_size=(120, 40), run_before=type_ahead)
+
+
+async def test_after_a_choice_the_next_older_left_over_session_is_offered(tmp_path: Path) -> None:
+    older = left_journal(tmp_path, "older = 1", started=STARTED)
+    newer = left_journal(tmp_path, LEFT, started=STARTED + 60)
+    app = app_on(tmp_path)
+    with kernel_free(app):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(lambda: offer_shown(app), "the offer shown")
+            offer = app.query_one(recover_offer.RecoverOffer)
+            assert offer.left.cells == (LEFT,) and "(and 1 older one, offered after this one)" in recover_offer.describe(
+                offer.left, offer.older)
+            await pilot.click("#recover-discard")
+            await until(lambda: offer_shown(app) and app.query_one(recover_offer.RecoverOffer) is not offer,
+                        "the older session offered")
+            assert not newer.exists() and older.exists()
+            offer = app.query_one(recover_offer.RecoverOffer)
+            assert offer.left.cells == ("older = 1",) and offer.older == 0
+            await pilot.click("#recover-later")
+            await pilot.pause()
+            assert not offer_shown(app) and older.exists()

@@ -23,7 +23,7 @@ from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateC
 from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.ui.state.config import Settings
 from gradrepl.ui.state.history import History, default_path
-from gradrepl.ui.state.journal import Journal, LeftOver
+from gradrepl.ui.state.journal import Journal
 from gradrepl.ui.state.journal import default_dir as journal_dir
 from gradrepl.ui.state.worksheet import SessionCell, Worksheet
 from gradrepl.ui.theming import apply_remembered_theme
@@ -156,9 +156,7 @@ class GradReplApp(App[int]):
         for source in self._early:
             self.submit(source)
         self._early.clear()
-        left = self.journal.left_over()
-        if left is not None:
-            await self._offer(left)
+        await self._offer_left_over()
         # The kernel process is already loading (cli.py launched it); what is left here is
         # importing jupyter_client and IPython's input checker, which waits a moment so it
         # does not compete with drawing the panes.
@@ -225,9 +223,12 @@ class GradReplApp(App[int]):
             self.notify(self.input_history.error, severity="warning")
             self.input_history.error = None
 
-    async def _offer(self, left: LeftOver) -> None:
-        """Above the input, not a dialog: keys typed meanwhile stay the input's."""
-        await self.mount(RecoverOffer(left, id="recover"), before=self.query_one(CodeInput))
+    async def _offer_left_over(self) -> None:
+        """The newest left-over journal, above the input; not a dialog: keys typed meanwhile
+        stay the input's. Run again or Discard offers the next older one."""
+        found = self.journal.left_overs()
+        if found:
+            await self.mount(RecoverOffer(found[0], older=len(found) - 1, id="recover"), before=self.query_one(CodeInput))
 
     @on(RecoverOffer.Chosen)
     async def _recover_chosen(self, event: RecoverOffer.Chosen) -> None:
@@ -240,6 +241,8 @@ class GradReplApp(App[int]):
             left.discard()
         self.query_one(CodeInput).focus()
         await event.offer.remove()
+        if event.choice != "later":
+            await self._offer_left_over()
 
     @on(CellStarted)
     def _cell_started(self, event: CellStarted) -> None:

@@ -111,10 +111,15 @@ class Journal:
             self.path = None
 
     def left_over(self) -> LeftOver | None:
-        """The newest journal for this script whose app is gone and that holds unsaved cells;
-        journals with nothing unsaved are removed on the way."""
+        """The newest of `left_overs()`, or None."""
+        found = self.left_overs()
+        return found[0] if found else None
+
+    def left_overs(self) -> list[LeftOver]:
+        """The journals for this script whose app is gone and that hold unsaved cells, newest
+        first; journals with nothing unsaved are removed on the way."""
         if self.folder is None or not self.folder.is_dir():
-            return None
+            return []
         found: list[LeftOver] = []
         for path in self.folder.glob("*.jsonl"):
             if path == self.path:
@@ -129,7 +134,7 @@ class Journal:
                 leftover.discard()
                 continue
             found.append(leftover)
-        return max(found, key=lambda item: item.started, default=None)
+        return sorted(found, key=lambda item: item.started, reverse=True)
 
 
 def _read(path: Path) -> tuple[int, LeftOver] | None:

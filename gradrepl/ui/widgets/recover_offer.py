@@ -14,20 +14,21 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, Static
 
+from gradrepl.render.text import counted
 from gradrepl.ui.state.journal import LeftOver
 
 PREVIEW_CELLS = 3
 Choice = Literal["run", "discard", "later"]
 
 
-def describe(left: LeftOver) -> str:
+def describe(left: LeftOver, older: int = 0) -> str:
     count = len(left.cells)
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(left.started))
     session = f"A session on {left.script}" if left.script else "A fresh session"
-    cells = f"{count} cell{'s' if count != 1 else ''}"
+    others = f" (and {counted(older, 'older one')}, offered after this one)" if older else ""
     return (
-        f"{session}, started {when}, ended without quitting. "
-        f"It ran {cells} that {'were' if count != 1 else 'was'} never saved:"
+        f"{session}, started {when}, ended without quitting{others}. "
+        f"It ran {counted(count, 'cell')} that {'were' if count != 1 else 'was'} never saved:"
     )
 
 
@@ -70,13 +71,14 @@ class RecoverOffer(Vertical):
         def control(self) -> RecoverOffer:
             return self.offer
 
-    def __init__(self, left: LeftOver, *, id: str | None = None) -> None:
+    def __init__(self, left: LeftOver, *, older: int = 0, id: str | None = None) -> None:
         super().__init__(id=id)
         self.left = left
+        self.older = older
         self.border_title = "Unsaved cells from last time"
 
     def compose(self) -> ComposeResult:
-        yield Static(describe(self.left), markup=False)
+        yield Static(describe(self.left, self.older), markup=False)
         yield Static(preview(self.left), classes="cells", markup=False)
         with Horizontal():
             yield Button("Run them again here", id="recover-run", variant="primary", compact=True)
