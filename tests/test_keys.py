@@ -442,3 +442,22 @@ async def test_a_pasted_cell_is_recalled_without_the_pastes_last_newline() -> No
             assert session_of(app).executed == [cell]
             await pilot.press("up")
             assert field.text == cell
+
+
+@pytest.mark.parametrize("pane", ["f5", "f2"])
+async def test_code_typed_fast_in_a_pane_reaches_the_input_whole(pane: str) -> None:
+    """The first key moves focus to the input at once, so the spaces after it are typing,
+    not the pane's Space (fold) binding. Keys are posted as a terminal sends a burst."""
+    from textual import events
+
+    app = recorded_app("long_output")
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            await run_cell(pilot, "for i in range(100):\n    print('line', i)")
+            await pilot.press(pane)
+            assert not isinstance(app.focused, CodeInput)
+            for character in "x = a + b":
+                app.post_message(events.Key("space" if character == " " else character, character))
+            await pilot.pause()
+            assert code_input(app).text == "x = a + b"

@@ -177,11 +177,27 @@ def test_a_cells_source_is_highlighted_once_per_style_and_width() -> None:
     assert len(made) == 4
 
 
-def test_every_token_colour_of_the_light_input_is_readable_on_white() -> None:
-    """GitHub light's names (#e36209) and True/None (#7daf9c) were 2.5:1 and 1.7:1."""
-    from gradrepl.ui.syntax import LIGHT_CONTRAST, contrast_on_white, light_input_theme
+@pytest.mark.parametrize("background", [(255, 255, 255), (216, 216, 216)], ids=["white", "cursor line"])
+def test_every_token_colour_of_the_light_input_is_readable_on_white_and_on_the_cursors_line(
+    background: tuple[int, int, int],
+) -> None:
+    """GitHub light's names (#e36209) and True/None (#7daf9c) were 2.5:1 and 1.7:1 on white;
+    on the cursor's line (216 grey) numbers were 3.2:1."""
+    from gradrepl.ui.contrast import TEXT_CONTRAST, contrast
+    from gradrepl.ui.syntax import light_input_theme
 
-    faint = {token: str(style.color) for token, style in light_input_theme().syntax_styles.items()
-             if style.color is not None and contrast_on_white(style.color) < LIGHT_CONTRAST}
+    styles = light_input_theme().syntax_styles
+    faint = {token: str(style.color) for token, style in styles.items()
+             if style.color is not None and contrast(style.color.get_truecolor(), background) < TEXT_CONTRAST}
     assert not faint
-    assert contrast_on_white(light_input_theme().syntax_styles["variable"].color) >= LIGHT_CONTRAST  # type: ignore[arg-type]
+    assert styles["variable"].color is not None
+
+
+def test_a_colour_is_made_readable_on_light_and_dark_backgrounds() -> None:
+    from gradrepl.ui.contrast import TEXT_CONTRAST, contrast, on, readable
+
+    for background in [(255, 255, 255), (208, 208, 208), (36, 47, 56), (0, 0, 0)]:
+        for color in [(255, 196, 115), (254, 166, 43), (78, 191, 113), (40, 40, 40), (250, 250, 250)]:
+            assert contrast(readable(color, background), background) >= TEXT_CONTRAST, (color, background)
+    assert readable((0, 0, 0), (255, 255, 255)) == (0, 0, 0)  # already readable: unchanged
+    assert on((185, 60, 91)) == (255, 255, 255) and on((255, 196, 115)) == (0, 0, 0)

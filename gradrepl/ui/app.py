@@ -373,7 +373,7 @@ class GradReplApp(App[int]):
         if code_input.has_focus or event.key in self.screen.active_bindings:  # `g` in the inspector: its key
             return
         event.stop()
-        code_input.focus()
+        self.screen.set_focus(code_input)  # now, not after the keys already queued behind this one
         code_input.insert(event.character)
 
     @on(CodeInput.ScrollWanted)

@@ -13,6 +13,8 @@ from rich.style import Style
 from rich.syntax import Syntax
 from textual.widgets.text_area import TextAreaTheme
 
+from gradrepl.ui.contrast import readable
+
 DARK_SYNTAX = "monokai"  # Pygments styles, for Rich Syntax
 LIGHT_SYNTAX = "default"
 DARK_INPUT = "css"  # TextArea themes: "css" takes background and cursor from the app theme
@@ -25,33 +27,22 @@ def pygments_style(dark: bool) -> str:
 
 def light_input_theme() -> TextAreaTheme:
     """The app theme's background and cursor (as "css"), with GitHub light's token colours
-    darkened where they are faint on a light background (its names and True/None are)."""
+    darkened where they are faint on a light background (its names and True/None are),
+    also on the cursor's line."""
     github = TextAreaTheme.get_builtin_theme("github_light")
     styles = {token: _readable_on_light(style) for token, style in (github.syntax_styles if github else {}).items()}
     return TextAreaTheme(name=LIGHT_INPUT, syntax_styles=styles)
 
 
-LIGHT_CONTRAST = 4.5  # WCAG AA for text, against white
-
-
-def contrast_on_white(color: Color) -> float:
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-    red, green, blue = color.get_truecolor()
-    luminance = 0.2126 * channel(red) + 0.7152 * channel(green) + 0.0722 * channel(blue)
-    return 1.05 / (luminance + 0.05)
+LIGHT_LINE = (216, 216, 216)  # the darkest background input text has in a light theme: the cursor's line
 
 
 def _readable_on_light(style: Style) -> Style:
     color = style.color
     if color is None:
         return style
-    while contrast_on_white(color) < LIGHT_CONTRAST:
-        red, green, blue = color.get_truecolor()
-        color = Color.from_rgb(red * 0.9, green * 0.9, blue * 0.9)
-    return style + Style(color=color)
+    red, green, blue = readable(color.get_truecolor(), LIGHT_LINE)
+    return style + Style(color=Color.from_rgb(red, green, blue))
 
 
 class ThemedSource:
