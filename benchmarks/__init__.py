@@ -41,6 +41,12 @@ Rows
                            traced vs the same step untraced, in this process. Target: <= 1.2x.
     backward-log-chain     backward through a 10,000-node chain, traced vs untraced.
                            Target: <= 2x.
+    backward-log-loop      a cell training a small MLP (784-128-128-10, batch 64, SGD) for 1,000
+                           steps (zero_grad, loss.backward(), step), traced as a cell is (the
+                           first 50 calls in full, the rest in brief, the events rendered) vs
+                           the same cell untraced, in this process. Target: <= 1.3x.
+    backward-log-loop-tiny the same with an 8-32-32-1 MLP, batch 32: a step of 0.3 ms, all Python
+                           and dispatch, the dearest case for the tracer. Info.
     app-first-frame-over-bare  the same, as gradrepl minus the bare app per round: the
                            issue's budget (0.4 s where a bare app takes 0.25 s) read
                            on this machine. Target: <= 150 ms.
@@ -66,6 +72,17 @@ Rows
                            Target: < 1000 ms.
     fold-expand-key        from opening that fold and pressing "a" at once until the input has
                            handled the key, vs the same key with nothing opening. Target: < 50 ms.
+    app-model-inspector    in-process run_test: a training step's cell with a 300-parameter-tensor
+                           model in the namespace (all grads change), from Ctrl+R until every
+                           pane, the inspector included, is drawn, vs the same with 10 plain
+                           tensors, in a fresh app after it. Medians. Target: <= 100 ms.
+    graph-view-1e4         in-process run_test, the app's own kernel: the graph screen of a
+                           10,001-node recurrence (h = h * 1.01 + 0.5, 5,000 steps) from
+                           app.show_graph until drawn with its graph (kernel walk, folding,
+                           comm, tree), vs the same screen for the seed's z (3 nodes), same
+                           app, alternating; medians. Target: <= 300 ms.
+    graph-text-1e4         the same graph asked on a bare KernelSession, as `gradrepl graph`
+                           does, and its text written out, vs the seed's z. Target: <= 1000 ms.
 
 --rounds N sets the paired replay rounds and the app launches (default 5); the round
 trips take 6*N samples and the in-process timings 4*N (key presses: at most 30).
@@ -78,6 +95,6 @@ temporary folder of their own (benchmarks/isolation.py): the user's are never to
 Modules: replay.py (replay rows), kernel.py with plain_kernel.py (round trips, interrupts),
 probe.py (snapshot, describe, backward log), app_start.py (first frame, memory; on a pty
 through terminal.py, which the tests use too), app_latency.py (panes, keys; run_test),
-fold_expand.py (the fold rows; run_test),
+fold_expand.py (the fold rows; run_test), graph_scale.py (the graph rows), model_inspector.py (the inspector with a model; run_test),
 cli.py and report.py (the table and bench-results.json).
 """

@@ -19,9 +19,11 @@ GROUPS: dict[str, list[str]] = {
     "roundtrip": ["roundtrip-10", "roundtrip-1000"],
     "snapshot": ["snapshot-1e8", "describe-1e8", "describe-1e8-vs-repr"],
     "app": ["app-first-frame", "app-first-frame-over-bare", "app-memory", "app-panes-latency", "app-key-latency"],
-    "backward": ["backward-log-mlp", "backward-log-chain"],
+    "backward": ["backward-log-mlp", "backward-log-chain", "backward-log-loop", "backward-log-loop-tiny"],
     "interrupt": ["interrupt-python", "interrupt-torch"],
     "fold": ["fold-expand-1e5", "fold-expand-key"],
+    "graph": ["graph-view-1e4", "graph-text-1e4"],
+    "inspector": ["app-model-inspector"],
 }
 ROW_NAMES = [name for names in GROUPS.values() for name in names]
 
@@ -61,6 +63,14 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.fold_expand import bench_fold
 
         tasks.append((GROUPS["fold"], lambda: bench_fold(rounds)))
+    if chosen(only, "inspector"):
+        from benchmarks.model_inspector import bench_model_inspector
+
+        tasks.append((GROUPS["inspector"], lambda: bench_model_inspector(4 * rounds)))
+    if chosen(only, "graph"):
+        from benchmarks.graph_scale import bench_graph_scale
+
+        tasks.append((GROUPS["graph"], lambda: bench_graph_scale(4 * rounds)))
     if chosen(only, "app"):
         from benchmarks.app_latency import KEY_PRESSES_MAX, bench_keys, bench_panes
         from benchmarks.app_start import bench_first_frame, bench_memory

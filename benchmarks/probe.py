@@ -1,8 +1,10 @@
-"""snapshot-1e8, describe-1e8(-vs-repr), backward-log-mlp, backward-log-chain: what the
-probe's own work costs, measured in this process against torch doing the same without it."""
+"""snapshot-1e8, describe-1e8(-vs-repr), backward-log-mlp, backward-log-chain,
+backward-log-loop(-tiny): what the probe's own work costs, measured in this process against torch
+doing the same without it."""
 
 from __future__ import annotations
 
+import itertools
 import time
 import types
 from collections.abc import Callable
@@ -111,6 +113,13 @@ def bench_backward_log(rounds: int) -> list[Row]:
         ("backward-log-mlp", mlp_step, 20, 1.2),
         ("backward-log-chain", chain, 3, 2.0),
     ]
+    rows = _traced_against_plain(tracer, steps, timed, rounds)
+    rows += [_training_loop(tracer, rounds, *model) for model in LOOP_MODELS]
+    return rows
+
+
+def _traced_against_plain(tracer: Any, steps: list[tuple[str, Callable[[], None], int, float]],
+                          timed: Callable[[Callable[[], None], int, bool], float], rounds: int) -> list[Row]:
     rows = []
     for name, step, repeat, limit in steps:
         step()
@@ -131,3 +140,67 @@ def bench_backward_log(rounds: int) -> list[Row]:
         )
     return rows
 
+
+
+LOOP_STEPS = 1000
+# (row, layer sizes, batch, target): a small MLP as tutorials train one (MNIST-sized), and a
+# tiny one whose step is all Python and dispatch (0.3 ms), the dearest case, for information.
+LOOP_MODELS: list[tuple[str, tuple[int, ...], int, float | None]] = [
+    ("backward-log-loop", (784, 128, 128, 10), 64, 1.3),
+    ("backward-log-loop-tiny", (8, 32, 32, 1), 32, None),
+]
+
+
+def _training_loop(tracer: Any, rounds: int, name: str, sizes: tuple[int, ...], batch: int,
+                   limit: float | None) -> Row:
+    """backward-log-loop(-tiny): a cell that trains an MLP of `sizes` (ReLU between, SGD) for
+    LOOP_STEPS steps, each zero_grad, loss.backward(), step: traced as the probe traces a cell
+    (start_cell, every call, rendered_events), against the same cell untraced; paired rounds,
+    the order alternating, best of 3 per half round."""
+    import torch
+
+    torch.manual_seed(0)
+    layers: list[torch.nn.Module] = []
+    for index, (size_in, size_out) in enumerate(itertools.pairwise(sizes)):
+        layers += [torch.nn.Linear(size_in, size_out)] + ([torch.nn.ReLU()] if index < len(sizes) - 2 else [])
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    xb, yb = torch.randn(batch, sizes[0]), torch.randn(batch, sizes[-1])
+
+    def cell(traced: bool) -> float:
+        if traced:
+            tracer.install(torch)
+        try:
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                tracer.start_cell(None)
+                for _ in range(LOOP_STEPS):
+                    opt.zero_grad()
+                    loss = ((model(xb) - yb) ** 2).mean()
+                    loss.backward()
+                    opt.step()
+                if traced:
+                    events = tracer.rendered_events()
+                    if len(events) != 50 or events[-1].step != LOOP_STEPS:
+                        raise BenchError(f"{name}: {len(events)} events, the last at step {events[-1].step}")
+                best = min(best, time.perf_counter() - started)
+            return best * 1e3
+        finally:
+            tracer.uninstall()
+
+    cell(False)
+    plain: list[float] = []
+    traced: list[float] = []
+    for index in range(rounds):
+        for with_tracer in ((False, True) if index % 2 == 0 else (True, False)):
+            (traced if with_tracer else plain).append(cell(with_tracer))
+    ratio = median([t / p for t, p in zip(traced, plain, strict=True)])
+    say(f"{name}: traced {median(traced):.1f} ms, plain {median(plain):.1f} ms")
+    shape = "-".join(map(str, sizes))
+    return Row(
+        name, median(traced), "ms", f"same {LOOP_STEPS}-step cell untraced", median(plain), ratio,
+        f"ratio <= {limit}" if limit is not None else "info", None if limit is None else ratio <= limit,
+        note=f"MLP {shape}, batch {batch}; best of 3 per half round, median of {rounds} paired rounds",
+        samples=traced, anchor_samples=plain,
+    )

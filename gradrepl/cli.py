@@ -90,7 +90,10 @@ def graph_parser() -> argparse.ArgumentParser:
                         help="tensors as the inspector names them (y, model.fc.weight, params[0]); "
                         "default: every named tensor that has a grad_fn")
     parser.add_argument("--cell", type=_cell_number, metavar="N", help="stop after code cell N (1-based) instead of the last")
-    parser.add_argument("--json", action="store_true", help="print each graph as one JSON object per line")
+    formats = parser.add_mutually_exclusive_group()
+    formats.add_argument("--json", action="store_true", help="print each graph as one JSON object per line")
+    formats.add_argument("--dot", action="store_true",
+                         help="print each graph as Graphviz DOT (draw it with: dot -Tsvg -o graph.svg)")
     _memory_limit_option(parser)
     return parser
 
@@ -254,7 +257,7 @@ def run_graph(argv: list[str]) -> int:
 
     session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args))
     session.launch()
-    request = GraphRequest(tuple(args.names), args.cell, args.json)
+    request = GraphRequest(tuple(args.names), args.cell, args.json, args.dot)
 
     async def main() -> int:
         try:

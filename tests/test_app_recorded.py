@@ -128,7 +128,7 @@ async def test_g_shows_the_graph_with_its_in_place_marks_and_references_lead_to_
             assert sum("⚠ modified in place" in label for label in labels) == 2
             assert "backward through this graph will fail" in str(screen.query_one("#graph-status").render())
             tree = screen.query_one(Tree)
-            ref = next(n for n in screen.by_number[1].children if str(n.label).endswith("(drawn above)"))
+            ref = next(n for n in screen.by_number[1].children if str(n.label).endswith("(drawn below)"))
             tree.move_cursor(ref)
             await pilot.press("enter")
             await pilot.pause()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 
-from gradrepl.inkernel import glances
+from gradrepl.inkernel import cell_calls, glances
 from gradrepl.inkernel import tracer as backward_trace
 from gradrepl.inkernel.values import corner_entries, describe_values, preview_of_corner
 from gradrepl.protocol import Values
@@ -24,16 +24,16 @@ from gradrepl.render.text import backward_line
 def test_three_backwards_accumulate_as_in_the_seed(traced) -> None:
     tracer, ns = traced
     ns["varibale"] = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
-    ns["v_out"] = torch.mean(ns["varibale"] ** 2)
+    ns["v_out"] = v_out = torch.mean(ns["varibale"] ** 2)
     for _ in range(3):
-        ns["v_out"].backward(retain_graph=True)
+        v_out.backward(retain_graph=True)
     events = tracer.rendered_events()
     assert [e.leaves[0].after.preview for e in events] == [((0.5, 1.0), (1.5, 2.0)), ((1.0, 2.0), (3.0, 4.0)),
                                                            ((1.5, 3.0), (4.5, 6.0))]
     assert [e.leaves[0].accumulated for e in events] == [False, True, True]
     assert backward_line(events[2]) == (
         "v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: "
-        "varibale.grad accumulated [[1.5, 3], [4.5, 6]]"
+        "varibale.grad accumulated [[1, 2], [3, 4]] → [[1.5, 3], [4.5, 6]]"
     )
     assert {e.node_order for e in events} == {"exact"}
     assert events[0].roots[0].shape == ()
@@ -119,11 +119,15 @@ def test_a_huge_graph_is_cut_with_a_count(traced) -> None:
 def test_calls_past_the_limit_are_counted_not_described(traced) -> None:
     tracer, ns = traced
     ns["a"] = torch.ones(1, requires_grad=True)
-    for _ in range(backward_trace.MAX_EVENTS + 7):
+    total = cell_calls.FIRST_KEPT + cell_calls.LAST_KEPT + 7
+    for _ in range(total):
         (ns["a"] * 2).sum().backward()
-    assert len(tracer.events) == backward_trace.MAX_EVENTS
-    assert tracer.uncounted == 7
-    assert ns["a"].grad.item() == 2 * (backward_trace.MAX_EVENTS + 7)
+    events = tracer.rendered_events()
+    assert len(events) == cell_calls.FIRST_KEPT + cell_calls.LAST_KEPT
+    assert tracer.calls.counted == 7 and tracer.calls.count == total
+    (run,) = events[cell_calls.FIRST_KEPT].skipped_before
+    assert (run.first_step, run.count) == (cell_calls.FIRST_KEPT + 1, 7)
+    assert ns["a"].grad.item() == 2 * total
 
 
 def test_large_grads_are_glanced_at_not_summarised(traced) -> None:

@@ -113,3 +113,19 @@ def test_an_unnamed_root_is_called_what_the_line_wrote(line: str, root: str) -> 
     explained = explain(ErrorContext("RuntimeError", "grad can be implicitly created only for scalar outputs", 3, (event,), line))
     assert explained is not None
     assert explained.title == f"{root}.backward() needs a gradient in In [3]: {root} is not a single number (shape 2x2)"
+
+
+def test_the_root_the_tracer_read_from_the_calling_line_names_it() -> None:
+    """Where the call is not on the failing line (a helper called it), the tracer's own
+    reading of the calling line names the root; with neither, the root's name."""
+    from gradrepl.protocol import BackwardEvent, RootLabel
+
+    label = RootLabel("m", "2x2 float32 tensor from MulBackward0", "MulBackward0", (2, 2))
+    error = "RuntimeError: grad can be implicitly created only for scalar outputs"
+    context = dict(ename="RuntimeError", evalue=error.split(": ", 1)[1], cell=3, source_line="train_step(model)")
+    read = BackwardEvent("backward", 3, (label,), error=error, expression="(m * 2)")
+    explained = explain(ErrorContext(backward=(read,), **context))
+    assert explained is not None and explained.title.startswith("(m * 2).backward() needs a gradient in In [3]")
+    unread = BackwardEvent("backward", 3, (label,), error=error)
+    explained = explain(ErrorContext(backward=(unread,), **context))
+    assert explained is not None and explained.title.startswith("m.backward() needs a gradient")

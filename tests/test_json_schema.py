@@ -20,6 +20,7 @@ from gradrepl.protocol import (
     Graph,
     GraphLeaf,
     GraphNode,
+    GraphRepeat,
     JacobianView,
     LeafChange,
     LeafJacobian,
@@ -29,6 +30,7 @@ from gradrepl.protocol import (
     TensorInfo,
     Values,
 )
+from gradrepl.protocol.backward import CallRun, GradReset, HookEffect
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -38,6 +40,9 @@ VALUES_WITH_NOTE = Values(None, False, None, note="RuntimeError: meta tensor")
 TENSOR = TensorInfo("x", (2, 2), "float32", "cpu", True, True, None, object=1, data=VALUES, grad=VALUES)
 ROOT = RootLabel("v_out", "scalar float32 tensor from MeanBackward0", "MeanBackward0", (), Values(7.5))
 LEAF_CHANGE = LeafChange("x", None, VALUES, False)
+GRAD_RESET = GradReset("x", "cleared")
+HOOK = HookEffect("x", 3.2, 1.0, True)
+CALL_RUN = CallRun(1, 26, 950, "loss", (0.5, 0.25), 16, 950, 0)
 JACOBIAN_LEAF = LeafJacobian("x", (2,), (2,), ((2.0, 0.0), (0.0, 2.0)), (4.0, 0.4), (4.0, 0.4), True)
 JACOBIAN = JacobianView("z", (2.0, 0.2), (JACOBIAN_LEAF,))
 JACOBIAN_NOTE = JacobianView("z", note="the root has 100 elements")
@@ -48,6 +53,9 @@ SAVED_UNREADABLE = SavedTensor("other", "unreadable", detail="RuntimeError: ..."
 NODE = GraphNode("PowBackward0", "y", None, (SAVED,), (("exponent", "2"),), (1,), 0)
 LEAF_NODE = GraphNode("AccumulateGrad", None, GraphLeaf("x", (2,), "float32"), note="saved tensors not read")
 GRAPH = Graph("y", (2,), "float32", True, False, (NODE, LEAF_NODE), 2)
+REPEAT = GraphRepeat(1000, 2, 2000, (1, 2), (3, 4))
+RUN_NODE = GraphNode("AddBackward0 → MulBackward0", next=(5,), repeat=REPEAT)
+LEAF_GRAPH = Graph("x", (2,), "float32", True, True, used_by=("y",))
 EXPLANATION = Explanation("title", "why", "fix")
 RECORD = CellRecord(1, 3, "x = 1", "error", 1, "", "", None, CellError("ValueError", "no", ("Traceback",), 3),
                     (TENSOR,), (EVENT,), explanation=EXPLANATION)
@@ -77,17 +85,23 @@ def keys(*variants: dict[str, Any]) -> tuple[set[str], set[str]]:
 ACTUAL: dict[str, tuple[set[str], set[str]]] = {
     "cell": keys(RECORD.to_json()),
     "error": keys(RECORD.to_json()["error"]),
-    "tensor": keys(TENSOR.to_json()),
+    "tensor": keys(TENSOR.to_json(), replace(TENSOR, aliases=("c",), module_path=("m",), module_types=("Linear",)).to_json()),
     "values": keys(VALUES.to_json(), VALUES_WITH_NOTE.to_json()),
     "stats": keys(STATS.to_json()),
-    "backward": keys(EVENT.to_json(), replace(EVENT, walk_cut=True).to_json()),
+    "backward": keys(EVENT.to_json(), replace(EVENT, walk_cut=True, brief=True, resets=(GRAD_RESET,), hooks=(HOOK,),
+                                              skipped_before=(CALL_RUN,)).to_json()),
     "root": keys(ROOT.to_json()),
-    "leaf change": keys(LEAF_CHANGE.to_json()),
+    "leaf change": keys(LEAF_CHANGE.to_json(), replace(LEAF_CHANGE, retained=True).to_json()),
+    "grad reset": keys(GRAD_RESET.to_json()),
+    "hook": keys(HOOK.to_json()),
+    "call run": keys(CALL_RUN.to_json()),
     "jacobian": keys(JACOBIAN.to_json(), JACOBIAN_NOTE.to_json()),
     "jacobian leaf": keys(JACOBIAN_LEAF.to_json()),
     "explanation": keys(EXPLANATION.to_json()),
-    "graph": keys({"cell": 4, **GRAPH.to_json()}, {"cell": 4, **Graph.failed("y", "no tensor named y").to_json()}),
-    "node": keys(NODE.to_json(), LEAF_NODE.to_json()),
+    "graph": keys({"cell": 4, **GRAPH.to_json()}, {"cell": 4, **LEAF_GRAPH.to_json()},
+                  {"cell": 4, **Graph.failed("y", "no tensor named y").to_json()}),
+    "node": keys(NODE.to_json(), LEAF_NODE.to_json(), RUN_NODE.to_json()),
+    "repeat": keys(REPEAT.to_json()),
     "graph leaf": keys(GraphLeaf("x", (2,), "float32").to_json()),
     "saved": keys(SAVED.to_json(), SAVED_UNREADABLE.to_json(), SavedTensor("x", "freed").to_json()),
 }
@@ -101,15 +115,18 @@ def test_every_record_is_documented() -> None:
 def test_the_readme_lists_each_records_fields(name: str) -> None:
     always, optional = ACTUAL[name]
     doc_always, doc_optional = documented()[name]
-    # A failed graph has only root and error: its other fields count as "always" in the README.
+    # A failed graph has only root and error: its other fields count as "always" in the README
+    # (but used_by, which only a leaf's graph has).
     if name == "graph":
-        always, optional = always | (optional - {"error"}), {"error"}
+        always, optional = always | (optional - {"error", "used_by"}), {"error", "used_by"}
     assert (doc_always, doc_optional) == (always, optional)
 
 
 @pytest.mark.parametrize("record", [
     STATS, VALUES, VALUES_WITH_NOTE, TENSOR, ROOT, LEAF_CHANGE, JACOBIAN_LEAF, JACOBIAN, JACOBIAN_NOTE, EVENT,
-    SAVED, SAVED_UNREADABLE, NODE, LEAF_NODE, GRAPH, EXPLANATION,
+    GRAD_RESET, HOOK, CALL_RUN, replace(EVENT, step=3, group=2, expression="loss", norm="nan", brief=True,
+                                        resets=(GRAD_RESET,), hooks=(HOOK,), skipped_before=(CALL_RUN,)),
+    SAVED, SAVED_UNREADABLE, NODE, LEAF_NODE, GRAPH, EXPLANATION, REPEAT, RUN_NODE, LEAF_GRAPH,
     ErrorFrame("<cell>", 3, "<module>", "x.backward()", "lesson.py", 12),
     CellReport(4, ("x",), (TENSOR,), (EVENT,), (ErrorFrame("f", 1, "g", "h"),), ("n",)),
 ], ids=lambda r: type(r).__name__)

@@ -295,7 +295,7 @@ async def test_dialogs_list_their_own_keys_not_the_panes_below() -> None:
         async with app.run_test(size=SIZE) as pilot:
             await settled(pilot)
             await run_cell(pilot, "import torch\nx = torch.ones(3, requires_grad=True)\na = x * 3\nb = (a.sin() * a).sum()\na.add_(1)")
-            await pilot.press("f2", "g")
+            await pilot.press("f2", "end", "g")  # b, the last row: a graph (x, a leaf, lists its users)
             await pilot.pause()
             footer = app.screen.query_one(Footer)
             await pilot.pause()
@@ -461,3 +461,16 @@ async def test_code_typed_fast_in_a_pane_reaches_the_input_whole(pane: str) -> N
                 app.post_message(events.Key("space" if character == " " else character, character))
             await pilot.pause()
             assert code_input(app).text == "x = a + b"
+
+
+@pytest.mark.parametrize("pane", ["transcript", "backward-log", "inspector"])
+async def test_a_maximized_pane_fills_the_screen_with_its_border_whole(pane: str) -> None:
+    app = recorded_app("seed", script=SEED)
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            widget = app.query_one(f"#{pane}")
+            app.screen.maximized = widget
+            await pilot.pause()
+            assert widget.region.width == SIZE[0], widget.region
+            assert widget.region.height >= SIZE[1] - 2, widget.region  # the footer and status line stay

@@ -234,6 +234,37 @@ def test_disable_torch_function_subclass_keeps_a_subclass_override_out() -> None
     assert calls, "the subclass in this test never overrides anything: the check above proves nothing"
 
 
+def test_backward_hooks_is_the_ordered_dict_a_tensors_hooks_run_from() -> None:
+    why = changed("Tensor._backward_hooks", "the backward log cannot say what a tensor's hooks did to its grad "
+                  "(grad_watch.HookWatch puts an observer before and after them in that dict)")
+    for tensor in (torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True) * 1):
+        if not tensor.is_leaf:
+            tensor.retain_grad()
+        assert getattr(tensor, "_backward_hooks", "missing") is None, why
+        ran: list[str] = []
+        note = ran.append
+        tensor.register_hook(lambda g, note=note: note("user") or g * 2)
+        hooks = tensor._backward_hooks
+        assert isinstance(hooks, dict) and len(hooks) == 1, why
+        users = list(hooks.items())
+        hooks.clear()
+        hooks["first"] = lambda g, note=note: note(f"first {g.tolist()}")
+        hooks.update(users)
+        hooks["last"] = lambda g, note=note: note(f"last {g.tolist()}")
+        (tensor * 3).sum().backward()
+        assert ran == ["first [3.0, 3.0]", "user", "last [6.0, 6.0]"], why
+        assert tensor.grad.tolist() == [6.0, 6.0], why
+
+
+def test_foreach_norm_gives_each_tensors_2_norm() -> None:
+    why = changed("torch._foreach_norm", "grad norms cost a call per tensor (grad_watch.norms_of falls back to "
+                  "torch.linalg.vector_norm, quietly)")
+    grads = [torch.full((3,), 2.0), torch.ones(2, 2), torch.zeros(1)]
+    norms = getattr(torch, "_foreach_norm", None)
+    assert norms is not None, why
+    assert torch.stack(norms(grads)).tolist() == pytest.approx([12 ** 0.5, 2.0, 0.0]), why
+
+
 # ---------------------------------------------------------------- IPython
 
 

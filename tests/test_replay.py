@@ -262,9 +262,9 @@ def test_graph_prints_a_tensors_autograd_graph_after_a_chosen_cell() -> None:
     assert done.stdout == (
         "z (2x2 float32): 3 nodes\n"
         "#0 ViewBackward0 → z\n"
-        "└─ #1 MulBackward0 → y  [1 input without grad]\n"
-        "   ├─ saved other: scalar int64\n"
-        "   └─ #2 AccumulateGrad → x (leaf, 4 float32)\n"
+        "#1 MulBackward0 → y  [1 input without grad]\n"
+        "└─ saved other: scalar int64\n"
+        "#2 AccumulateGrad → x (leaf, 4 float32)\n"
     )
 
 

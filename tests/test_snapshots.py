@@ -138,8 +138,9 @@ def test_help_screen(snap_compare) -> None:
 
 def test_seed_resumed_at_80x24(snap_compare) -> None:
     """The resumed seed on a small terminal: every pane still there and readable, the
-    inspector scrolling sideways (its grad column off to the right) rather than wrapping,
-    the footer on one line."""
+    inspector scrolled to what the last cell changed (x, y) with name, shape, grad_fn, data
+    and grad inside the pane (no sideways scrolling; a long preview cut with '…'), the
+    footer on one line."""
     assert snap_compare(seed_app(), terminal_size=(80, 24), run_before=settled)
 
 
@@ -152,11 +153,11 @@ def test_seed_resumed_at_160x50(snap_compare) -> None:
 def test_graph_with_a_saved_tensor_modified_in_place(snap_compare) -> None:
     """g on `b` in the inspector, where b = (a.sin() * a).sum() and a was then changed in
     place: the graph screen titled 'autograd graph of b', a red line saying 2 saved tensors
-    were modified in place and backward will fail, then the tree: #0 SumBackward0 → b,
-    #1 MulBackward0 with 'saved other: 3 float32 (a)' in red (version 1, saved at 0) and
-    'saved self: 3 float32', #2 SinBackward0 with its red saved self (a), #3 MulBackward0
-    (1 input without grad) down to '#4 AccumulateGrad → x (leaf, 3 float32)', and last
-    '#3 MulBackward0 (drawn above)', the reference to the node reached twice."""
+    were modified in place and backward will fail, then one chain at the left edge: #0
+    SumBackward0 → b, #1 MulBackward0 with 'saved other: 3 float32 (a)' in red (version 1,
+    saved at 0), 'saved self: 3 float32' and '#3 MulBackward0 (drawn below)', the reference
+    to the node reached twice, #2 SinBackward0 with its red saved self (a), #3 MulBackward0
+    (1 input without grad), '#4 AccumulateGrad → x (leaf, 3 float32)'."""
     setup = running("import torch\nx = torch.ones(3, requires_grad=True)\na = x * 3\nb = (a.sin() * a).sum()\na.add_(1)")
 
     async def open_graph(pilot: Pilot) -> None:

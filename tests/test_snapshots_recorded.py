@@ -82,8 +82,10 @@ def test_seed_resumed(snap_compare: SnapCompare) -> None:
 
 def test_seed_resumed_at_80x24(snap_compare: SnapCompare) -> None:
     """The same on 80x24: every pane still there and readable: the transcript at the last
-    cell, the backward log at 'In [12] y.backward()', the inspector's first five rows with
-    scroll bars, its grad column off to the right rather than wrapped; the footer on one
+    cell, the backward log at 'In [12] y.backward()', the inspector scrolled to what the last
+    cell changed (x's data [100] and grad [2], y's row) with the columns name, shape, grad_fn,
+    data and grad, all inside the pane (dtype, req_grad and leaf left out for want of room;
+    a long preview cut with '…'), a vertical scroll bar and none sideways; the footer on one
     line."""
     snapshot(snap_compare, recorded_app("seed", script=SEED), size=(80, 24))
 
@@ -120,8 +122,8 @@ def test_an_explained_backward_without_a_gradient(snap_compare: SnapCompare) -> 
 
 def test_the_vector_jacobian_event_detail(snap_compare: SnapCompare) -> None:
     """The seed resumed, then F3, Up, Enter: the z.backward(gradient=[[2, 0.2], [0.01,
-    0.001]], retain_graph=True) call in full (root z, the gradient v, the nodes
-    ViewBackward0 → MulBackward0 → AccumulateGrad, x.grad fresh → [4, 0.4, 0.02, 0.002]),
+    0.001]], retain_graph=True) call in full (step 1, root z, the gradient v, the nodes
+    ViewBackward0 → MulBackward0 → AccumulateGrad, x.grad fresh, norm 4.02, → [4, 0.4, 0.02, 0.002]),
     then the vector-Jacobian view: why v is needed, 'J of z with respect to x ✓ x.grad
     gained exactly vᵀ·J' and the table with the v column (2, 0.2, 0.01, 0.001), rows
     ∂z[0, 0] … ∂z[1, 1] of J = 2·I over x[0] … x[3], the row vᵀ·J 4 0.4 0.02 0.002 in bold
@@ -140,11 +142,12 @@ def test_the_tensor_detail_of_varibale(snap_compare: SnapCompare) -> None:
 def test_a_graph_with_a_saved_tensor_modified_in_place(snap_compare: SnapCompare) -> None:
     """g on b, where b = (a.sin() * a).sum() and a was then changed in place: the screen
     'autograd graph of b', in red 'b (scalar float32): 5 nodes' and '2 saved tensors were
-    modified in place ...: backward through this graph will fail', then the tree #0
-    SumBackward0 → b, #1 MulBackward0 with 'saved other: 3 float32 (a) ⚠ modified in place
-    since it was saved (version 1, saved at 0)' in red and a dim 'saved self', #2
-    SinBackward0 with its red saved self (a), #3 MulBackward0 [1 input without grad] down
-    to #4 AccumulateGrad → x (leaf, 3 float32), and last '#3 MulBackward0 (drawn above)'."""
+    modified in place ...: backward through this graph will fail', then one chain at the left
+    edge: #0 SumBackward0 → b, #1 MulBackward0 with 'saved other: 3 float32 (a) ⚠ modified
+    in place since it was saved (version 1, saved at 0)' in red, a dim 'saved self' and
+    '#3 MulBackward0 (drawn below)', #2 SinBackward0 with its red saved self (a), #3
+    MulBackward0 [1 input without grad], #4 AccumulateGrad → x (leaf, 3 float32); the box
+    only as tall as these rows."""
     setup = running("import torch\nx = torch.ones(3, requires_grad=True)\na = x * 3\nb = (a.sin() * a).sum()\na.add_(1)")
 
     async def open_graph(pilot: Pilot) -> None:
@@ -156,6 +159,50 @@ def test_a_graph_with_a_saved_tensor_modified_in_place(snap_compare: SnapCompare
         await until_shown(pilot, lambda: getattr(pilot.app.screen, "graph", None) is not None, "the graph came")
 
     snapshot(snap_compare, recorded_app("saved_tensor_in_place"), open_graph)
+
+
+def _recurrence_graph(name: str, *keys: str) -> Callable[[Pilot], Awaitable[None]]:
+    """The recurrence recording's cell typed in, then g on `name` in the inspector, then these keys."""
+    from support.recorder import RECURRENCE
+
+    async def open_graph(pilot: Pilot) -> None:
+        await running(RECURRENCE)(pilot)
+        inspector = pilot.app.query_one(TensorInspector)
+        await pilot.press("f2")
+        inspector.move_cursor(row=list(inspector.tensors).index(name))
+        await pilot.press("g")
+        await until_shown(pilot, lambda: getattr(pilot.app.screen, "graph", None) is not None, "the graph came")
+        await pilot.press(*keys)
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    return open_graph
+
+
+def test_a_1000_step_recurrence_graph_folded(snap_compare: SnapCompare) -> None:
+    """120x40, g on h after 1,000 steps of h = h * 1.01 + 0.5: a small box 'autograd graph
+    of h' (as tall as its 3 lines) over the app, 'h (3 float32): 2,001 nodes, 1 run of alike
+    iterations folded', then two rows at the left edge: '▶ #0 × 1,000 AddBackward0 →
+    MulBackward0  (2,000 nodes)' (folded, the cursor on it) and '#5 AccumulateGrad → x
+    (leaf, 3 float32)'."""
+    snapshot(snap_compare, recorded_app("recurrence"), _recurrence_graph("h"))
+
+
+def test_a_1000_step_recurrence_graph_with_its_run_opened(snap_compare: SnapCompare) -> None:
+    """The same after Enter and e: '▼ #0 × 1,000 …' open over its first iteration (#1
+    AddBackward0 (alpha=1) → h, #2 MulBackward0 with 'saved other: scalar float64'), '… 998
+    iterations alike between the first and the last (1,996 nodes)', its last iteration (#3,
+    #4), then #5 AccumulateGrad → x at the left edge again: nothing deeper than two levels."""
+    snapshot(snap_compare, recorded_app("recurrence"), _recurrence_graph("h", "enter", "e"))
+
+
+def test_a_leafs_screen_lists_the_graphs_that_use_it_at_80x24(snap_compare: SnapCompare) -> None:
+    """80x24, g on the leaf x: a box 'x is a leaf' of six lines: 'x (3 float32) is a leaf:
+    it has no graph of its own; backward accumulates into its .grad.', 'The graphs of these
+    named tensors reach it:', then h (highlighted) and y; 'Enter: open that graph · Esc:
+    close' on its bottom border."""
+    snapshot(snap_compare, recorded_app("recurrence"), _recurrence_graph("x"), size=(80, 24))
 
 
 def test_the_kernel_died_dialog(snap_compare: SnapCompare) -> None:
@@ -228,3 +275,85 @@ def test_a_wide_output_has_a_scrollbar_row_and_cut_markers(snap_compare: SnapCom
         await settled(pilot)
 
     snapshot(snap_compare, recorded_app(None), show, size=(80, 24))
+
+
+# ---------------------------------------------------------------- the inspector with models (issue 13)
+
+
+def _models(*keys: str) -> Callable[[Pilot], Awaitable[None]]:
+    """The deep_model recording's cells typed in (a 16-layer nn.Sequential, an MLP, c = x,
+    then a backward through the deep one), then these keys."""
+    from support.model_cells import DEEP_BACKWARD, DEEP_MODEL
+
+    return then(running(DEEP_MODEL, DEEP_BACKWARD), *keys) if keys else running(DEEP_MODEL, DEEP_BACKWARD)
+
+
+def test_a_big_model_folded_beside_a_small_one_open(snap_compare: SnapCompare) -> None:
+    """120x40, the inspector: '▸ deep  Sequential' folded on one row (32 params, float32,
+    96 values, its grad cell 'norm 10.25' highlighted: the backward wrote 32 grads), '▾ mlp
+    Sequential' open (4 params, 49 values, no grad: —) over its 0.weight (8, 4), 0.bias,
+    2.weight (1, 8) and 2.bias rows, then 'x (= c)' (4, 2); every column shown; under the
+    pane '37 tensors (38 names), 32 changed'."""
+    snapshot(snap_compare, recorded_app("deep_model"), _models())
+
+
+def test_a_big_model_opened_then_one_of_its_layers(snap_compare: SnapCompare) -> None:
+    """The same after F2, Enter, Down, Enter: '▾ deep  Sequential' open, a row per layer
+    ('▾ 0  Linear' open over its weight (2, 2) and bias (2,) with their grads, then '▸ 1
+    Linear' … each folded with its own '2 params, 6 values' and grad norm), the cursor on
+    layer 0's row; the pane scrolls (its bar at the right)."""
+    snapshot(snap_compare, recorded_app("deep_model"), _models("f2", "enter", "down", "enter"))
+
+
+def test_the_inspector_filtered_by_name(snap_compare: SnapCompare) -> None:
+    """F2 then '/weight': the title 'Tensors  /weight▏', the 18 weights by their full names
+    (deep.0.weight … deep.15.weight, mlp.0.weight, mlp.2.weight), none folded, and under the
+    pane '18 of 37 tensors (38 names), 32 changed'; the input below is still empty."""
+    snapshot(snap_compare, recorded_app("deep_model"), _models("f2", "slash", *"weight"))
+
+
+def test_model_parameters_at_80x24(snap_compare: SnapCompare) -> None:
+    """80x24 after model = nn.Linear(64, 32) and loss.backward(): the inspector shows the
+    columns name, shape, grad_fn, data and grad inside the pane: '▾ model  Linear  2 params
+    2,080 values  norm 0.5711', then weight (32, 64) and bias (32,) with previews and grads
+    cut with '…', batch (8, 64) and loss () MeanBackward0 0.2963; '4 tensors, 4 changed'."""
+    from support.model_cells import LINEAR_MODEL
+
+    snapshot(snap_compare, recorded_app("linear_model"), running(LINEAR_MODEL), size=(80, 24))
+
+
+def _training(*cells: str) -> Callable[[Pilot], Awaitable[None]]:
+    from support.recorder import BACKWARD_TWICE, TRAINING_LOOP, TRAINING_SETUP
+
+    sources = {"setup": TRAINING_SETUP, "loop": TRAINING_LOOP, "twice": BACKWARD_TWICE}
+    return running(*(sources[cell] for cell in cells))
+
+
+def test_a_training_loop_is_one_backward_entry(snap_compare: SnapCompare) -> None:
+    """A 300-step training loop in one cell, then F3: the backward log's one entry, focused:
+    'In [2] steps 1–300', 'loss.backward() × 300', via MeanBackward0 → PowBackward0 → …
+    (12 nodes), 'between each two calls the grads were cleared (set to None: opt.zero_grad()
+    or x.grad = None), so each call wrote them fresh', 'grad norm' with its sparkline falling
+    from 0.887 to 0.09934, the norms of model.2.bias.grad … model.0.weight.grad first → last,
+    'described: steps 1–25 and 276–300; the 250 between counted, their norms kept' and
+    '▸ Enter: the 50 calls described, one by one'."""
+    snapshot(snap_compare, recorded_app("training_loop"), then(_training("setup", "loop"), "f3"))
+
+
+def test_a_training_loops_entry_unfolded(snap_compare: SnapCompare) -> None:
+    """The same after Enter: the entry ends '▾ Enter folds the calls', then one line per call
+    described: 'step 1  norm 0.887  4 grads fresh', 'step 2  norm 0.7…', … (the list goes on
+    below the pane's edge: '… 250 calls counted, not described (steps 26–275)' and steps
+    276–300 follow it)."""
+    snapshot(snap_compare, recorded_app("training_loop"), then(_training("setup", "loop"), "f3", "enter"))
+
+
+def test_a_failed_backward_call_in_the_log(snap_compare: SnapCompare) -> None:
+    """After the loop, a cell calling r.backward() twice: the transcript ends with the
+    RuntimeError (backward through the graph a second time) and its explanation; the backward
+    log's last entries are 'In [3] step 1 r.backward()' via SumBackward0 → MulBackward0 →
+    AccumulateGrad with w.grad fresh → [3, 3], then 'In [3] step 2 r.backward()', 'reached
+    SumBackward0 → MulBackward0' (no 'via': it did not run through) and in red 'failed:
+    RuntimeError: Trying to backward through the graph a second time …', the error cut
+    after its first phrase (the transcript has it whole)."""
+    snapshot(snap_compare, recorded_app("training_loop"), _training("setup", "loop", "twice"))

@@ -45,3 +45,26 @@ async def test_a_long_reason_for_a_dead_kernel_is_cut_at_its_end_not_the_path() 
     row = await shown(100, kernel_state="dead", kernel_reason=reason, cells_run=2, path="lesson.py", unsaved=2)
     assert row.endswith("lesson.py  ● 2 unsaved"), row
     assert "the kernel died" in row and "…" in row
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light", "solarized-light", "catppuccin-latte", "gruvbox"])
+@pytest.mark.parametrize("state", ["idle", "busy", "starting", "dead"])
+async def test_the_kernel_state_and_the_unsaved_count_are_readable_in_every_theme(theme: str, state: str) -> None:
+    """textual-light's yellow "● 2 unsaved" was 1.8:1 on its panel; drawn colours are measured."""
+    from textual.color import Color
+
+    from gradrepl.ui.contrast import TEXT_CONTRAST, contrast
+
+    app = StatusApp()
+    async with app.run_test(size=(100, 3)) as pilot:
+        app.theme = theme
+        status = app.query_one(StatusLine)
+        status.kernel_state, status.unsaved = state, 2
+        await pilot.pause()
+        panel = Color.parse(app.theme_variables["panel"]).rgb
+        for segment in status.render_line(0):
+            if not segment.text.strip(" │") or segment.style is None or segment.style.color is None:
+                continue
+            background = segment.style.bgcolor.get_truecolor() if segment.style.bgcolor else panel
+            ratio = contrast(segment.style.color.get_truecolor(), background)
+            assert ratio >= TEXT_CONTRAST, (segment.text, round(ratio, 2))

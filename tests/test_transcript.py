@@ -290,3 +290,23 @@ def test_a_very_long_cell_shows_its_head_and_tail_and_says_how_much_is_left_out(
     wide = shown_source("x = '" + "a" * 5000 + "'")
     assert len(wide) < SOURCE_WIDTH + 40 and "more characters" in wide
     assert shown_source("a = 1\nb = 2\n\n") == "a = 1\nb = 2"
+
+
+def test_a_long_source_line_wraps_under_its_own_indentation_after_a_mark() -> None:
+    """Rich wraps to column 0, so `time.sleep(0.5)` of a loop body looked like a line after the loop."""
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    from gradrepl.ui.syntax import CONTINUED, WrappedSource
+
+    source = 'for i in range(8):\n    print("tick", i, flush=True); time.sleep(0.5)  # then more words\nx = 1'
+    console = Console(width=40, record=True)
+    console.print(WrappedSource(Syntax(source, "python", background_color="default")))
+    lines = console.export_text().rstrip("\n").split("\n")
+    assert lines[0] == "for i in range(8):" and lines[-1] == "x = 1"
+    assert lines[1].startswith('    print("tick", i, flush=True);')
+    wrapped = lines[2:-1]
+    assert wrapped and all(line.startswith("    " + CONTINUED) for line in wrapped), lines
+    assert all(len(line) <= 40 for line in lines)
+    rejoined = lines[1] + " " + " ".join(line.removeprefix("    " + CONTINUED) for line in wrapped)
+    assert " ".join(rejoined.split()) == " ".join(source.splitlines()[1].split())  # nothing lost

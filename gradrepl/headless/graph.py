@@ -1,5 +1,6 @@
 """`gradrepl graph SCRIPT [NAME ...]`: run a script's cells (all, or up to `--cell N`) in a
-fresh kernel, then print the autograd graph of the named tensors as text trees.
+fresh kernel, then print the autograd graph of the named tensors as text trees (or, with
+`--json`, one JSON object each; with `--dot`, Graphviz DOT).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from gradrepl.client.events import CellOutcome
 from gradrepl.client.session import KernelSession
 from gradrepl.headless.replay import runnable
 from gradrepl.render.graph import graph_text
+from gradrepl.render.graph_dot import graph_dot
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class GraphRequest:
     names: tuple[str, ...]  # empty: every named tensor that has a grad_fn
     last_cell: int | None  # 1-based among code cells; None: all of them
     as_json: bool = False
+    as_dot: bool = False
 
 
 def _failure(outcome: CellOutcome) -> str:
@@ -56,7 +59,7 @@ async def show_graphs(script: Script, request: GraphRequest, session: KernelSess
                 return status
             break
     tensors = last.report.tensors if last is not None and last.report is not None else ()
-    known = [t.name for t in tensors]
+    known = [name for t in tensors for name in t.names]  # `c = x`: c is listed among x's names
     names = list(request.names) or [t.name for t in tensors if t.grad_fn]
     if not names:
         print(f"gradrepl: no named tensor has an autograd graph after cell {ran}", file=err)
@@ -71,6 +74,8 @@ async def show_graphs(script: Script, request: GraphRequest, session: KernelSess
         graph = await session.graph(name)
         if request.as_json:
             out.write(json.dumps({"cell": ran, **graph.to_json()}, ensure_ascii=False) + "\n")
+        elif request.as_dot:
+            out.write(("\n" if index else "") + graph_dot(graph))
         else:
             out.write(("\n" if index else "") + graph_text(graph) + "\n")
         out.flush()

@@ -19,8 +19,8 @@ from gradrepl.cells import Cell, Script, skip_reason
 from gradrepl.client.events import CellOutcome, CellStatus, Display, OutputCut, strip_ansi
 from gradrepl.client.session import KernelSession
 from gradrepl.protocol import BackwardEvent, ErrorFrame, Explanation, TensorInfo
+from gradrepl.render.backward_text import backward_transcript
 from gradrepl.render.explain import explain_report
-from gradrepl.render.text import backward_line, vjp_lines
 
 LIBRARY_FRAMES_SHOWN = 1
 EMPTY_CELL = "empty cell"  # the skip reason of a blank code cell: Jupyter does not run one either
@@ -262,10 +262,9 @@ class TextWriter:
         if record.status in ("timeout", "died") or (record.status == "error" and record.error is None and record.reason):
             label = {"timeout": "timed out", "died": "kernel died"}.get(record.status, "kernel error")
             body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")
-        for event in record.backward:
-            body.append(self._paint("[backward] ", "36") + backward_line(event) + "\n")
-            for line in vjp_lines(event):
-                body.append(self._paint("[vjp] ", "36") + line + "\n")
+        cell_error = f"{record.error.ename}: {record.error.evalue}" if record.error is not None else None
+        for tag, line in backward_transcript(record.backward, cell_error):
+            body.append(self._paint(f"[{tag}] ", "36") + line + "\n")
         for note in record.notes:
             body.append(self._paint(f"[gradrepl: {note}]", "2") + "\n")
         if body:

@@ -1,25 +1,33 @@
 """A tensor's autograd graph as a `protocol.Graph`, read inside the kernel from its `grad_fn`.
 
-Nodes are numbered in the order a depth-first walk from the root first meets them (`walker.walk`),
-which is the order a tree drawing of the graph shows them; a node met again is referred to by
-its number, so a DAG stays linear in size. Each node lists the tensors its backward saved:
+Every node the walk reaches (`walker.walk`, up to MAX_GRAPH_WALK) is described; then runs of
+alike iterations are folded into one node each and the nodes are numbered in the order the
+drawing shows them (repeats.fold_repeats, on protocol.graph_layout's chains); a node met again
+is referred to by its number, so a DAG stays linear in size. What is sent is bounded
+(MAX_GRAPH_NODES, every leaf kept besides). Each node lists the tensors its backward saved:
 their shapes, the user's name for them, and whether they were modified in place since they
-were saved (the version check that fails at backward) or freed by an earlier backward.
+were saved (the version check that fails at backward) or freed by an earlier backward. For a
+leaf, the graph says which named tensors' graphs reach it.
 
 Like the probe, this never imports torch itself and never raises.
 """
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from gradrepl.inkernel import walker
+from gradrepl.inkernel.repeats import bound, fold_repeats
 from gradrepl.protocol import Graph, GraphLeaf, GraphNode, SavedTensor
 
-MAX_GRAPH_NODES = 300  # nodes described; the rest are counted
-MAX_GRAPH_WALK = 20_000  # nodes counted
+MAX_GRAPH_NODES = 300  # nodes sent once runs are folded, leaves besides; the rest are counted
+MAX_GRAPH_WALK = 100_000  # nodes walked and described (for a 20,000-node graph, about 0.2 s)
+MAX_LEAF_SEARCH = 2_000_000  # nodes looked at past a cut walk, for its leaves
+MAX_USERS = 200  # names of the tensors whose graphs use a leaf
 MAX_SAVED_VALUE = 40  # characters of a saved non-tensor value (an exponent, a dim)
 
 _SHAPE_SUFFIXES = ("_sym_sizes", "_sym_strides", "_sym_numel", "_sym_storage_offset", "_sizes", "_strides")
@@ -66,15 +74,27 @@ def _dtype(t: Any) -> str:
     return str(t.dtype).removeprefix("torch.")
 
 
+_SAVED_ATTRIBUTES: dict[type, tuple[tuple[str, str], ...]] = {}  # node type -> (attribute, saved name)
+
+
+def _saved_attributes(node: Any) -> tuple[tuple[str, str], ...]:
+    """A node type's `_saved_*` properties (the same for every node of the type), sizes and strides left out."""
+    kind = type(node)
+    found = _SAVED_ATTRIBUTES.get(kind)
+    if found is None:
+        found = tuple((attr, attr.removeprefix("_saved_")) for attr in sorted(dir(node))
+                      if attr.startswith("_saved_") and not attr.endswith(_SHAPE_SUFFIXES))
+        if kind.__name__ != "CppFunction":  # one Python type for many C++ nodes: read each
+            _SAVED_ATTRIBUTES[kind] = found
+    return found
+
+
 def _saved_entries(torch: Any, node: Any, names: TensorNames) -> tuple[list[SavedTensor], list[tuple[str, str]]]:
     """The tensors a node saved for its backward, and the other values it saved (an
     exponent, a dim), sizes and strides left out."""
     tensors: list[SavedTensor] = []
     values: list[tuple[str, str]] = []
-    for attr in sorted(a for a in dir(node) if a.startswith("_saved_")):
-        name = attr.removeprefix("_saved_")
-        if name.endswith(_SHAPE_SUFFIXES):
-            continue
+    for attr, name in _saved_attributes(node):
         try:
             value = getattr(node, attr)
         except Exception as exc:
@@ -117,7 +137,7 @@ def _describe_node(torch: Any, node: Any, position: dict[int, int], names: Tenso
         saved, values = [], []
         note = f"saved tensors not read: {type(exc).__name__}"
     return GraphNode(
-        name=type(node).__name__,
+        name=walker.node_name(node),
         tensor=names.by_grad_fn.get(id(node)),
         leaf=leaf,
         saved=tuple(saved),
@@ -130,12 +150,77 @@ def _describe_node(torch: Any, node: Any, position: dict[int, int], names: Tenso
 
 
 def autograd_graph(torch: Any, root: Any, names: TensorNames) -> tuple[tuple[GraphNode, ...], int, bool]:
-    """The graph behind `root.grad_fn`: the first MAX_GRAPH_NODES nodes in depth-first order,
-    each with the numbers of the nodes it feeds gradients to; how many nodes were counted;
-    whether the count stopped at MAX_GRAPH_WALK (then it is a lower bound)."""
-    walked = walker.walk([getattr(root, "grad_fn", None)], MAX_GRAPH_WALK)
-    described = tuple(_describe_node(torch, node, walked.position, names) for node in walked.nodes[:MAX_GRAPH_NODES])
-    return described, len(walked), walked.cut
+    """The graph behind `root.grad_fn`, runs folded and at most MAX_GRAPH_NODES nodes (and the
+    leaves) in drawing order, each with the numbers of the nodes it passes gradients to; how
+    many nodes were walked; whether the walk stopped at MAX_GRAPH_WALK (then it is a lower bound)."""
+    with _no_collections():
+        walked = walker.walk([getattr(root, "grad_fn", None)], MAX_GRAPH_WALK)
+        described = [_describe_node(torch, node, walked.position, names) for node in walked.nodes]
+        if walked.cut:  # the leaves past the walk, listed as reached through nodes not shown
+            described.extend(_describe_node(torch, node, walked.position, names)
+                             for node in walker.leaves_past(walked, MAX_LEAF_SEARCH))
+        return bound(fold_repeats(described), MAX_GRAPH_NODES), len(walked), walked.cut
+
+
+@contextmanager
+def _no_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a graph is described: the records made for
+    every node of a 20,000-node graph trigger full collections that take longer than the rest
+    (they hold no cycles; they go when the description is done)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def leaf_users(named: list[tuple[str, Any]], leaf: Any, budget: int = MAX_LEAF_SEARCH) -> tuple[str, ...]:
+    """The names of the tensors whose graphs reach `leaf`'s AccumulateGrad, in namespace order.
+    One search over all their graphs, each node looked at once, at most `budget` of them."""
+    reaches: dict[int, bool] = {}  # id(node) -> whether the leaf is reached from it
+    keep_alive: list[Any] = []  # the ids above stay the nodes' while the search lives
+    users: list[str] = []
+    looked = 0
+    for name, t in named:
+        grad_fn = getattr(t, "grad_fn", None)
+        if grad_fn is None or name in users:
+            continue
+        if id(grad_fn) not in reaches:
+            looked = _search(grad_fn, leaf, reaches, keep_alive, looked, budget)
+        if reaches.get(id(grad_fn)):
+            users.append(name)
+            if len(users) >= MAX_USERS:
+                break
+    return tuple(users)
+
+
+def _search(start: Any, leaf: Any, reaches: dict[int, bool], keep_alive: list[Any], looked: int, budget: int) -> int:
+    """Fills `reaches` for `start` and the nodes below it (post-order, no recursion)."""
+    stack: list[tuple[Any, int]] = [(start, 0)]
+    reaches[id(start)] = False
+    keep_alive.append(start)
+    while stack:
+        node, index = stack[-1]
+        inputs = node.next_functions
+        if index == 0:
+            looked += 1
+            if walker.accumulated_leaf(node) is leaf:
+                reaches[id(node)] = True
+                stack.pop()
+                continue
+        if index < len(inputs) and looked < budget:
+            stack[-1] = (node, index + 1)
+            child = inputs[index][0]
+            if child is not None and id(child) not in reaches:
+                reaches[id(child)] = False
+                keep_alive.append(child)
+                stack.append((child, 0))
+            continue
+        stack.pop()
+        reaches[id(node)] = any(child is not None and reaches.get(id(child), False) for child, _ in inputs)
+    return looked
 
 
 def graph_of(torch: Any, named: list[tuple[str, Any]], name: str) -> Graph:
@@ -144,5 +229,8 @@ def graph_of(torch: Any, named: list[tuple[str, Any]], name: str) -> Graph:
     for label, t in named:
         if label == name:
             nodes, total, cut = autograd_graph(torch, t, names)
-            return Graph(name, _shape(t), _dtype(t), bool(t.requires_grad), bool(t.is_leaf), nodes, total, cut)
+            is_leaf, requires_grad = bool(t.is_leaf), bool(t.requires_grad)
+            with _no_collections():
+                users = leaf_users(named, t) if is_leaf and requires_grad else None
+            return Graph(name, _shape(t), _dtype(t), requires_grad, is_leaf, nodes, total, cut, used_by=users)
     return Graph.failed(name, f"no tensor named {name}")

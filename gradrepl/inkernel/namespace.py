@@ -1,7 +1,7 @@
 """The user's names: every tensor reachable by a name the user wrote (`named_tensors`: plain
 names, a module's parameters and buffers, one level of lists, tuples and dicts), the snapshot
-that describes them after a cell, and `guarded`, the context all of the probe's reads of torch
-run in. Never imports torch: it is looked up in sys.modules or given.
+that describes them after a cell (each tensor object once, its other names listed), and
+`guarded`, the context all of the probe's reads of torch run in. Never imports torch: it is looked up in sys.modules or given.
 
 The user's objects are read without calling a method their class could override: what a
 value is comes from `type()` and the C-level subclass check (`isinstance` would read a
@@ -94,11 +94,27 @@ def _key_label(key: Any) -> str | None:
     return None
 
 
-def named_tensors(torch: Any, shell: Any, notes: list[str] | None = None,
-                  budget: Budget | None = None) -> Iterator[tuple[str, Any]]:
-    """Each tensor reachable by a name the user wrote, one container level deep. A container
-    of tensors longer than MAX_CONTAINER_ITEMS gets a line in `notes`. Once `budget` is out,
-    the names left are counted in it, not looked at."""
+# Where a name came from: a name the user wrote, an item of their list, tuple or dict, or a
+# module's parameter or buffer (ModuleOrigin). A tensor found under several names is listed
+# under its first module name, else its first plain name, else its first item name.
+PLAIN = "name"
+ITEM = "item"
+ModuleOrigin = tuple[tuple[str, ...], tuple[str, ...], bool]  # labels from the user's name down, classes, buffer
+Origin = str | ModuleOrigin
+Note = tuple[tuple[Any, ...], str]  # (what it is about, for saying it once; the text)
+
+
+def named_tensors(torch: Any, shell: Any, budget: Budget | None = None) -> Iterator[tuple[str, Any]]:
+    """Each tensor reachable by a name the user wrote, one container level deep (a tensor
+    under two names comes twice). Once `budget` is out, the names left are counted in it."""
+    for name, value, _ in tensors_with_origins(torch, shell, None, budget):
+        yield name, value
+
+
+def tensors_with_origins(torch: Any, shell: Any, notes: list[Note] | None = None,
+                         budget: Budget | None = None) -> Iterator[tuple[str, Any, Origin]]:
+    """named_tensors, each with where its name came from. A container of tensors longer than
+    MAX_CONTAINER_ITEMS gets a note in `notes`, keyed by the container object."""
     tensor_type = torch.Tensor
     module_type = torch.nn.Module
     names = _user_names(shell)
@@ -108,7 +124,7 @@ def named_tensors(torch: Any, shell: Any, notes: list[str] | None = None,
             return
         kind = type(value)
         if _subclass(tensor_type, kind):
-            yield name, value
+            yield name, value, PLAIN
         elif _subclass(module_type, kind):
             yield from _module_tensors(module_type, name, value)
         elif kind is list or kind is tuple:
@@ -116,22 +132,28 @@ def named_tensors(torch: Any, shell: Any, notes: list[str] | None = None,
             for index, item in enumerate(value[:MAX_CONTAINER_ITEMS]):
                 if _is(item, tensor_type):
                     found = True
-                    yield f"{name}[{index}]", item
+                    yield f"{name}[{index}]", item, ITEM
             if found and notes is not None and len(value) > MAX_CONTAINER_ITEMS:
-                notes.append(f"{name}: the first {MAX_CONTAINER_ITEMS} of its {len(value):,} items are listed")
+                notes.append(_cut_container(name, value))
         elif kind is dict:
             found = False
             for count, (key, item) in enumerate(list(itertools.islice(dict.items(value), MAX_CONTAINER_ITEMS + 1))):
                 if count >= MAX_CONTAINER_ITEMS:
                     if found and notes is not None:
-                        notes.append(f"{name}: the first {MAX_CONTAINER_ITEMS} of its {len(value):,} items are listed")
+                        notes.append(_cut_container(name, value))
                     break
                 if not _is(item, tensor_type):
                     continue
                 label = _key_label(key)
                 if label is not None:
                     found = True
-                    yield f"{name}[{label}]", item
+                    yield f"{name}[{label}]", item, ITEM
+
+
+def _cut_container(name: str, value: Any) -> Note:
+    """Said when the container is first cut, not after every cell: `g = globals()` grows by a
+    few names each cell, and its count with it."""
+    return ("container cut", name, id(value)), f"{name}: the first {MAX_CONTAINER_ITEMS} of its {len(value):,} items are listed"
 
 
 def _own_dict(module: Any, attribute: str) -> dict[str, Any]:
@@ -142,43 +164,44 @@ def _own_dict(module: Any, attribute: str) -> dict[str, Any]:
     return value if _is(value, dict) else {}
 
 
-def _submodules(module_type: Any, module: Any) -> Iterator[tuple[str, Any]]:
+def _submodules(module_type: Any, module: Any) -> Iterator[tuple[tuple[str, ...], tuple[str, ...], Any]]:
     """What `named_modules()` lists (each module once, depth first), read from each module's
-    own `_modules` dict."""
+    own `_modules` dict: each with its labels from the top and the classes along them."""
     seen: set[int] = set()
-    stack = [("", module)]
+    stack: list[tuple[tuple[str, ...], tuple[str, ...], Any]] = [((), (type(module).__name__,), module)]
     while stack:
-        prefix, current = stack.pop()
+        labels, classes, current = stack.pop()
         if id(current) in seen:
             continue
         seen.add(id(current))
-        yield prefix, current
+        yield labels, classes, current
         children = list(dict.items(_own_dict(current, "_modules")))
         for label, child in reversed(children):
             if child is not None and type(label) is str and _is(child, module_type):
-                stack.append((f"{prefix}.{label}" if prefix else label, child))
+                stack.append(((*labels, label), (*classes, type(child).__name__), child))
 
 
-def _module_tensors(module_type: Any, name: str, module: Any) -> list[tuple[str, Any]]:
+def _module_tensors(module_type: Any, name: str, module: Any) -> list[tuple[str, Any, Origin]]:
     """What `named_parameters()` then `named_buffers()` list (each tensor once, under its first
     name), from one walk of the submodules rather than two."""
-    parameters: list[tuple[str, Any]] = []
-    buffers: list[tuple[str, Any]] = []
+    parameters: list[tuple[str, Any, Origin]] = []
+    buffers: list[tuple[str, Any, Origin]] = []
     seen_parameters: set[int] = set()
     seen_buffers: set[int] = set()
-    for prefix, submodule in _submodules(module_type, module):
+    for labels, classes, submodule in _submodules(module_type, module):
         own_parameters, own_buffers = _own_dict(submodule, "_parameters"), _own_dict(submodule, "_buffers")
         if not own_parameters and not own_buffers:
             continue
-        start = f"{name}.{prefix}." if prefix else f"{name}."
+        path = (name, *labels)
+        start = ".".join(path) + "."
         for label, item in dict.items(own_parameters):
             if item is not None and id(item) not in seen_parameters:
                 seen_parameters.add(id(item))
-                parameters.append((start + label, item))
+                parameters.append((start + label, item, (path, classes, False)))
         for label, item in dict.items(own_buffers):
             if item is not None and id(item) not in seen_buffers:
                 seen_buffers.add(id(item))
-                buffers.append((start + label, item))
+                buffers.append((start + label, item, (path, classes, True)))
     return parameters + buffers
 
 
@@ -228,34 +251,77 @@ class guarded:
             self._torch._C._set_grad_enabled(self._grad_was)
 
 
+def _rank(origin: Origin) -> int:
+    return 2 if origin == ITEM else 1 if origin == PLAIN else 0
+
+
+class _Listed:
+    """One tensor object of the report: its description, and every name it was found under
+    as (rank, order found, name, origin). Its name in the report is the first module name,
+    else the first plain name, else the first item name: `x` over `g['x']`."""
+
+    __slots__ = ("info", "names", "tensor")
+
+    def __init__(self, tensor: Any, info: dict[str, Any]) -> None:
+        self.tensor = tensor  # held, so that no other object takes its id meanwhile
+        self.info = info
+        self.names: list[tuple[int, int, str, Origin]] = []
+
+    def finished(self) -> tuple[int, dict[str, Any]]:
+        """Where it goes in the report (where its name was found), and its description."""
+        _, order, name, origin = first = min(self.names)
+        info = self.info
+        info["name"] = name
+        aliases = [other[2] for other in self.names if other is not first]
+        if aliases:
+            info["aliases"] = aliases
+        if isinstance(origin, tuple):
+            path, classes, buffer = origin
+            info.update(module_path=list(path), module_types=list(classes), buffer=buffer)
+        return order, info
+
+
 def snapshot(shell: Any, memo: ValuesMemo | None = None, budget: Budget | None = None) -> dict[str, Any]:
-    """Every named tensor described, within `budget` (REPORT_SECONDS from now by default):
-    names not looked at by then are counted, tensors found are listed without their values.
-    A tensor that cannot be described at all gets a note, once while it stays (with `memo`)."""
+    """Every named tensor described once, under its first name with its others listed, within
+    `budget` (REPORT_SECONDS from now by default): names not looked at by then are counted,
+    tensors found are listed without their values. A tensor that cannot be described at all
+    gets a note, as does a container cut short: once while it stays so (with `memo`)."""
     memo = memo or ValuesMemo()
     memo.next_snapshot()
     torch = sys.modules.get("torch")
     if torch is None or not hasattr(torch, "Tensor") or not hasattr(torch, "nn"):
         return {"tensors": [], "notes": []}
     budget = budget or Budget(REPORT_SECONDS)
-    tensors: list[dict[str, Any]] = []
+    listed: dict[int, _Listed] = {}
+    unlisted: dict[int, Any] = {}  # tensors not described (past the limit, or failed), held as `listed` holds
+    container_notes: list[Note] = []
     notes: list[str] = []
     skipped = 0
     with guarded(torch, quiet=True):
-        for name, t in named_tensors(torch, shell, notes, budget):
-            if len(tensors) >= MAX_TENSORS:
-                skipped += 1
-                continue
-            try:
-                if budget.out():
-                    budget.unread += 1
-                    tensors.append(describe_metadata(torch, name, t, memo, note="values not read: the probe's time budget ran out"))
-                else:
-                    tensors.append(describe_tensor(torch, name, t, memo))
-            except Exception as exc:
-                note = f"{name}: not shown ({type(exc).__name__})"
-                if memo.first_time(("not shown", memo.serial(t), note)):
-                    notes.append(note)
+        for order, (name, t, origin) in enumerate(tensors_with_origins(torch, shell, container_notes, budget)):
+            known = listed.get(id(t))
+            if known is None and id(t) not in unlisted:
+                if len(listed) >= MAX_TENSORS:
+                    unlisted[id(t)] = t
+                    skipped += 1
+                    continue
+                try:
+                    if budget.out():
+                        budget.unread += 1
+                        info = describe_metadata(torch, name, t, memo, note="values not read: the probe's time budget ran out")
+                    else:
+                        info = describe_tensor(torch, name, t, memo)
+                except Exception as exc:
+                    unlisted[id(t)] = t
+                    note = f"{name}: not shown ({type(exc).__name__})"
+                    if memo.first_time(("not shown", memo.serial(t), note)):
+                        notes.append(note)
+                    continue
+                known = listed[id(t)] = _Listed(t, info)
+            if known is not None:
+                known.names.append((_rank(origin), order, name, origin))
+        notes.extend(text for key, text in container_notes if memo.first_time(key))
+    tensors = [info for _, info in sorted((entry.finished() for entry in listed.values()), key=lambda pair: pair[0])]
     if skipped:
         notes.append(f"{skipped} more tensors not shown (limit {MAX_TENSORS})")
     budget_note = budget.note()

@@ -48,12 +48,12 @@ class RunRecorder:
 
     def node_names(self, limit: int) -> list[str]:
         nodes = self.walked.nodes
-        return [type(nodes[index]).__name__ for index in self.ran[:limit]]
+        return [walker.node_name(nodes[index]) for index in self.ran[:limit]]
 
 
 def predicted_order(walked: walker.Walk, starts: list[Any], limit: int) -> list[str]:
     """The names of the first `limit` nodes in the order the engine's rule gives (see `_engine_priority`)."""
-    return [type(node).__name__ for node in walker.topological(walked, starts, _engine_priority, limit)]
+    return [walker.node_name(node) for node in walker.topological(walked, starts, _engine_priority, limit)]
 
 
 def _engine_priority(node: Any) -> int:

@@ -92,9 +92,7 @@ class Probe:
         exc = result.error_before_exec or result.error_in_exec
         snap = snapshot(self.shell, self.memo)
         notes = snap["notes"]
-        events = self.tracer.rendered_events(cell=result.execution_count)
-        if self.tracer.uncounted:
-            notes = [*notes, f"{self.tracer.uncounted} more backward calls not logged (limit {len(self.tracer.events)} a cell)"]
+        events = self.tracer.rendered_events(cell=result.execution_count)  # calls past the first counted in them
         report = {
             "execution_count": result.execution_count,
             "notes": notes,

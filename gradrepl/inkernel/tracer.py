@@ -7,16 +7,22 @@ call, so wrapping the two module functions sees every call. Like the probe, this
 imports torch itself and never raises into the user's code: a failure to describe a call
 becomes a note in its event, and the call's own error is recorded and re-raised untouched.
 
-The nodes of an event are those the engine ran, in the order it ran them: for the call, every
-node of the graph gets a node pre-hook that notes its node and returns None (the gradients
-pass unchanged; the user's own hooks on the node run as before), and all of them are removed
-when the call returns or raises. A graph too big to hook (MAX_EXACT) gets the order the
-engine's rule predicts instead, and says so (`node_order`).
+The first DESCRIBED_IN_FULL calls of a cell are described in full. Their nodes are those the
+engine ran, in the order it ran them: for the call, every node of the graph gets a node
+pre-hook that notes its node and returns None (the gradients pass unchanged; the user's own
+hooks on the node run as before), and all of them are removed when the call returns or
+raises. A graph too big to hook (MAX_EXACT) gets the order the engine's rule predicts
+instead, and says so (`node_order`). A tensor with hooks of its own (`register_hook`) gets an
+observer before and after them, to say what they did to its grad. Later calls (a training
+loop's) are described in brief, cheaply: no node hooks (the order is predicted), no values
+before, no Jacobian. cell_calls.py keeps the first and the last of them and counts the rest.
 
 The .grads a call wrote are found by comparing each leaf's grad (its object and version)
-before and after the call: the leaves of the walked graph, and, when the graph is bigger than
-the walk (MAX_WALK, `walk_cut`), every named leaf too, so a grad written past the walk's end
-is still reported. Calls torch makes itself while compiling (aot_autograd traces the joint
+before and after the call: the leaves of the walked graph, the named non-leaves that retain
+their grad, and, when the graph is bigger than the walk (MAX_WALK, `walk_cut`), every named
+leaf too, so a grad written past the walk's end is still reported. What changed a grad
+between two calls (opt.zero_grad(), x.grad = None) is told from the key the last call left
+(grad_watch.py). Calls torch makes itself while compiling (aot_autograd traces the joint
 graph with autograd.grad) are not the user's and are not traced.
 """
 
@@ -24,18 +30,32 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from types import CodeType
-from typing import Any, NamedTuple
+from typing import Any
 
 from gradrepl.inkernel import walker
+from gradrepl.inkernel.brief_calls import BriefCalls
+from gradrepl.inkernel.call_parts import (
+    Binder,
+    as_list,
+    binder,
+    compiling_check,
+    describe_unnamed,
+    name_or,
+    start_node,
+)
+from gradrepl.inkernel.call_sites import CallSites
+from gradrepl.inkernel.cell_calls import CellCalls
+from gradrepl.inkernel.grad_watch import HookWatch
+from gradrepl.inkernel.grads_written import GradLedger, Tracked
 from gradrepl.inkernel.jacobian import VjpView
 from gradrepl.inkernel.node_order import RunRecorder, predicted_order
+from gradrepl.inkernel.traced_call import TracedCall, TracedRoot
 from gradrepl.inkernel.values import shape_of
-from gradrepl.protocol import BackwardEvent, BackwardKind, LeafChange, NodeOrder, RootLabel, Values
+from gradrepl.protocol import BackwardEvent, BackwardKind, Values
 
-MAX_EVENTS = 50  # per cell; later calls are counted, not described
 MAX_NODES = 200  # graph nodes listed per event
 MAX_WALK = 5000  # graph nodes visited per event
 # Nodes hooked to record the order the engine runs them in; a bigger graph gets it predicted.
@@ -45,60 +65,8 @@ MAX_WALK = 5000  # graph nodes visited per event
 MAX_EXACT = 2000
 
 
-class _Root(NamedTuple):
-    name: str | None
-    description: str
-    grad_fn: str | None
-    shape: tuple[int | None, ...]
-    value: Any  # a capture
-
-
-class _LeafChange(NamedTuple):
-    name: str
-    before: Any  # captures
-    after: Any
-    accumulated: bool
-
-
-@dataclass
-class _Call:
-    """One backward call while it is traced; its tensors are still captures (see `record`)."""
-
-    kind: BackwardKind
-    cell: int | None
-    roots: list[_Root] = field(default_factory=list)
-    gradient: list[Any] | None = None
-    retain_graph: bool | None = None
-    create_graph: bool = False
-    inputs: list[str] | None = None
-    nodes: list[str] = field(default_factory=list)
-    nodes_total: int = 0
-    node_order: NodeOrder = "predicted"
-    walk_cut: bool = False
-    leaves: list[_LeafChange] = field(default_factory=list)
-    grads: list[Any] | None = None
-    error: str | None = None
-    vjp: VjpView | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def record(self, values: Callable[[Any], Values | None], cell: int | None) -> BackwardEvent:
-        def all_values(captures: list[Any] | None) -> tuple[Values | None, ...] | None:
-            return None if captures is None else tuple([values(c) for c in captures])
-
-        return BackwardEvent(
-            kind=self.kind, cell=cell,
-            roots=tuple([RootLabel(r.name, r.description, r.grad_fn, r.shape, values(r.value)) for r in self.roots]),
-            gradient=all_values(self.gradient), retain_graph=self.retain_graph, create_graph=self.create_graph,
-            inputs=None if self.inputs is None else tuple(self.inputs),
-            nodes=tuple(self.nodes), nodes_total=self.nodes_total, node_order=self.node_order,
-            leaves=tuple([LeafChange(c.name, values(c.before), values(c.after), c.accumulated) for c in self.leaves]),
-            grads=all_values(self.grads), error=self.error,
-            jacobian=None if self.vjp is None else self.vjp.record(), notes=tuple(self.notes), walk_cut=self.walk_cut,
-        )
-
-
 class BackwardTracer:
-    """Collects one event per backward call during a cell (see `start_cell`)."""
+    """Collects the backward calls of a cell (see `start_cell`)."""
 
     def __init__(self, names: Callable[[Any], Iterator[tuple[str, Any]]], guard: Callable[[Any], Any],
                  capture: Callable[[Any, Any], Any], render: Callable[[Any, Any], Values | None]) -> None:
@@ -106,17 +74,27 @@ class BackwardTracer:
         self._guard = guard  # torch -> context manager: no_grad, no subclass dispatch
         self._capture = capture  # (torch, tensor) -> a copy of what a preview shows (cheap)
         self._render = render  # (torch, capture) -> preview (and stats) as a Values record
-        self.events: list[_Call] = []
-        self.uncounted = 0  # calls past MAX_EVENTS in this cell
+        self.calls = CellCalls()
         self.cell: int | None = None
         self.enabled = True
         self._installed: Any = None
         self._depth = 0
+        self._ledger = GradLedger(capture)
+        self._brief = BriefCalls(self._ledger.memory, self._ledger.known, self._ledger.norms, capture,
+                                 self.calls.graph_number, predicted_order, names)
+        self._sites: CallSites | None = None
 
     def start_cell(self, execution_count: int | None) -> None:
-        self.events = []
-        self.uncounted = 0
+        self.calls.start()
         self.cell = execution_count
+        self._ledger.known.clear()
+        self._brief.start_cell()
+        self._ledger.memory.refresh()
+
+    @property
+    def events(self) -> list[TracedCall]:
+        """The calls kept of this cell (the first and the last ones), in order."""
+        return [call for call, _ in self.calls.kept()]
 
     # ------------------------------------------------------------ wiring
 
@@ -124,6 +102,8 @@ class BackwardTracer:
         """Wrap torch.autograd.backward and torch.autograd.grad (once per torch module)."""
         if self._installed is torch:
             return
+        if self._sites is None or not self._sites.serves(torch):
+            self._sites = CallSites(torch)
         autograd = torch.autograd
         kinds: tuple[BackwardKind, ...] = ("backward", "grad")
         for kind in kinds:
@@ -143,46 +123,54 @@ class BackwardTracer:
                 setattr(torch.autograd, kind, original)
 
     def _wrap(self, torch: Any, kind: BackwardKind, original: Callable[..., Any]) -> Callable[..., Any]:
-        bind = _binder(inspect.signature(original))
+        bind = binder(inspect.signature(original))
         tracer = self
-        compiling = _compiling_check(torch)
+        compiling = compiling_check(torch)
 
         @functools.wraps(original)
         def traced(*args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True  # read by IPython's tracebacks and by errors.py
             if not tracer.enabled or tracer._depth or compiling():
                 return original(*args, **kwargs)
-            if len(tracer.events) >= MAX_EVENTS:
-                tracer.uncounted += 1
-                return original(*args, **kwargs)
             tracer._depth += 1
             try:
-                return tracer._traced_call(torch, kind, original, bind, args, kwargs)
+                call = TracedCall(kind, tracer.cell)
+                try:
+                    caller = sys._getframe(1)
+                    call.expression = tracer._sites.root_expression(caller) if tracer._sites else None
+                except Exception:
+                    pass
+                if tracer.calls.in_full():
+                    return tracer._traced_call(torch, call, original, bind, args, kwargs)
+                return tracer._brief_call(torch, call, original, bind, args, kwargs)
             finally:
                 tracer._depth -= 1
 
         traced.__gradrepl_original__ = original  # type: ignore[attr-defined]
         return traced
 
-    # ------------------------------------------------------------ one call
+    # ------------------------------------------------------------ one call, in full
 
-    def _traced_call(self, torch: Any, kind: BackwardKind, original: Callable[..., Any], bind: Binder,
+    def _traced_call(self, torch: Any, call: TracedCall, original: Callable[..., Any], bind: Binder,
                      args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         __tracebackhide__ = True
-        call = _Call(kind, self.cell)
-        self.events.append(call)
+        kind = call.kind
         starts: list[Any] = []
         walked: walker.Walk | None = None
-        before: dict[int, tuple[Any, str, Any, Any]] = {}
+        tracked: dict[int, Tracked] = {}
         view: VjpView | None = None
         recorder: RunRecorder | None = None
+        hooks: HookWatch | None = None
         result: Any = None
         try:
             try:
                 arguments = bind(args, kwargs)
-                names = self._name_map(torch)
-                starts, walked, before = self._describe_call(torch, kind, arguments, call, names)
-                view = self._begin_vjp(torch, kind, arguments, call, before, names)
+                names, retaining = self._name_map(torch)
+                starts, walked, tracked, leaves = self._describe_call(torch, kind, arguments, call, names, retaining)
+                view = self._begin_vjp(torch, kind, arguments, call, tracked, names)
+                watched = [(t.name, t.tensor) for t in tracked.values() if not t.retained] if kind == "backward" else [
+                    (name_or(names, leaf), leaf) for leaf in leaves]
+                hooks = HookWatch(torch, self._guard, [*watched, *self._in_graph(retaining, walked, hooked=True)])
             except BaseException as exc:
                 call.notes.append(f"call not described: {type(exc).__name__}: {exc}"[:200])
             # Hooked last: computing J calls the nodes directly, which must not count as runs.
@@ -194,16 +182,20 @@ class BackwardTracer:
         finally:
             if recorder is not None:
                 recorder.stop()
-            self._finish(torch, call, starts, walked, recorder, before, result if kind == "grad" else None)
+            if hooks:
+                hooks.stop()
+                call.hooks = hooks.effects()
+            self._finish(torch, call, starts, walked, recorder, tracked, result if kind == "grad" else None)
+            self.calls.add(call)
         if view is not None:
             try:
                 with self._guard(torch):
-                    view.finish(torch, _as_list(result) if kind == "grad" else None)
+                    view.finish(torch, as_list(result) if kind == "grad" else None)
             except Exception as exc:
                 call.notes.append(f"vᵀ·J not compared: {type(exc).__name__}: {exc}"[:200])
         return result
 
-    def _recorder(self, walked: walker.Walk | None, call: _Call) -> RunRecorder | None:
+    def _recorder(self, walked: walker.Walk | None, call: TracedCall) -> RunRecorder | None:
         """Hooks that record the order the nodes run in; None when the order is predicted instead."""
         if walked is None or walked.cut or len(walked) > MAX_EXACT:
             return None
@@ -213,99 +205,153 @@ class BackwardTracer:
             call.notes.append(f"node order predicted: a node took no hook ({type(exc).__name__}: {exc})"[:200])
             return None
 
-    def _begin_vjp(self, torch: Any, kind: str, arguments: dict[str, Any], call: _Call,
-                   before: dict[int, tuple[Any, str, Any, Any]], names: dict[int, str]) -> VjpView | None:
+    def _begin_vjp(self, torch: Any, kind: str, arguments: dict[str, Any], call: TracedCall,
+                   tracked: dict[int, Tracked], names: dict[int, str]) -> VjpView | None:
         """J and vᵀ·J for a call with one non-scalar root and its v, before the call frees the graph."""
-        roots = _as_list(arguments.get("tensors" if kind == "backward" else "outputs"))
-        gradients = _as_list(arguments.get("grad_tensors" if kind == "backward" else "grad_outputs"))
+        roots = as_list(arguments.get("tensors" if kind == "backward" else "outputs"))
+        gradients = as_list(arguments.get("grad_tensors" if kind == "backward" else "grad_outputs"))
         if len(roots) != 1 or len(gradients) != 1 or gradients[0] is None or roots[0].numel() <= 1:
             return None
         if getattr(roots[0], "grad_fn", None) is None:
             return None  # a backward from a leaf: J is the identity
         if kind == "backward":
-            leaves = [(name, leaf) for leaf, name, _, _ in before.values()]
+            leaves = [(t.name, t.tensor) for t in tracked.values() if not t.retained]
         else:
-            inputs = _as_list(arguments.get("inputs"))
+            inputs = as_list(arguments.get("inputs"))
             if not all(getattr(t, "is_leaf", False) for t in inputs):
                 call.vjp = VjpView.noted("some inputs are not leaves: the view covers leaves only")
                 return None
-            leaves = [(_name_or(names, t), t) for t in inputs]
-        root_name = (call.roots[0].name or call.roots[0].description) if call.roots else "root"
+            leaves = [(name_or(names, t), t) for t in inputs]
+        root_name = call.expression or (call.roots[0].name or call.roots[0].description) if call.roots else "root"
         with self._guard(torch):
             call.vjp = VjpView.begin(torch, roots[0], root_name, gradients[0], leaves)
         return call.vjp
 
-    def _describe_call(self, torch: Any, kind: str, arguments: dict[str, Any], call: _Call, names: dict[int, str],
-                       ) -> tuple[list[Any], walker.Walk, dict[int, tuple[Any, str, Any, Any]]]:
-        """Fills in what the call was given; returns the nodes it starts at, the graph's walk, and
-        each leaf it may write with that leaf's grad before the call."""
-        roots = _as_list(arguments.get("tensors" if kind == "backward" else "outputs"))
-        gradients = arguments.get("grad_tensors" if kind == "backward" else "grad_outputs")
+    def _describe_call(self, torch: Any, kind: str, arguments: dict[str, Any], call: TracedCall,
+                       names: dict[int, str], retaining: list[tuple[str, Any]],
+                       ) -> tuple[list[Any], walker.Walk, dict[int, Tracked], list[Any]]:
+        """Fills in what the call was given; returns the nodes it starts at, the graph's walk, each
+        tensor whose grad it may write (with that grad as it was) and the graph's leaves."""
+        roots = as_list(arguments.get("tensors" if kind == "backward" else "outputs"))
         inputs = arguments.get("inputs")
         with self._guard(torch):
-            call.roots = [self._root(torch, t, names) for t in roots]
-            call.gradient = None if gradients is None else [
-                None if g is None else self._capture(torch, g) for g in _as_list(gradients)
-            ]
-            retain_graph = arguments.get("retain_graph")
-            call.retain_graph = None if retain_graph is None else bool(retain_graph)
-            call.create_graph = bool(arguments.get("create_graph", False))
-            call.inputs = None if inputs is None else [_name_or(names, t) for t in _as_list(inputs)]
-            starts = [_start_node(torch, t) for t in roots]
+            self._describe_arguments(torch, kind, arguments, call, lambda t: names.get(id(t)), roots)
+            starts = [start_node(torch, t) for t in roots]
             walked = walker.walk(starts, MAX_WALK)
-            # Leaves the call may write into: those of the graph, or the ones named in `inputs`.
-            if kind == "backward" and inputs is not None:
-                leaves = [t for t in _as_list(inputs) if getattr(t, "is_leaf", False)]
-            else:
-                leaves = walked.leaves()
-                if kind == "backward" and walked.cut:  # the leaves past the walk's end: the named ones
-                    leaves += self._named_leaves(torch, {id(leaf) for leaf in leaves})
-            before = {}
+            call.graph = self.calls.graph_number((tuple(map(type, walked.nodes)), walked.cut))
+            graph_leaves = walked.leaves()
+            tracked: dict[int, Tracked] = {}
             if kind == "backward":
+                # Leaves the call may write into: those of the graph, or the ones named in `inputs`.
+                if inputs is not None:
+                    leaves = [t for t in as_list(inputs) if getattr(t, "is_leaf", False)]
+                else:
+                    leaves = list(graph_leaves)
+                    if walked.cut:  # the leaves past the walk's end: the named ones
+                        leaves += self._named_leaves(torch, {id(leaf) for leaf in leaves})
                 for leaf in leaves:
-                    grad = leaf.grad
-                    before[id(leaf)] = (leaf, _name_or(names, leaf), None if grad is None else self._capture(torch, grad),
-                                        None if grad is None else (id(grad), grad._version))
-        return starts, walked, before
+                    self._ledger.track(torch, tracked, call, leaf, name_or(names, leaf))
+                if inputs is None:
+                    for name, tensor in self._in_graph(retaining, walked, hooked=False):
+                        self._ledger.track(torch, tracked, call, tensor, name, retained=True)
+        return starts, walked, tracked, graph_leaves
 
-    def _finish(self, torch: Any, call: _Call, starts: list[Any], walked: walker.Walk | None,
-                recorder: RunRecorder | None, before: dict[int, Any], result: Any) -> None:
+    def _describe_arguments(self, torch: Any, kind: str, arguments: dict[str, Any], call: TracedCall,
+                            name_of: Callable[[Any], str | None], roots: list[Any]) -> None:
+        gradients = arguments.get("grad_tensors" if kind == "backward" else "grad_outputs")
+        inputs = arguments.get("inputs")
+        call.roots = [self._root(torch, t, name_of(t)) for t in roots]
+        call.gradient = None if gradients is None else [
+            None if g is None else self._capture(torch, g) for g in as_list(gradients)
+        ]
+        retain_graph = arguments.get("retain_graph")
+        call.retain_graph = None if retain_graph is None else bool(retain_graph)
+        call.create_graph = bool(arguments.get("create_graph", False))
+        call.inputs = None if inputs is None else [name_of(t) or describe_unnamed(t) for t in as_list(inputs)]
+
+    def _finish(self, torch: Any, call: TracedCall, starts: list[Any], walked: walker.Walk | None,
+                recorder: RunRecorder | None, tracked: dict[int, Tracked], result: Any) -> None:
         try:
             if recorder is not None:
                 call.nodes, call.nodes_total, call.node_order = recorder.node_names(MAX_NODES), len(recorder.ran), "exact"
             elif walked is not None:
-                call.nodes, call.nodes_total = predicted_order(walked, starts, MAX_NODES), len(walked)
+                call.nodes_total = len(walked)
+                # A call that failed ran some of them, which ones is not known: none are listed.
+                call.nodes = [] if call.error else predicted_order(walked, starts, MAX_NODES)
             call.walk_cut = walked is not None and walked.cut
             with self._guard(torch):
-                changed = []
-                keys: list[int] = []
-                for leaf, name, old, old_key in before.values():
-                    grad = leaf.grad
-                    new_key = None if grad is None else (id(grad), grad._version)
-                    if new_key == old_key:
-                        continue
-                    new = None if grad is None else self._capture(torch, grad)
-                    if (new is None and old is None) or (new is not None and old is not None and new.same_as(old, torch)):
-                        continue
-                    changed.append(_LeafChange(name, old, new, old is not None))
-                    keys.append(id(leaf))
+                changed, written = self._ledger.written(torch, call, tracked)
                 if recorder is not None and len(changed) > 1:  # in the order the engine wrote them
-                    written = recorder.accumulation_order()
-                    order = sorted(range(len(changed)), key=lambda at: written.get(keys[at], len(written)))
+                    order_of = recorder.accumulation_order()
+                    order = sorted(range(len(changed)), key=lambda at: order_of.get(written[at], len(order_of)))
                     changed = [changed[at] for at in order]
                 call.leaves = changed
-                if result is not None:
-                    call.grads = [None if g is None else self._capture(torch, g) for g in _as_list(result)]
+                self._ledger.returned(torch, call, result)
         except BaseException as exc:
             call.notes.append(f"result not described: {type(exc).__name__}: {exc}"[:200])
 
+    # ------------------------------------------------------------ one call, in brief
+
+    def _brief_call(self, torch: Any, call: TracedCall, original: Callable[..., Any], bind: Binder,
+                    args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A call past the cell's first DESCRIBED_IN_FULL (brief_calls.py)."""
+        __tracebackhide__ = True
+        call.brief = True
+        walked: walker.Walk | None = None
+        starts: list[Any] = []
+        leaves: list[Any] = []
+        keys: list[Any] = []
+        resets: list[Any] = []
+        first_of_group = True
+        result: Any = None
+        try:
+            try:
+                # Attribute reads only (no guard needed), but for copying values when a group ends.
+                walked, starts, leaves, keys, resets = self._brief.before(torch, call, bind(args, kwargs), MAX_WALK)
+                call.step = self.calls.count + 1
+                first_of_group = not self.calls.continues_group(call)
+                if first_of_group:
+                    with self._guard(torch):
+                        self._brief.keep_values(torch)  # the group before ends: its last call's values
+            except BaseException as exc:
+                call.notes.append(f"call not described: {type(exc).__name__}: {exc}"[:200])
+            result = original(*args, **kwargs)
+        except BaseException as exc:
+            call.error = f"{type(exc).__name__}: {exc}"[:2000]
+            raise
+        finally:
+            try:
+                with self._guard(torch):
+                    self._brief.after(torch, call, walked, starts, leaves, keys, resets,
+                                      result if call.kind == "grad" else None, MAX_NODES, first_of_group)
+            except BaseException as exc:
+                call.notes.append(f"result not described: {type(exc).__name__}: {exc}"[:200])
+            self.calls.add(call)
+        return result
+
     # ------------------------------------------------------------ helpers
 
-    def _name_map(self, torch: Any) -> dict[int, str]:
+    def _name_map(self, torch: Any) -> tuple[dict[int, str], list[tuple[str, Any]]]:
+        """id() of each named tensor -> its first name; and the named non-leaves that retain
+        their grad or have hooks of their own (their grads or hooks are reported too)."""
         names: dict[int, str] = {}
+        retaining: list[tuple[str, Any]] = []
         for name, tensor in self._names(torch):
-            names.setdefault(id(tensor), name)
-        return names
+            if id(tensor) in names:
+                continue
+            names[id(tensor)] = name
+            if tensor.grad_fn is not None and (tensor.retains_grad or getattr(tensor, "_backward_hooks", None)):
+                retaining.append((name, tensor))
+        return names, retaining
+
+    @staticmethod
+    def _in_graph(retaining: list[tuple[str, Any]], walked: walker.Walk | None, hooked: bool) -> list[tuple[str, Any]]:
+        """Those of the named non-leaves that retain their grad (or, `hooked`, that have hooks)
+        whose nodes are in the walked graph."""
+        if walked is None:
+            return []
+        return [(name, t) for name, t in retaining if id(t.grad_fn) in walked.position
+                and (getattr(t, "_backward_hooks", None) if hooked else t.retains_grad)]
 
     def _named_leaves(self, torch: Any, known: set[int]) -> list[Any]:
         """The named leaves that require grad, but for those in `known` (by id)."""
@@ -323,6 +369,12 @@ class BackwardTracer:
         torch = self._installed
         if torch is None:
             return []
+        kept = self.calls.kept()
+        with self._guard(torch):
+            self._brief.keep_values(torch)
+            for call, _ in kept:
+                if call.writes is not None:
+                    call.writes.named(call, lambda t: self._brief.name_of(torch, t))
 
         def values(capture: Any) -> Values | None:
             if capture is None:
@@ -332,78 +384,12 @@ class BackwardTracer:
             except Exception as exc:
                 return Values(None, False, None, f"{type(exc).__name__}: {exc}"[:200])
 
-        return [call.record(values, call.cell if cell is None else cell) for call in self.events]
+        return [call.record(values, call.cell if cell is None else cell, runs) for call, runs in kept]
 
-    def _root(self, torch: Any, t: Any, names: dict[int, str]) -> _Root:
+    def _root(self, torch: Any, t: Any, name: str | None) -> TracedRoot:
         grad_fn = getattr(t, "grad_fn", None)
-        return _Root(names.get(id(t)), _describe_unnamed(t), type(grad_fn).__name__ if grad_fn is not None else None,
-                     tuple(shape_of(t)), self._capture(torch, t))
-
-
-Binder = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
-
-
-def _binder(signature: inspect.Signature) -> Binder:
-    """`signature.bind(*args, **kwargs).arguments`, without its cost when each parameter is
-    passed at most once, by position or by name (as Tensor.backward does); bind() does the rest."""
-    names = list(signature.parameters)
-    required = [name for name, p in signature.parameters.items() if p.default is p.empty]
-    plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in signature.parameters.values())
-
-    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if plain and len(args) <= len(names):
-            arguments = dict(zip(names, args, strict=False))
-            if (all(name in names and name not in arguments for name in kwargs)
-                    and all(name in arguments or name in kwargs for name in required)):
-                arguments.update(kwargs)
-                return arguments
-        return signature.bind(*args, **kwargs).arguments
-
-    return bind
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
-
-
-def _name_or(names: dict[int, str], t: Any) -> str:
-    return names.get(id(t)) or _describe_unnamed(t)
-
-
-def _describe_unnamed(t: Any) -> str:
-    shape = "x".join("*" if size is None else str(size) for size in shape_of(t)) or "scalar"
-    grad_fn = getattr(t, "grad_fn", None)
-    origin = f" from {type(grad_fn).__name__}" if grad_fn is not None else ""
-    return f"{shape} {str(t.dtype).removeprefix('torch.')} tensor{origin}"
-
-
-def _compiling_check(torch: Any) -> Callable[[], bool]:
-    """torch.compiler.is_compiling: true while torch.compile or torch.export traces, also when
-    aot_autograd runs autograd.grad to trace a backward (a user's own backward call in a
-    compiled function breaks the graph and runs eagerly, where it is false)."""
-    check = getattr(getattr(torch, "compiler", None), "is_compiling", None)
-    return check if callable(check) else _never
-
-
-def _never() -> bool:
-    return False
-
-
-def _start_node(torch: Any, t: Any) -> Any:
-    """The node a backward from `t` starts at: its grad_fn; for a leaf that requires grad, the
-    AccumulateGrad node that writes its .grad (Python reaches it only through a view of it)."""
-    grad_fn = getattr(t, "grad_fn", None)
-    if grad_fn is not None or not getattr(t, "requires_grad", False) or not getattr(t, "is_leaf", False):
-        return grad_fn
-    try:
-        with torch.enable_grad():
-            return t.view_as(t).grad_fn.next_functions[0][0]
-    except Exception:
-        return None
+        return TracedRoot(name, describe_unnamed(t), walker.node_name(grad_fn) if grad_fn is not None else None,
+                          tuple(shape_of(t)), self._capture(torch, t))
 
 
 def own_codes() -> frozenset[CodeType]:
@@ -411,4 +397,5 @@ def own_codes() -> frozenset[CodeType]:
     traceback (errors.hide_frames_from_tracebacks takes them out)."""
     wrapper = [code for code in BackwardTracer._wrap.__code__.co_consts
                if isinstance(code, CodeType) and code.co_name == "traced"]
-    return frozenset([BackwardTracer._traced_call.__code__, *wrapper])
+    return frozenset([BackwardTracer._traced_call.__code__, BackwardTracer._brief_call.__code__, *wrapper])
+

@@ -10,8 +10,11 @@ import operator
 import weakref
 from typing import Any
 
+from gradrepl.inkernel.walker import node_name
+
 PREVIEW_EDGE = 3
 PYTHON_STATS_LIMIT = 4096
+MEMO_LIMIT = 256  # elements: tensors up to this size keep their description while their values stay
 FULL_STATS_LIMIT = 1 << 20
 SAMPLE_SIZE = 1 << 16
 
@@ -139,7 +142,7 @@ def corner_entries(torch: Any, t: Any) -> tuple[Any, list[int | None], list[int]
 
 
 def preview_of_corner(corner: Any, gaps: list[int | None], kept_shape: list[int]) -> Any:
-    return _insert_gaps(_plain_nested(_reshape(corner.reshape(-1).tolist(), kept_shape)), gaps)
+    return _insert_gaps(_plain_preview(corner.reshape(-1).tolist(), kept_shape), gaps)
 
 
 _EDGE_INDEX: dict[int, Any] = {}
@@ -153,6 +156,15 @@ def edge_index(torch: Any, size: int) -> Any:
         positions = list(range(PREVIEW_EDGE)) + list(range(size - PREVIEW_EDGE, size))
         index = _EDGE_INDEX[size] = torch.tensor(positions, dtype=torch.long)
     return index
+
+
+def _plain_preview(flat: list[Any], shape: list[int]) -> Any:
+    """`flat` nested to `shape`, as JSON can carry it. Finite floats, ints and bools are that
+    already: only nan, inf and complex numbers are rewritten (one pass over the values)."""
+    kind = type(flat[0]) if flat else float
+    if kind is int or kind is bool or (kind is float and math.isfinite(sum(flat))):
+        return _reshape(flat, shape)
+    return _plain_nested(_reshape(flat, shape))
 
 
 def _plain_nested(value: Any) -> Any:
@@ -208,17 +220,32 @@ class ValuesMemo:
         key = (tuple(t.shape), t.dtype, t.data_ptr(), tuple(t.stride()))
         known = self.current.get(key) or self.previous.get(key)
         if known is None or known[0] != flat:
-            known = (flat, _describe_small(torch, t, flat))
+            known = (flat, _describe_flat(torch, t, flat))
         self.current[key] = known
         return known[1]
 
 
-def _describe_small(torch: Any, t: Any, flat: list[Any]) -> dict[str, Any]:
+def _describe_flat(torch: Any, t: Any, flat: list[Any]) -> dict[str, Any]:
+    """A tensor of at most PYTHON_STATS_LIMIT elements from its values as a list: no torch
+    call but that one (a model's 8x8 weights cost a third of what index_select does)."""
+    shape = list(t.shape)
+    preview = _plain_preview(flat, shape)
+    truncated = any(size > 2 * PREVIEW_EDGE for size in shape)
     return {
-        "preview": _plain_nested(_reshape(flat, list(t.shape))),
-        "truncated": False,
+        "preview": _cut_edges(preview) if truncated else preview,
+        "truncated": truncated,
         "stats": python_stats(flat, len(flat)) if flat and t.dtype != torch.bool else None,
     }
+
+
+def _cut_edges(nested: Any) -> Any:
+    """The first and last PREVIEW_EDGE entries of each long dimension, "…" between them."""
+    if not isinstance(nested, list):
+        return nested
+    if len(nested) <= 2 * PREVIEW_EDGE:
+        return [_cut_edges(item) for item in nested]
+    ends = [_cut_edges(item) for item in (*nested[:PREVIEW_EDGE], *nested[-PREVIEW_EDGE:])]
+    return [*ends[:PREVIEW_EDGE], "…", *ends[PREVIEW_EDGE:]]
 
 
 def describe_values(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:
@@ -226,18 +253,12 @@ def describe_values(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[
     numel = t.numel()
     if t.is_quantized:
         t = t.dequantize()
-    if numel <= PYTHON_STATS_LIMIT and all(size <= 2 * PREVIEW_EDGE for size in t.shape):
-        if memo is None:
-            return _describe_small(torch, t, t.reshape(-1).tolist())
+    if numel <= MEMO_LIMIT and memo is not None:
         return memo.describe_small(torch, t)
+    if numel <= PYTHON_STATS_LIMIT:
+        return _describe_flat(torch, t, t.reshape(-1).tolist())
     preview, truncated = _preview_of_large(torch, t)
-    stats: dict[str, Any] | None = None
-    if numel and t.dtype != torch.bool:
-        if numel <= PYTHON_STATS_LIMIT:
-            flat = t.reshape(-1).tolist()
-            stats = python_stats(flat, numel)
-        else:
-            stats = _torch_stats(torch, t, numel)
+    stats = _torch_stats(torch, t, numel) if t.dtype != torch.bool else None
     return {"preview": preview, "truncated": truncated, "stats": stats}
 
 
@@ -287,7 +308,7 @@ def describe_metadata(torch: Any, name: str, t: Any, memo: ValuesMemo | None = N
         "layout": str(t.layout).removeprefix("torch."),
         "requires_grad": bool(t.requires_grad),
         "is_leaf": bool(t.is_leaf),
-        "grad_fn": type(t.grad_fn).__name__ if t.grad_fn is not None else None,
+        "grad_fn": node_name(t.grad_fn) if t.grad_fn is not None else None,
         "retains_grad": bool(t.retains_grad),
         "version": int(t._version),
         "type": type(t).__name__,

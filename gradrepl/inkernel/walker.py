@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -26,6 +26,7 @@ class Walk:
     nodes: list[Any]
     position: dict[int, int]  # id(node) -> its index in `nodes`
     cut: bool  # the limit stopped the walk while some node was still unvisited
+    pending: list[Any] = field(default_factory=list)  # where a cut walk would have gone on
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -52,13 +53,36 @@ def walk(starts: Iterable[Any], limit: int) -> Walk:
             continue
         if len(nodes) >= limit:
             cut = True
+            stack.append(node)
             break
         position[id(node)] = len(nodes)
         nodes.append(node)
         for child, _ in reversed(node.next_functions):
             if child is not None and id(child) not in position:
                 stack.append(child)
-    return Walk(nodes, position, cut)
+    return Walk(nodes, position, cut, stack if cut else [])
+
+
+def leaves_past(walked: Walk, limit: int) -> list[Any]:
+    """The AccumulateGrad nodes a cut walk did not reach, found by going on from where it
+    stopped without keeping the nodes (at most `limit` more looked at): however big the
+    graph, its leaves can be named."""
+    seen = set(walked.position)
+    stack = list(walked.pending)
+    found: list[Any] = []
+    looked = 0
+    while stack and looked < limit:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        looked += 1
+        if _holds_a_leaf(type(node), node):
+            found.append(node)
+        for child, _ in node.next_functions:
+            if child is not None and id(child) not in seen:
+                stack.append(child)
+    return found
 
 
 def topological(walked: Walk, starts: Iterable[Any], priority: Callable[[Any], int] | None = None,
@@ -93,6 +117,19 @@ def topological(walked: Walk, starts: Iterable[Any], priority: Callable[[Any], i
             if waiting[id(child)] == 0:
                 heapq.heappush(ready, (-rank(child), next(arrival), child))
     return order
+
+
+def node_name(node: Any) -> str:
+    """What a node is called wherever gradrepl names one: its type's name (MulBackward0), or
+    for a C++ node without a Python class of its own (type CppFunction) the name torch gives
+    it (`torch::autograd::Identity`)."""
+    name = type(node).__name__
+    if name != "CppFunction":
+        return name
+    try:
+        return str(node.name())
+    except Exception:
+        return name
 
 
 _HOLDS_A_LEAF: dict[type, bool] = {}  # node type -> whether it has `variable` (AccumulateGrad)

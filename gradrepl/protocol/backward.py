@@ -11,6 +11,12 @@ from gradrepl.protocol.tensors import Values
 
 BackwardKind = Literal["backward", "grad"]
 NodeOrder = Literal["exact", "predicted"]  # recorded as the engine ran them, or the engine's rule replayed
+# What happened to a .grad between the last traced call that saw it and the next one:
+# cleared (set to None: opt.zero_grad(), x.grad = None), zeroed in place (x.grad.zero_()),
+# replaced by another tensor (x.grad = t), or changed in place otherwise (clipped, scaled).
+ResetKind = Literal["cleared", "zeroed", "replaced", "changed"]
+RESET_KINDS: tuple[ResetKind, ...] = ("cleared", "zeroed", "replaced", "changed")
+Norm = float | str | None  # a grad's 2-norm; "nan" or "inf" where it is not finite; None: not known
 
 
 @dataclass(frozen=True)
@@ -45,15 +51,83 @@ class LeafChange:
     before: Values | None
     after: Values | None
     accumulated: bool
+    norm: Norm = None  # of the grad after the call
+    retained: bool = False  # the grad of a non-leaf kept by retain_grad()
 
     def to_json(self) -> Json:
-        return {"name": self.name, "before": None if self.before is None else self.before.to_json(),
-                "after": None if self.after is None else self.after.to_json(), "accumulated": self.accumulated}
+        data: Json = {"name": self.name, "before": None if self.before is None else self.before.to_json(),
+                      "after": None if self.after is None else self.after.to_json(), "accumulated": self.accumulated,
+                      "norm": self.norm}
+        if self.retained:
+            data["retained"] = True
+        return data
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> LeafChange:
         return cls(str(d.get("name")), optional(Values, d.get("before")), optional(Values, d.get("after")),
-                   bool(d.get("accumulated")))
+                   bool(d.get("accumulated")), d.get("norm"), bool(d.get("retained")))
+
+
+@dataclass(frozen=True)
+class GradReset:
+    """A .grad a call wrote that had changed since the last traced call (or the cell's start)."""
+
+    name: str
+    kind: ResetKind
+
+    def to_json(self) -> Json:
+        return {"name": self.name, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> GradReset:
+        kind = d.get("kind")
+        return cls(str(d.get("name")), kind if kind in RESET_KINDS else "changed")
+
+
+@dataclass(frozen=True)
+class HookEffect:
+    """What the tensor hooks (`t.register_hook`) of one tensor did to its grad in a call."""
+
+    name: str
+    norm_in: Norm  # the grad the first hook was given
+    norm_out: Norm  # the grad the last one passed on
+    changed: bool
+
+    def to_json(self) -> Json:
+        return {"name": self.name, "norm_in": self.norm_in, "norm_out": self.norm_out, "changed": self.changed}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> HookEffect:
+        return cls(str(d.get("name")), d.get("norm_in"), d.get("norm_out"), bool(d.get("changed")))
+
+
+@dataclass(frozen=True)
+class CallRun:
+    """Consecutive calls of one group that were counted, not described one by one (a cell's
+    calls past the first and before the last described ones)."""
+
+    group: int  # 0: calls of several groups (past the runs counted one by one)
+    first_step: int
+    count: int
+    root: str = ""  # the root as written or named, as in the group's calls ("" for several)
+    norms: tuple[Norm, ...] = ()  # the grad norm of the calls, `bucket` calls a value (their largest)
+    bucket: int = 1
+    resets: int = 0  # calls whose grads had been reset (cleared, zeroed, ...) since the call before
+    failed: int = 0
+
+    @property
+    def last_step(self) -> int:
+        return self.first_step + self.count - 1
+
+    def to_json(self) -> Json:
+        return {"group": self.group, "first_step": self.first_step, "count": self.count, "root": self.root,
+                "norms": list(self.norms), "bucket": self.bucket, "resets": self.resets, "failed": self.failed}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> CallRun:
+        return cls(int(d.get("group") or 0), int(d.get("first_step") or 0), int(d.get("count") or 0),
+                   str(d.get("root") or ""), as_tuple(d.get("norms")), int(d.get("bucket") or 1),
+                   int(d.get("resets") or 0), int(d.get("failed") or 0))
 
 
 @dataclass(frozen=True)
@@ -125,6 +199,21 @@ class BackwardEvent:
     jacobian: JacobianView | None = None
     notes: tuple[str, ...] = ()
     walk_cut: bool = False  # the graph had more nodes than were walked: nodes_total is a lower bound
+    step: int = 0  # the call's number in its cell, from 1 (0: not known)
+    group: int = 0  # consecutive calls alike (root expression, graph, arguments) share it
+    expression: str | None = None  # the root as the calling line wrote it: `loss` in loss.backward()
+    norm: Norm = None  # of the grads written (or returned) together
+    brief: bool = False  # described in brief: no node hooks (the order predicted), no values before
+    resets: tuple[GradReset, ...] = ()
+    hooks: tuple[HookEffect, ...] = ()
+    skipped_before: tuple[CallRun, ...] = ()  # the calls between the previous described one and this
+
+    @property
+    def root_text(self) -> str:
+        """The root as the reader knows it: as written, else its name, else what it is."""
+        if self.expression:
+            return self.expression
+        return ", ".join(r.name or f"<{r.description}>" for r in self.roots) or "?"
 
     def to_json(self) -> Json:
         def values(items: tuple[Values | None, ...] | None) -> list[Json | None] | None:
@@ -140,6 +229,15 @@ class BackwardEvent:
         }
         if self.walk_cut:
             data["walk_cut"] = True
+        data.update({"step": self.step, "group": self.group, "expression": self.expression, "norm": self.norm})
+        if self.brief:
+            data["brief"] = True
+        if self.resets:
+            data["resets"] = [reset.to_json() for reset in self.resets]
+        if self.hooks:
+            data["hooks"] = [hook.to_json() for hook in self.hooks]
+        if self.skipped_before:
+            data["skipped_before"] = [run.to_json() for run in self.skipped_before]
         return data
 
     @classmethod
@@ -157,5 +255,9 @@ class BackwardEvent:
             node_order="predicted" if d.get("node_order") == "predicted" else "exact",
             leaves=tuple(LeafChange.from_json(x) for x in d.get("leaves") or ()), grads=values(d.get("grads")),
             error=d.get("error"), jacobian=optional(JacobianView, d.get("jacobian")), notes=as_tuple(d.get("notes")),
-            walk_cut=bool(d.get("walk_cut")),
+            walk_cut=bool(d.get("walk_cut")), step=int(d.get("step") or 0), group=int(d.get("group") or 0),
+            expression=d.get("expression"), norm=d.get("norm"), brief=bool(d.get("brief")),
+            resets=tuple(GradReset.from_json(x) for x in d.get("resets") or ()),
+            hooks=tuple(HookEffect.from_json(x) for x in d.get("hooks") or ()),
+            skipped_before=tuple(CallRun.from_json(x) for x in d.get("skipped_before") or ()),
         )

@@ -58,8 +58,38 @@ class GraphLeaf:
 
 
 @dataclass(frozen=True)
+class GraphRepeat:
+    """A run of `count` alike iterations along a chain, which stands in the graph as one node.
+
+    An iteration is `period` nodes of the chain, each passing its gradient to the next, with
+    whatever is drawn under them; `nodes` counts the graph nodes of all the iterations. Of
+    those, the nodes of the first and the last iteration are described (`first`, `last`: their
+    numbers, in the order they are drawn); the ones between are counted, not sent."""
+
+    count: int
+    period: int
+    nodes: int
+    first: tuple[int, ...] = ()
+    last: tuple[int, ...] = ()
+
+    @property
+    def hidden(self) -> int:
+        """Graph nodes of the run that are not described (the iterations between the first and last)."""
+        return max(self.nodes - len(self.first) - len(self.last), 0)
+
+    def to_json(self) -> Json:
+        return {"count": self.count, "period": self.period, "nodes": self.nodes,
+                "first": list(self.first), "last": list(self.last)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> GraphRepeat:
+        return cls(int(d.get("count") or 0), int(d.get("period") or 0), int(d.get("nodes") or 0),
+                   tuple(int(n) for n in d.get("first") or ()), tuple(int(n) for n in d.get("last") or ()))
+
+
+@dataclass(frozen=True)
 class GraphNode:
-    name: str  # MulBackward0
+    name: str  # MulBackward0; for a run (`repeat`), its iteration's chain: "AddBackward0 → MulBackward0"
     tensor: str | None = None  # the user's name for the tensor this node produced
     leaf: GraphLeaf | None = None  # for AccumulateGrad: the leaf it accumulates into
     saved: tuple[SavedTensor, ...] = ()
@@ -67,6 +97,7 @@ class GraphNode:
     next: tuple[int, ...] = ()  # numbers of the nodes it passes gradients to; -1: not described
     no_grad_inputs: int = 0
     note: str | None = None
+    repeat: GraphRepeat | None = None  # this node is a run of alike iterations, not one of torch's nodes
 
     def to_json(self) -> Json:
         data: Json = {"name": self.name, "tensor": self.tensor, "saved": [s.to_json() for s in self.saved],
@@ -75,6 +106,8 @@ class GraphNode:
             data["leaf"] = self.leaf.to_json()
         if self.note is not None:
             data["note"] = self.note
+        if self.repeat is not None:
+            data["repeat"] = self.repeat.to_json()
         return data
 
     @classmethod
@@ -82,12 +115,15 @@ class GraphNode:
         return cls(str(d.get("name")), d.get("tensor"), optional(GraphLeaf, d.get("leaf")),
                    tuple(SavedTensor.from_json(s) for s in d.get("saved") or ()),
                    tuple((str(k), str(v)) for k, v in (d.get("values") or {}).items()),
-                   tuple(int(n) for n in d.get("next") or ()), int(d.get("no_grad_inputs") or 0), d.get("note"))
+                   tuple(int(n) for n in d.get("next") or ()), int(d.get("no_grad_inputs") or 0), d.get("note"),
+                   optional(GraphRepeat, d.get("repeat")))
 
 
 @dataclass(frozen=True)
 class Graph:
-    """The autograd graph behind a named tensor: nodes in depth-first order from its grad_fn."""
+    """The autograd graph behind a named tensor: its nodes in the order they are drawn (see
+    graph_layout), a run of alike iterations folded into one node (`GraphNode.repeat`). For a
+    leaf, `used_by` names the tensors whose graphs reach it."""
 
     root: str
     shape: tuple[int, ...] = ()
@@ -98,6 +134,7 @@ class Graph:
     total: int = 0  # nodes counted (a lower bound when walk_cut)
     walk_cut: bool = False
     error: str | None = None  # why there is no graph to show
+    used_by: tuple[str, ...] | None = None  # for a leaf that requires grad: the named tensors whose graphs reach it
 
     @property
     def described(self) -> int:
@@ -106,22 +143,26 @@ class Graph:
     def to_json(self) -> Json:
         if self.error is not None:
             return {"root": self.root, "error": self.error}
-        return {"root": self.root, "shape": list(self.shape), "dtype": self.dtype, "requires_grad": self.requires_grad,
-                "is_leaf": self.is_leaf, "nodes": [n.to_json() for n in self.nodes], "total": self.total,
-                "described": self.described, "walk_cut": self.walk_cut}
+        data: Json = {"root": self.root, "shape": list(self.shape), "dtype": self.dtype,
+                      "requires_grad": self.requires_grad, "is_leaf": self.is_leaf,
+                      "nodes": [n.to_json() for n in self.nodes], "total": self.total,
+                      "described": self.described, "walk_cut": self.walk_cut}
+        if self.used_by is not None:
+            data["used_by"] = list(self.used_by)
+        return data
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Graph:
+        used_by = d.get("used_by")
         return cls(str(d.get("root")), tuple(d.get("shape") or ()), str(d.get("dtype") or ""),
                    bool(d.get("requires_grad")), bool(d.get("is_leaf", True)),
                    tuple(GraphNode.from_json(n) for n in d.get("nodes") or ()), int(d.get("total") or 0),
-                   bool(d.get("walk_cut")), d.get("error"))
+                   bool(d.get("walk_cut")), d.get("error"),
+                   None if used_by is None else tuple(str(name) for name in used_by))
 
     @classmethod
     def failed(cls, root: str, error: str) -> Graph:
         return cls(root, error=error)
-
-
 
 
 GRAPH_REQUEST = "graph"

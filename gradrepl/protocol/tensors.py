@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gradrepl.protocol.json_forms import Json, nested_list, nested_tuple, optional
+from gradrepl.protocol.json_forms import Json, as_tuple, nested_list, nested_tuple, optional
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,27 @@ class TensorInfo:
     data: Values | None = None
     grad: Values | None = None
     note: str | None = None
+    # The same tensor object's other names (`c = x`: x's description lists c), in the order found.
+    aliases: tuple[str, ...] = ()
+    # A module's parameter or buffer: the user's module and the submodules down to the one that
+    # holds it, by label (("model", "0") for model.0.weight), their classes, and which it is.
+    module_path: tuple[str, ...] = ()
+    module_types: tuple[str, ...] = ()
+    buffer: bool = False
+
+    @property
+    def label(self) -> str:
+        """The name within its module ("weight" for model.0.weight); else the name."""
+        if not self.module_path:
+            return self.name
+        return self.name[len(".".join(self.module_path)) + 1:]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
 
     def to_json(self) -> Json:
-        return {
+        data: Json = {
             "name": self.name, "shape": list(self.shape), "dtype": self.dtype, "device": self.device,
             "layout": self.layout, "requires_grad": self.requires_grad, "is_leaf": self.is_leaf,
             "grad_fn": self.grad_fn, "retains_grad": self.retains_grad, "version": self.version,
@@ -79,6 +97,14 @@ class TensorInfo:
             "grad": None if self.grad is None else self.grad.to_json(),
             "note": self.note,
         }
+        # Only where they apply, as the probe sends them (most tensors have neither).
+        if self.aliases:
+            data["aliases"] = list(self.aliases)
+        if self.module_path:
+            data["module_path"] = list(self.module_path)
+            data["module_types"] = list(self.module_types)
+            data["buffer"] = self.buffer
+        return data
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TensorInfo:
@@ -88,6 +114,8 @@ class TensorInfo:
             layout=d.get("layout", "strided"), retains_grad=bool(d.get("retains_grad", False)),
             version=int(d.get("version", 0)), type=d.get("type", "Tensor"), object=d.get("object"),
             data=optional(Values, d.get("data")), grad=optional(Values, d.get("grad")), note=d.get("note"),
+            aliases=as_tuple(d.get("aliases")), module_path=as_tuple(d.get("module_path")),
+            module_types=as_tuple(d.get("module_types")), buffer=bool(d.get("buffer", False)),
         )
 
 

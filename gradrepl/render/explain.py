@@ -38,18 +38,27 @@ def _in_cell(context: ErrorContext) -> str:
     return f" in In [{context.cell}]" if context.cell is not None else ""
 
 
+def _failed_call(context: ErrorContext) -> BackwardEvent | None:
+    """The last backward call that failed."""
+    return next((event for event in reversed(context.backward) if event.error), None)
+
+
 def _failed_root_label(context: ErrorContext) -> RootLabel | None:
     """The first root of the last backward call that failed."""
-    for event in reversed(context.backward):
-        if event.error:
-            return event.roots[0] if event.roots else None
-    return None
+    event = _failed_call(context)
+    return event.roots[0] if event is not None and event.roots else None
 
 
 def _failed_root(context: ErrorContext) -> str | None:
-    """The root whose backward call failed: its name, else the expression on the failing
-    line (`c.sum()` in `c.sum().backward()`), else what it is."""
-    root = _failed_root_label(context)
+    """The root whose backward call failed: as the calling line wrote it (the tracer read it:
+    `c.sum()` in `c.sum().backward()`), else its name, else the expression before
+    `.backward(` on the failing line, else what it is."""
+    event = _failed_call(context)
+    if event is None:
+        return None
+    if event.expression:
+        return event.expression
+    root = event.roots[0] if event.roots else None
     if root is None:
         return None
     return root.name or expression_before(".backward(", context.source_line) or root.description

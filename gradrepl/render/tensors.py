@@ -53,5 +53,5 @@ def changed_fields(before: TensorInfo | None, after: TensorInfo) -> set[str]:
     """Which of a tensor's inspector columns differ from its description after the last cell."""
     if before is None:
         return {"name"}
-    names = ("shape", "dtype", "device", "requires_grad", "is_leaf", "grad_fn", "data", "grad", "version")
+    names = ("shape", "dtype", "device", "requires_grad", "is_leaf", "grad_fn", "data", "grad", "version", "aliases")
     return {name for name in names if getattr(before, name) != getattr(after, name)}

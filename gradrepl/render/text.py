@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gradrepl.protocol import BackwardEvent, LeafChange, Values
+from gradrepl.protocol.backward import HookEffect
 
 ELLIPSIS = "…"
 
@@ -48,26 +49,80 @@ def grad_kind(leaf: LeafChange) -> str:
     return "accumulated" if leaf.accumulated else "fresh"
 
 
-def backward_line(event: BackwardEvent, max_nodes: int = 6) -> str:
+def backward_line(event: BackwardEvent, max_nodes: int = 6, cell_error: str | None = None) -> str:
     """One backward event in one line:
-    v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: varibale.grad accumulated [[1, 2], [3, 4]]"""
+    v_out.backward(retain_graph=True) via MeanBackward0 → PowBackward0 → AccumulateGrad: varibale.grad accumulated [[0.5, 1], [1.5, 2]] → [[1, 2], [3, 4]]
+    A failed call says which nodes it reached, and its error, unless that is `cell_error`
+    (the cell's own error, "ename: evalue", printed above it already)."""
     line = backward_call(event)
+    if event.error:
+        return f"{line} {failure_text(event, max_nodes, cell_error)}"
     path = backward_path(event, max_nodes)
     if path:
         line += f" via {path}"
-    if event.error:
-        return f"{line}: failed, {event.error.splitlines()[0]}"
     if event.kind == "grad":
-        return f"{line}: returned " + ", ".join(values_preview(g) for g in event.grads or ())
+        return f"{line}: returned {returned_text(event)}" + _hooks_part(event)
     if not event.leaves:
-        return f"{line}: no .grad changed"
-    changes = [f"{leaf.name}.grad {grad_kind(leaf)} {values_preview(leaf.after)}" for leaf in event.leaves]
-    return f"{line}: " + "; ".join(changes)
+        return f"{line}: no .grad changed" + _hooks_part(event)
+    return f"{line}: " + "; ".join(leaf_change_text(leaf) for leaf in event.leaves) + _hooks_part(event)
+
+
+def failure_text(event: BackwardEvent, max_nodes: int, cell_error: str | None = None) -> str:
+    """How a failed call ended: `reached A → B, then failed: RuntimeError: ...` (the nodes the
+    engine had reached, when they were recorded; a predicted order is no claim and not given)."""
+    error = event.error or ""
+    if cell_error is not None and error.splitlines()[:1] == cell_error.splitlines()[:1]:
+        what = f"failed with the {error.split(':', 1)[0]} above"
+    else:
+        what = f"failed: {error.splitlines()[0] if error else '?'}"
+    if event.node_order == "exact" and event.nodes:
+        return f"reached {backward_path(event, max_nodes)}, then {what}"
+    if event.node_order == "exact" and not event.brief:
+        return f"{what} (before any node ran)"
+    return what
+
+
+def leaf_change_text(leaf: LeafChange) -> str:
+    """`x.grad fresh [1, 2]`; accumulated, with the value before: `x.grad accumulated [1, 2] → [2, 4]`."""
+    name = f"{leaf.name}.grad{' (retained)' if leaf.retained else ''}"
+    after = values_preview(leaf.after) if leaf.after is not None else f"norm {norm_text(leaf.norm)}"
+    if leaf.accumulated and leaf.before is not None:
+        return f"{name} accumulated {values_preview(leaf.before)} → {after}"
+    return f"{name} {grad_kind(leaf)} {after}"
+
+
+def returned_text(event: BackwardEvent) -> str:
+    """What autograd.grad returned: the values; for a brief call (values not kept), how many and their norm."""
+    grads = event.grads or ()
+    if event.brief:
+        return f"{counted(len(grads), 'grad')}, norm {norm_text(event.norm)}"
+    return ", ".join(values_preview(g) for g in grads)
+
+
+def norm_text(norm: float | str | None) -> str:
+    return "not taken" if norm is None else number(norm)
+
+
+def hook_text(hook: HookEffect) -> str:
+    """hook on x changed its grad: norm 3.2 → 1"""
+    if hook.changed:
+        return f"hook on {hook.name} changed its grad: norm {norm_text(hook.norm_in)} → {norm_text(hook.norm_out)}"
+    return f"hook on {hook.name} left its grad as it was (norm {norm_text(hook.norm_in)})"
+
+
+def _hooks_part(event: BackwardEvent) -> str:
+    return "".join(f"; {hook_text(hook)}" for hook in event.hooks)
+
+
+MAX_ROOT_TEXT = 60  # characters of a root's expression shown in a call
 
 
 def backward_call(event: BackwardEvent) -> str:
-    """The call as it could have been written: v_out.backward(retain_graph=True)."""
-    root = ", ".join(r.name or f"<{r.description}>" for r in event.roots) or "?"
+    """The call as it could have been written: v_out.backward(retain_graph=True); the root as
+    the calling line wrote it where it is known (`(a * b).sum()`), else its name, else what it is."""
+    root = event.root_text
+    if len(root) > MAX_ROOT_TEXT:
+        root = root[:MAX_ROOT_TEXT - 1] + ELLIPSIS
     args = []
     if event.gradient:
         args.append("gradient=" + ", ".join(values_preview(g) for g in event.gradient))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from rich.color import Color
-from rich.console import Console, ConsoleOptions, RenderResult
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import Style
 from rich.syntax import Syntax
+from rich.text import Text
 from textual.widgets.text_area import TextAreaTheme
 
 from gradrepl.ui.contrast import readable
@@ -49,7 +50,7 @@ class ThemedSource:
     """Source highlighted in the colours of the theme current when it is drawn, so a change
     of theme recolours what is already on screen. `make` builds the Syntax for a style."""
 
-    def __init__(self, make: Callable[[str], Syntax], *, dark: Callable[[], bool]) -> None:
+    def __init__(self, make: Callable[[str], RenderableType], *, dark: Callable[[], bool]) -> None:
         self.make = make
         self.dark = dark
         # Each layout renders and measures again; highlighting a long cell costs seconds, so the
@@ -80,3 +81,34 @@ class ThemedSource:
         if self._measured is None or self._measured[0] != key:
             self._measured = key, Measurement.get(console, options, self.make(self.style_name))
         return self._measured[1]
+
+
+CONTINUED = "↪ "  # starts a source line's wrapped part
+
+
+class WrappedSource:
+    """Highlighted source whose long lines wrap under their own indentation, after a `↪`, so a
+    wrapped part never looks like a line of its own at a lesser indent (Rich wraps to column 0)."""
+
+    def __init__(self, syntax: Syntax) -> None:
+        self.syntax = syntax
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = max(options.max_width, 8)
+        highlighted = self.syntax.highlight(self.syntax.code)
+        highlighted.rstrip()
+        for line in highlighted.split("\n", allow_blank=True):
+            if line.cell_len <= width:
+                yield line
+                continue
+            indent = min(len(line.plain) - len(line.plain.lstrip(" ")), width // 2)
+            first = line.wrap(console, width)[0]
+            yield first
+            taken = len(first.plain)
+            taken += len(line.plain[taken:]) - len(line.plain[taken:].lstrip(" "))
+            for part in line[taken:].wrap(console, width - indent - len(CONTINUED)):
+                yield Text(" " * indent) + Text(CONTINUED, style="dim") + part
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        longest = max((len(line) for line in self.syntax.code.splitlines()), default=0)
+        return Measurement(min(longest, options.max_width), options.max_width)

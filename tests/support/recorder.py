@@ -24,6 +24,7 @@ from gradrepl.cells import read_script
 from gradrepl.client.events import CellFinished, Event, ProbeReport
 from gradrepl.client.session import KernelSession
 from gradrepl.protocol import graph_request
+from support.model_cells import DEEP_BACKWARD, DEEP_MODEL, LINEAR_MODEL
 from support.recording import CellStep, Completion, RawMessage, Recording, RestartStep, Step
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,6 +32,14 @@ REPO = Path(__file__).resolve().parents[2]
 SEED = REPO / "examples" / "seed_autograd.py"
 SEED_BACKWARD = "v_out.backward(retain_graph=True)\nvaribale.grad"
 MARKDOWN_BETWEEN = REPO / "tests" / "data" / "scripts" / "markdown_between.py"
+RECURRENCE = ("import torch\nh = torch.ones(3, requires_grad=True)\nx = h\nfor _ in range(1000):\n    h = h * 1.01 + 0.5\n"
+              "y = (x * 2).sum()")
+TRAINING_SETUP = ("import torch\ntorch.manual_seed(0)\n"
+                  "model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))\n"
+                  "opt = torch.optim.SGD(model.parameters(), lr=0.05)\nxb, yb = torch.randn(64, 4), torch.randn(64, 1)")
+TRAINING_LOOP = ("for step in range(300):\n    opt.zero_grad()\n    loss = ((model(xb) - yb) ** 2).mean()\n"
+                 "    loss.backward()\n    opt.step()")
+BACKWARD_TWICE = "w = torch.ones(2, requires_grad=True)\nr = (w * 3).sum()\nr.backward()\nr.backward()"
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,27 @@ SCENARIOS = [
         "completion",
         "two names that start alike, then completions of 'varibale_u' (one match) and 'varibale_' (two)",
         lambda: [Cell("varibale_unique = 3\nvaribale_other = 4", completions=(("varibale_u", 10), ("varibale_", 9)))],
+    ),
+    Scenario(
+        "recurrence",
+        "a 1,000-step recurrence h = h * 1.01 + 0.5 from the leaf x, and y from x: graphs of h (2,001 nodes), x and y",
+        lambda: [Cell(RECURRENCE, graphs=True)],
+    ),
+    Scenario(
+        "linear_model",
+        "an nn.Linear(64, 32), a batch through it and loss.backward(): the inspector with model parameters",
+        lambda: [Cell(LINEAR_MODEL)],
+    ),
+    Scenario(
+        "deep_model",
+        "a 16-layer nn.Sequential, a small MLP and a tensor under two names, then a backward through the deep one",
+        lambda: [Cell(DEEP_MODEL), Cell(DEEP_BACKWARD)],
+    ),
+    Scenario(
+        "training_loop",
+        "a small MLP trained 300 steps in one cell (zero_grad, loss.backward(), step), then a cell whose second "
+        "r.backward() fails: the backward log's grouped entry and a failed call",
+        lambda: [Cell(TRAINING_SETUP), Cell(TRAINING_LOOP), Cell(BACKWARD_TWICE)],
     ),
 ]
 

@@ -1,4 +1,8 @@
-"""A tensor's autograd graph as a collapsible tree, asked of the kernel when the screen opens."""
+"""A tensor's autograd graph as a collapsible tree, asked of the kernel when the screen opens.
+
+A chain's next node is the next row at the same depth; a run of alike iterations is one row,
+folded, with its first and last iteration under it. For a leaf, the screen gives way to the
+list of the graphs that use it (leaf_users.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ from textual.widgets.tree import TreeNode
 
 from gradrepl.protocol import Graph
 from gradrepl.render.graph import GraphRow, graph_rows, graph_title, modified_count
+from gradrepl.render.graph_labels import is_leaf_view
 
 GraphLoader = Callable[[str], Awaitable[Graph]]
 
-EXPANDED_DEPTH = 12  # deeper nodes start folded: a long chain opens one level at a time
-_ROW_STYLES = {"node": "", "saved": "dim", "ref": "italic cyan", "cut": "italic"}
+EXPANDED_DEPTH = 12  # branches nested deeper start folded
+_ROW_STYLES = {"node": "", "run": "bold", "saved": "dim", "ref": "italic cyan", "cut": "italic", "gap": "italic",
+               "note": "italic"}
 
 
 def _label(row: GraphRow) -> Text:
@@ -43,11 +49,11 @@ class AutogradGraphScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     AutogradGraphScreen { align: center middle; }
     AutogradGraphScreen > Vertical {
-        width: 95%; max-width: 140; height: 90%;
+        width: 95%; max-width: 140; height: auto; max-height: 90%;
         border: round $accent; background: $surface; padding: 0 1;
     }
     AutogradGraphScreen #graph-status { color: $text-muted; height: auto; }
-    AutogradGraphScreen Tree { height: 1fr; background: $surface; }
+    AutogradGraphScreen Tree { height: auto; max-height: 80vh; background: $surface; }
     """
 
     def __init__(self, name: str, load: GraphLoader) -> None:
@@ -60,7 +66,7 @@ class AutogradGraphScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = f"autograd graph of {self.tensor_name}"
-            box.border_subtitle = "Enter: fold, or go to a referenced node · e/c: expand/collapse all · Esc: close"
+            box.border_subtitle = "Enter: fold, open a run, or go to a referenced node · e/c: expand/collapse all · Esc: close"
             yield Static(f"Asking the kernel for the graph of {self.tensor_name}…", id="graph-status")
             tree: Tree[GraphRow] = Tree(self.tensor_name, id="graph")
             tree.show_root = False
@@ -77,6 +83,11 @@ class AutogradGraphScreen(ModalScreen[None]):
         self.show_graph(graph)
 
     def show_graph(self, graph: Graph) -> None:
+        if is_leaf_view(graph):
+            from gradrepl.ui.screens.leaf_users import LeafUsersScreen
+
+            self.app.switch_screen(LeafUsersScreen(graph, self.load))
+            return
         self.graph = graph
         status = self.query_one("#graph-status", Static)
         status.update(Text(graph_title(graph), style="bold red" if graph.error or modified_count(graph) else ""))
@@ -88,13 +99,15 @@ class AutogradGraphScreen(ModalScreen[None]):
             del parents[row.depth + 1:]
             parent = parents[-1]
             if row.has_children:
-                node = parent.add(_label(row), data=row, expand=row.depth < EXPANDED_DEPTH)
+                expand = row.kind != "run" and row.depth < EXPANDED_DEPTH  # a run opens on Enter
+                node = parent.add(_label(row), data=row, expand=expand)
             else:
                 node = parent.add_leaf(_label(row), data=row)
             if row.kind == "node" and row.number is not None:
                 self.by_number[row.number] = node
             parents.append(node)
         tree.root.expand()
+        tree.cursor_line = 0  # Enter acts on the first row at once
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[GraphRow]) -> None:
         row = event.node.data

@@ -16,7 +16,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from gradrepl.protocol import BackwardEvent, JacobianView, LeafJacobian
-from gradrepl.render.text import backward_call, grad_kind, number, values_preview
+from gradrepl.render.backward_text import resets_text
+from gradrepl.render.text import backward_call, grad_kind, hook_text, norm_text, number, values_preview
 
 MAX_SHOWN_NODES = 60
 JACOBIAN_COLUMNS = 12  # wider Jacobians show their first columns and say so
@@ -32,14 +33,27 @@ def _index_label(shape: Sequence[int], flat: int) -> str:
     return "[" + ", ".join(str(i) for i in reversed(index)) + "]"
 
 
-def _overview(event: BackwardEvent) -> Table:
+def call_overview(event: BackwardEvent) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
+    if event.step:
+        table.add_row("step", f"{event.step:,} (the call's number in its cell)")
+    if event.expression and [event.expression] != [root.name for root in event.roots]:
+        table.add_row("root, as written", event.expression)
     for root in event.roots:
-        table.add_row("root", f"{root.label or '?'}  ({root.grad_fn or 'no grad_fn'})  = {values_preview(root.value)}")
+        value = f"  = {values_preview(root.value)}" if root.value is not None or not event.brief else ""
+        table.add_row("root", f"{root.label or '?'}  ({root.grad_fn or 'no grad_fn'}){value}")
+    if event.brief:
+        table.add_row("described", Text("in brief (a call past the cell's first 50): no values before, nodes predicted",
+                                        style="italic"))
+    if event.resets:
+        table.add_row("since the call before", Text(resets_text(event.resets), style="cyan"))
     gradient = event.gradient
-    table.add_row("gradient (v)", ", ".join(values_preview(g) for g in gradient) if gradient else "None (a scalar root: v = 1)")
+    if gradient and event.brief:
+        table.add_row("gradient (v)", "given (its values are not kept in brief)")
+    else:
+        table.add_row("gradient (v)", ", ".join(values_preview(g) for g in gradient) if gradient else "None (a scalar root: v = 1)")
     table.add_row("retain_graph", str(event.retain_graph))
     table.add_row("create_graph", str(event.create_graph))
     if event.inputs is not None:
@@ -50,14 +64,21 @@ def _overview(event: BackwardEvent) -> Table:
     if total > min(len(nodes), MAX_SHOWN_NODES):
         shown += f" … ({total:,} nodes in all)"
     label = "nodes, in the order they ran" if event.node_order == "exact" else "nodes, in the order predicted (not recorded)"
+    if event.error:
+        label = "nodes reached before the error" if event.node_order == "exact" else "nodes (not known: the call failed)"
     table.add_row(label, shown or "none")
     if event.error:
         table.add_row("error", Text(event.error, style="bold red"))
     for leaf in event.leaves:
         kind = grad_kind(leaf)
-        change = Text(f"{kind}\n", style="bold yellow" if kind == "accumulated" else "green")
-        change.append(f"{values_preview(leaf.before)}\n→ {values_preview(leaf.after)}")
+        norm = f"  norm {norm_text(leaf.norm)}" if leaf.norm is not None else ""
+        change = Text(f"{kind}{' (kept by retain_grad)' if leaf.retained else ''}{norm}\n",
+                      style="bold yellow" if kind == "accumulated" else "green")
+        before = "(not kept)" if event.brief and leaf.accumulated else values_preview(leaf.before)
+        change.append(f"{before}\n→ {values_preview(leaf.after) if leaf.after is not None else '(not kept)'}")
         table.add_row(f"{leaf.name}.grad", change)
+    for hook in event.hooks:
+        table.add_row(f"hooks on {hook.name}", Text(hook_text(hook), style="magenta"))
     if event.kind == "grad":
         table.add_row("returned", ", ".join(values_preview(g) for g in event.grads or ()))
     if event.kind == "backward" and not event.error and not event.leaves:
@@ -134,7 +155,7 @@ class BackwardEventScreen(ModalScreen[None]):
             cell = self.event.cell
             box.border_title = f"In [{cell if cell is not None else ' '}] {backward_call(self.event)}"
             box.border_subtitle = "Escape closes"
-            yield Static(_overview(self.event))
+            yield Static(call_overview(self.event))
             view = vjp_view(self.event)
             if view is not None:
                 yield Static(view, id="vjp")

@@ -12,7 +12,8 @@ HELP = """\
 # gradrepl
 
 Type PyTorch code in the input at the bottom. It runs in a separate Jupyter kernel, so
-nothing it does can take the app down. Typing anywhere outside a dialog goes to the input.
+nothing it does can take the app down. Typing anywhere outside a dialog goes to the input
+(a key the focused pane uses, listed below, is the pane's).
 
 | Key | In the code input |
 |---|---|
@@ -33,7 +34,7 @@ nothing it does can take the app down. Typing anywhere outside a dialog goes to 
 | F1 | this help |
 | F2 / F3 / F4 / F5 | go to the tensors / backward log / input / transcript (its latest output) |
 | F8 | restart the kernel (asks first when tensors are named) |
-| Ctrl+L | clear the transcript view (the cells are kept) |
+| Ctrl+L | clear the transcript and the backward log (the cells are kept) |
 | Ctrl+End | show the transcript's latest output |
 | Tab / Shift+Tab | next / previous pane; in the transcript, its next / previous output |
 | Ctrl+P | command palette: run all, restart, copy last output, save as, toggle panes, themes |
@@ -46,14 +47,19 @@ nothing it does can take the app down. Typing anywhere outside a dialog goes to 
 | Enter or Space | transcript: fold or unfold a long output |
 | Left / Right | transcript: scroll a wide output (Home / End: its ends) |
 | Up / Down | tensors, backward log: previous / next row or entry |
-| Enter | tensors: a tensor's detail; backward log: open the entry |
-| **g** | tensors or a tensor's detail: its autograd graph |
+| Enter | tensors: a tensor's detail, or fold / unfold a module; backward log: open the entry, or unfold a group of alike calls; graph: open a folded run (× N) or go to a node |
+| Space | tensors: fold / unfold a module |
+| **/** | tensors: filter by name (type it; Enter keeps it, Escape clears it) |
+| Home / End | tensors: first / last row |
+| **g** | tensors or a tensor's detail: its autograd graph (of a leaf: the graphs that use it) |
 | **e** / **c** | autograd graph: expand / collapse all |
 | Escape or **q** | close a detail, graph or this help (Enter too for a detail) |
 
 **Tensor inspector**: every tensor your code has named (also in lists, tuples, dicts and
-`nn.Module` parameters). A new tensor's row, and the cells that changed in the last cell,
-are highlighted (bold on the theme's yellow). The graph shows nodes, the tensors each saved for backward (in red
+`nn.Module` parameters), one row per tensor with its other names beside it (`x (= c)`). A
+module's parameters fold under a row of its own: count, values, the norm of all its grads.
+A new tensor's row, and the cells that changed in the last cell, are highlighted (bold on
+the theme's yellow) and scrolled into view. The graph shows nodes, the tensors each saved for backward (in red
 when modified in place since: backward will fail there), and the leaves by your names.
 
 **Backward log**: one entry per `.backward()` or `torch.autograd.grad` call, also from

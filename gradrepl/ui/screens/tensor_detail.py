@@ -29,6 +29,8 @@ def detail_table(info: TensorInfo) -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     table.add_row("name", info.name)
+    if info.aliases:
+        table.add_row("also named", ", ".join(info.aliases))
     table.add_row("shape", f"{shape_text(info.shape)}  {info.dtype}  {info.device}  {info.layout}")
     table.add_row("type", info.type)
     table.add_row("requires_grad", flag(info.requires_grad))

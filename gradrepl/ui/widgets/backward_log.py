@@ -1,22 +1,31 @@
 """The backward log: one entry per backward call the probe traced (root, gradient, graph
-nodes, each .grad it wrote: fresh or accumulated), and, for grads that changed without a
-traced call (`x.grad = ...`, `x.grad.zero_()`), an entry from comparing the tensor table
-before and after the cell.
+nodes, each .grad it wrote: fresh or accumulated), numbered within its cell; consecutive
+calls alike (a training loop's) are one entry that unfolds (backward_group.py); what reset
+the grads between two calls is said between their entries; and, for grads that changed
+without a traced call (`x.grad = ...`, `x.grad.zero_()`), an entry from comparing the tensor
+table before and after the cell.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TypeAlias
 
 from rich.rule import Rule
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.widgets import Static
 
 from gradrepl.protocol import BackwardEvent, TensorInfo
-from gradrepl.render.text import backward_call, backward_path, grad_kind, values_preview, vjp_lines
+from gradrepl.render.backward_text import between_text, group_header
+from gradrepl.render.call_groups import call_groups
+from gradrepl.render.text import values_preview
+from gradrepl.ui.widgets.backward_entry import BackwardEntry, call_text, prompt
+from gradrepl.ui.widgets.backward_entry import EventWanted as EntryEventWanted
+from gradrepl.ui.widgets.backward_group import BackwardGroup
+
+__all__ = ["BackwardEntry", "BackwardLog", "GradChange", "grad_changes"]
 
 
 @dataclass(frozen=True)
@@ -60,29 +69,13 @@ def grad_changes(before: dict[str, TensorInfo], after: dict[str, TensorInfo]) ->
     return changes
 
 
-class BackwardEntry(Static):
-    """One traced call; Enter (or a click) opens it in full."""
-
-    can_focus = True
-    BINDINGS = [Binding("enter", "open", "Open", show=False)]
-
-    def __init__(self, text: Text, event: BackwardEvent) -> None:
-        super().__init__(text, classes="entry")
-        self.event = event
-
-    def action_open(self) -> None:
-        self.post_message(BackwardLog.EventWanted(self.event))
-
-    def on_click(self) -> None:
-        self.action_open()
-
-
 class BackwardLog(VerticalScroll):
     DEFAULT_CSS = """
     BackwardLog { padding: 0 1; }
     BackwardLog > .empty { color: $text-muted; }
     BackwardLog > .entry { margin-bottom: 1; }
-    BackwardLog > BackwardEntry:focus { background: $boost; }
+    BackwardLog BackwardEntry:focus { background: $boost; }
+    BackwardLog > .between { color: $text-muted; margin-bottom: 1; }
     BackwardLog > .separator { color: $warning; margin-bottom: 1; }
     """
     BINDINGS = [
@@ -92,9 +85,7 @@ class BackwardLog(VerticalScroll):
         Binding("shift+tab", "leave(-1)", "Previous pane", show=False),
     ]
 
-    @dataclass
-    class EventWanted(Message):
-        event: BackwardEvent
+    EventWanted: TypeAlias = EntryEventWanted  # posted by an entry: on_backward_log_event_wanted
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -121,37 +112,30 @@ class BackwardLog(VerticalScroll):
         before: dict[str, TensorInfo],
         after: dict[str, TensorInfo],
     ) -> None:
-        """Log a cell's backward calls, then any other grads that changed in it."""
-        for event in events:
-            self._add_event(execution_count, event)
+        """Log a cell's backward calls (a group of calls alike as one entry), then any other
+        grads that changed in it."""
+        groups = call_groups(events)
+        numbered = sum(group.count for group in groups) > 1
+        previous = 0
+        for group in groups:
+            head = group.head
+            if head is None:  # calls only counted (between the first and the last described)
+                self._mount_entry(Static(Text(prompt(execution_count) + group_header(group)), classes="entry"))
+                previous = group.last_step
+                continue
+            between = between_text(previous, head) if numbered and head.step else None
+            if between:
+                self._mount_entry(Static(Text(between), classes="between"), counts=False)
+            if group.is_single:
+                self._mount_entry(BackwardEntry(call_text(execution_count, head, numbered),
+                                                replace(head, cell=execution_count)))
+            else:
+                self._mount_entry(BackwardGroup(execution_count, group))
+            previous = group.last_step
         traced = {leaf.name for event in events for leaf in event.leaves}
         changes = [c for c in grad_changes(before, after) if c.name not in traced]
         if changes:
             self._add_changes(execution_count, changes)
-
-    def _add_event(self, execution_count: int | None, event: BackwardEvent) -> None:
-        text = Text()
-        text.append(f"In [{execution_count if execution_count is not None else ' '}] ", style="bold green")
-        text.append(backward_call(event), style="bold")
-        if event.nodes:
-            text.append(f"\n  via {backward_path(event, 8)}", style="dim")
-        if event.error:
-            text.append(f"\n  failed: {event.error.splitlines()[0]}", style="bold red")
-        elif event.kind == "grad":
-            text.append("\n  returned " + ", ".join(values_preview(g) for g in event.grads or ()))
-        for leaf in event.leaves:
-            kind = grad_kind(leaf)
-            text.append(f"\n{leaf.name}.grad ", style="bold")
-            text.append(kind, style="bold yellow" if kind == "accumulated" else "green")
-            text.append(f"\n  {values_preview(leaf.before)}", style="dim")
-            text.append(f"\n→ {values_preview(leaf.after)}")
-        if not event.error and event.kind != "grad" and not event.leaves:
-            text.append("\n  no .grad changed", style="dim")
-        for line in vjp_lines(event, detail=False):
-            text.append(f"\n{line}", style="cyan")
-        if event.jacobian is not None and not event.jacobian.note:
-            text.append("\n  Enter: J, v and vᵀ·J", style="dim")
-        self._mount_entry(BackwardEntry(text, replace(event, cell=execution_count)))
 
     def _add_changes(self, execution_count: int | None, changes: list[GradChange]) -> None:
         text = Text()
@@ -165,10 +149,10 @@ class BackwardLog(VerticalScroll):
             text.append(f"\n→ {change.after if change.after is not None else 'None'}")
         self._mount_entry(Static(text, classes="entry"))
 
-    def _mount_entry(self, entry: Static) -> None:
+    def _mount_entry(self, entry: Static | BackwardGroup, counts: bool = True) -> None:
         for hint in self.query(".empty"):
             hint.remove()
-        self.entries += 1
+        self.entries += counts
         self.mount(entry)
         self.call_after_refresh(self.scroll_end, animate=False)
 
@@ -185,8 +169,8 @@ class BackwardLog(VerticalScroll):
         focused = self.screen.focused
         at = entries.index(focused) if focused in entries else len(entries)
         target = entries[max(0, min(len(entries) - 1, at + step))]
-        target.focus()
-        target.scroll_visible(animate=False)
+        target.focus(scroll_visible=False)
+        target.scroll_visible(animate=False, top=target.outer_size.height > self.size.height // 2)
 
     def add_separator(self, label: str) -> None:
         """A rule across the log where the kernel restarted."""

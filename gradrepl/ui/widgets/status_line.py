@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.color import Color
 from textual.reactive import reactive
 from textual.widgets import Static
 
-STATE_STYLES = {
-    "starting": "bold yellow",
-    "idle": "bold green",
-    "busy": "bold magenta",
-    "dead": "bold white on red",
-    "restarting": "bold yellow",
+from gradrepl.ui.contrast import on, readable
+
+STATE_COLOURS = {  # the theme colour each kernel state is shown in
+    "starting": "warning",
+    "idle": "success",
+    "busy": "accent",
+    "dead": "error",
+    "restarting": "warning",
 }
+
+
+def theme_styles(variables: dict[str, str]) -> dict[str, str]:
+    """Rich styles for the kernel states and the unsaved count in the theme's colours, each
+    readable on the status line's background ($panel); "dead" is a badge."""
+    panel = Color.parse(variables["panel"]).rgb
+
+    def text(name: str) -> str:
+        return "bold " + Color(*readable(Color.parse(variables[name]).rgb, panel)).hex
+
+    styles = {state: text(colour) for state, colour in STATE_COLOURS.items()}
+    error = Color.parse(variables["error"]).rgb
+    styles["dead"] = f"bold {Color(*on(error)).hex} on {Color(*error).hex}"
+    styles["unsaved"] = text("warning")
+    return styles
 
 
 REASON_KEPT = 24  # columns of a dead kernel's reason kept before the path is shortened
@@ -29,6 +47,8 @@ class StatusLine(Static):
     progress: reactive[str] = reactive("")
     path: reactive[str] = reactive("")
     unsaved: reactive[int] = reactive(0)
+    _styled_for: str | None = None
+    _theme_styles: dict[str, str] = {}  # replaced whole, never changed in place
 
     def render(self) -> Text:
         """One row, whatever the width: a long path loses its leading folders first ("…/name.py"),
@@ -43,9 +63,10 @@ class StatusLine(Static):
         reason = f" {self.kernel_reason}" if self.kernel_reason else ""
         path = _fit_left(path, max(room - min(len(reason), REASON_KEPT), 4))
         reason = _fit_right(reason, max(room - len(path), 0))
+        styles = self._styles()
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" kernel ")
-        text.append(f" {self.kernel_state} ", style=STATE_STYLES.get(self.kernel_state, "bold"))
+        text.append(f" {self.kernel_state} ", style=styles.get(self.kernel_state, "bold"))
         if reason:
             text.append(reason, style="italic")
         text.append(f"  │  {cells}")
@@ -53,8 +74,14 @@ class StatusLine(Static):
             text.append(f"  │  {self.progress}", style="bold")
         text.append(f"  │  {path}")
         if unsaved:
-            text.append(unsaved, style="bold yellow")
+            text.append(unsaved, style=styles["unsaved"])
         return text
+
+    def _styles(self) -> dict[str, str]:
+        theme = self.app.theme
+        if self._styled_for != theme:
+            self._theme_styles, self._styled_for = theme_styles(self.app.theme_variables), theme
+        return self._theme_styles
 
 
 def _fit_left(text: str, width: int) -> str:

@@ -100,11 +100,11 @@ class CellView(Vertical):
         return text
 
     def _source(self) -> RenderableType:
-        from gradrepl.ui.syntax import ThemedSource
+        from gradrepl.ui.syntax import ThemedSource, WrappedSource
 
         source = shown_source(self.cell.source)
         return ThemedSource(
-            lambda style: Syntax(source, "python", theme=style, background_color="default", word_wrap=True),
+            lambda style: WrappedSource(Syntax(source, "python", theme=style, background_color="default")),
             dark=lambda: self.app.current_theme.dark,
         )
 

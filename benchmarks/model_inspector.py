@@ -1,0 +1,115 @@
+"""app-model-inspector: an optimizer step's cell round trip in the app (run_test, 120x40) with
+a 300-parameter-tensor model in the namespace, from the app taking the cell (Ctrl+R) to every pane drawn, the inspector
+included (all 300 tensors change: the probe describes and sends each, the inspector redraws),
+against the same round trip with 10 plain tensors in the namespace. A whole training step
+(zero_grad, backward, step) is timed too, for the JSON: its 300 grads also fill the backward log."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from benchmarks.app_latency import in_fresh_app, leftover_note
+from benchmarks.common import BenchError, Row, median, say
+
+LAYERS = 150  # nn.Linear(8, 8) each: a weight and a bias, 300 parameter tensors
+MODEL_SETUP = ("import torch\nfrom torch import nn\ntorch.manual_seed(0)\n"
+               f"model = nn.Sequential(*[nn.Linear(8, 8) for _ in range({LAYERS})])\nbatch = torch.randn(4, 8)\n"
+               "opt = torch.optim.SGD(model.parameters(), lr=0.01)\nmodel(batch).sum().backward()")
+PLAIN_SETUP = ("import torch\n" + "".join(f"t{i} = torch.ones(8, 8, requires_grad=True)\n" for i in range(10))
+               + "opt = torch.optim.SGD([" + ", ".join(f"t{i}" for i in range(10)) + "], lr=0.01)\n"
+               + "sum(t.sum() for t in opt.param_groups[0]['params']).backward()")
+STEP = "opt.step()"  # every parameter's values change, no backward call
+MODEL_TRAINING = "opt.zero_grad()\nmodel(batch).sum().backward()\nopt.step()"
+PLAIN_TRAINING = "opt.zero_grad()\nsum(t.sum() for t in opt.param_groups[0]['params']).backward()\nopt.step()"
+TARGET_MS = 100.0
+
+
+class StampedList(list[float]):
+    """app.panes_updated, also keeping when each figure came (the refresh after the panes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stamps: list[float] = []
+
+    def append(self, value: float) -> None:
+        self.stamps.append(time.perf_counter())
+        super().append(value)
+
+
+def stamp_submits(app: Any) -> list[float]:
+    """When the app takes each cell (Ctrl+R handled): pilot.press itself waits 40 ms or more
+    before the key reaches the app, which is the harness, not the app."""
+    stamps: list[float] = []
+    submit = app.submit
+
+    def stamped(*args: Any, **kwargs: Any) -> Any:
+        stamps.append(time.perf_counter())
+        return submit(*args, **kwargs)
+
+    app.submit = stamped
+    return stamps
+
+
+async def round_trip(app: Any, pilot: Any, source: str, submits: list[float]) -> float:
+    """Seconds from the app taking `source` (Ctrl+R) to the refresh after every pane showed its result."""
+    drawn = app.panes_updated
+    before, taken = len(drawn), len(submits)
+    app.query_one("#input").load_text(source)
+    await pilot.press("ctrl+r")
+    await app.until_idle()
+    await pilot.pause(0.2)
+    cell = app.worksheet.cells[-1]
+    if cell.state != "ok":
+        raise BenchError(f"app-model-inspector: cell {source.splitlines()[0]!r} ended {cell.state} {cell.reason}".rstrip())
+    if len(drawn) != before + 1 or len(submits) != taken + 1:
+        raise BenchError(f"app-model-inspector: {len(drawn) - before} pane updates, {len(submits) - taken} cells for one Ctrl+R")
+    return float(drawn.stamps[-1] - submits[-1])
+
+
+async def series(app: Any, pilot: Any, setup: str, training: str, count: int, tensors: int) -> tuple[list[float], list[float]]:
+    """Milliseconds of `count` optimizer steps, then of `count` training steps."""
+    app.panes_updated = StampedList()
+    submits = stamp_submits(app)
+    if app.runner.state != "idle":
+        raise BenchError(f"app-model-inspector: the app's kernel is {app.runner.state}")
+    await round_trip(app, pilot, setup, submits)
+    await round_trip(app, pilot, STEP, submits)  # warm
+    listed = len(app.inspector.tensors)
+    if listed != tensors:
+        raise BenchError(f"app-model-inspector: the inspector lists {listed} tensors, not {tensors}")
+    steps = [await round_trip(app, pilot, STEP, submits) * 1e3 for _ in range(count)]
+    await round_trip(app, pilot, training, submits)
+    trainings = [await round_trip(app, pilot, training, submits) * 1e3 for _ in range(count)]
+    return steps, trainings
+
+
+async def bench_async(count: int) -> list[Row]:
+    (model, model_training), left_model = await in_fresh_app(
+        lambda app, pilot: series(app, pilot, MODEL_SETUP, MODEL_TRAINING, count, 2 * LAYERS + 1), "app-model-inspector")
+    (plain, plain_training), left_plain = await in_fresh_app(
+        lambda app, pilot: series(app, pilot, PLAIN_SETUP, PLAIN_TRAINING, count, 10), "app-model-inspector")
+    value, anchor = median(model), median(plain)
+    say(f"app-model-inspector: opt.step() {value:.1f} ms with {2 * LAYERS} parameter tensors (max {max(model):.1f}), "
+        f"{anchor:.1f} ms with 10 plain tensors (max {max(plain):.1f}); a training step {median(model_training):.1f} ms "
+        f"and {median(plain_training):.1f} ms")
+    leftover = "".join(leftover_note(left) for left in (left_model, left_plain))
+    return [
+        Row(
+            "app-model-inspector", value, "ms", "same, 10 plain tensors", anchor, value / anchor,
+            f"<= {TARGET_MS:.0f} ms", value <= TARGET_MS,
+            note=f"run_test 120x40: from the app taking {STEP!r} (Ctrl+R handled) (all {2 * LAYERS} parameters change) to the refresh after every "
+            f"pane was updated, the model folded in the inspector as it starts; median of {count}; anchor: the same "
+            f"with 10 8x8 leaves, in a fresh app of its own after it; training_ms: zero_grad, backward and step"
+            + leftover,
+            samples=model, anchor_samples=plain,
+            extra={"max_ms": max(model), "anchor_max_ms": max(plain), "training_ms": model_training,
+                   "anchor_training_ms": plain_training, "training_median_ms": median(model_training),
+                   "anchor_training_median_ms": median(plain_training)},
+        )
+    ]
+
+
+def bench_model_inspector(count: int) -> list[Row]:
+    return asyncio.run(bench_async(count))
