@@ -29,6 +29,12 @@ async def type_text(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
                          ":": "colon", "=": "equals_sign", ".": "full_stop", ",": "comma"}.get(c, c) for c in text])
 
 
+async def two_long_outputs(pilot) -> None:  # type: ignore[no-untyped-def]
+    """The long_output recording's two cells: a folded output, then one more below it."""
+    await run_cell(pilot, "for i in range(100):\n    print('line', i)")
+    await run_cell(pilot, "for i in range(40):\n    print('more', i)\n'done'")
+
+
 # ---------------------------------------------------------------- focus
 
 
@@ -81,8 +87,7 @@ async def test_page_up_and_down_in_the_input_scroll_the_transcript() -> None:
     with kernel_free(app):
         async with app.run_test(size=SIZE) as pilot:
             await settled(pilot)
-            await run_cell(pilot, "for i in range(100):\n    print('line', i)")
-            await run_cell(pilot, "for i in range(40):\n    print('more', i)\n'done'")
+            await two_long_outputs(pilot)
             transcript = app.query_one(Transcript)
             await pilot.pause()
             bottom = transcript.scroll_y
@@ -381,8 +386,7 @@ async def test_enter_on_the_transcript_itself_goes_to_the_last_output_in_view() 
     with kernel_free(app):
         async with app.run_test(size=SIZE) as pilot:
             await settled(pilot)
-            await run_cell(pilot, "for i in range(100):\n    print('line', i)")
-            await run_cell(pilot, "for i in range(40):\n    print('more', i)\n'done'")
+            await two_long_outputs(pilot)
             transcript = app.query_one(Transcript)
             transcript.scroll_home(animate=False)
             transcript.focus()

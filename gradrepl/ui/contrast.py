@@ -25,10 +25,13 @@ def readable(color: RGB, background: RGB, minimum: float = TEXT_CONTRAST) -> RGB
     """`color`, darkened on a light background or lightened on a dark one, in steps of a
     tenth, until it has `minimum` contrast against `background` (black or white at worst)."""
     target = 0 if luminance(background) > 0.18 else 255
+    red, green, blue = color
     for step in range(11):
-        mixed = tuple(round(c + (target - c) * step / 10) for c in color)
-        if contrast(mixed, background) >= minimum:  # type: ignore[arg-type]
-            return mixed  # type: ignore[return-value]
+        share = step / 10
+        mixed = (round(red + (target - red) * share), round(green + (target - green) * share),
+                 round(blue + (target - blue) * share))
+        if contrast(mixed, background) >= minimum:
+            return mixed
     return (target, target, target)
 
 
