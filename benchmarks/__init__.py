@@ -72,6 +72,9 @@ Rows
                            Target: < 1000 ms.
     fold-expand-key        from opening that fold and pressing "a" at once until the input has
                            handled the key, vs the same key with nothing opening. Target: < 50 ms.
+    fold-expand-first-key  a fresh app per round: `for i in range(100000): print(i)` run in its
+                           kernel, its fold opened the first time and "a" pressed at once, until
+                           the input has handled the key, vs the next key. Target: < 50 ms.
     app-model-inspector    in-process run_test: a training step's cell with a 300-parameter-tensor
                            model in the namespace (all grads change), from Ctrl+R until every
                            pane, the inspector included, is drawn, vs the same with 10 plain

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -162,19 +163,22 @@ async def key_series(app: Any, pilot: Any, presses: int) -> dict[str, tuple[list
 
 
 async def in_fresh_app(series: Callable[[Any, Any], Awaitable[T]], label: str) -> tuple[T, str | None]:
-    """`series(app, pilot)` in an app with private state dirs, once its kernel is idle; then
+    """`series(app, pilot)` in an app with private state dirs, once its kernel is idle (its
+    start-up objects frozen out of the collector as `gradrepl` freezes them); then
     whatever processes it left are killed and named (the second value, for leftover_note)."""
     from gradrepl.ui.app import GradReplApp
     from gradrepl.ui.state.history import History
 
     tag = new_tag()
+    gc.collect()  # the app freezes what exists once its kernel is idle, as `gradrepl` does: no garbage of earlier rows
     try:
         with tagged_environ(tag):
-            app = GradReplApp(history=History(None), stable=True)
+            app = GradReplApp(history=History(None), stable=True, freeze_start_up=True)
             async with app.run_test(size=(TERM_COLUMNS, TERM_LINES)) as pilot:
                 await app.until_idle()
                 results = await series(app, pilot)
     finally:
+        gc.unfreeze()
         leftover = kill_leftovers(tag, label)
     return results, leftover
 

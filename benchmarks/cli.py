@@ -21,7 +21,7 @@ GROUPS: dict[str, list[str]] = {
     "app": ["app-first-frame", "app-first-frame-over-bare", "app-memory", "app-panes-latency", "app-key-latency"],
     "backward": ["backward-log-mlp", "backward-log-chain", "backward-log-loop", "backward-log-loop-tiny"],
     "interrupt": ["interrupt-python", "interrupt-torch"],
-    "fold": ["fold-expand-1e5", "fold-expand-key"],
+    "fold": ["fold-expand-1e5", "fold-expand-key", "fold-expand-first-key"],
     "graph": ["graph-view-1e4", "graph-text-1e4"],
     "inspector": ["app-model-inspector"],
 }

@@ -336,7 +336,7 @@ def run_app(argv: list[str]) -> int:
         from gradrepl.ui.state import config
 
         app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env,
-                          settings=config.Settings(config.default_path()))
+                          settings=config.Settings(config.default_path()), freeze_start_up=True)
         if terminal is not None:
             from gradrepl.ui.typeahead import driver_with_typeahead
 

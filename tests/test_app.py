@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Static, Tree
+from textual.widgets import Static
 
 from gradrepl.cells import read_script
 from gradrepl.client.process import KernelProcess
@@ -27,6 +27,7 @@ from gradrepl.ui.screens.tensor_detail import TensorDetailScreen
 from gradrepl.ui.state.history import History
 from gradrepl.ui.widgets.backward_log import BackwardLog
 from gradrepl.ui.widgets.code_input import CodeInput
+from gradrepl.ui.widgets.graph_view import GraphView
 from gradrepl.ui.widgets.inspector import TensorInspector
 from gradrepl.ui.widgets.status_line import StatusLine
 from support.screens import rendered, tree_labels
@@ -669,12 +670,12 @@ async def test_g_on_a_tensor_shows_its_autograd_graph_with_in_place_marks(tmp_pa
         assert sum("⚠ modified in place" in label for label in labels) == 2
         assert "backward through this graph will fail" in str(screen.query_one("#graph-status").render())
         # The node reached a second time is a reference; Enter on it goes to the node itself.
-        tree = screen.query_one(Tree)
-        ref = next(n for n in screen.by_number[1].children if str(n.label).endswith("(drawn below)"))
-        tree.move_cursor(ref)
+        view = screen.query_one(GraphView)
+        ref = next(index for index, row in enumerate(view.rows) if row.text.endswith("(drawn below)"))
+        view.cursor = view.shown.index(ref)
         await pilot.press("enter")
         await pilot.pause()
-        assert tree.cursor_node is screen.by_number[3]
+        assert view.cursor_row == view.node_row(3)
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, AutogradGraphScreen)

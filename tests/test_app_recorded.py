@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from textual.widgets import Static, Tree
+from textual.widgets import Static
 
 from gradrepl.client.events import CellFinished, Result
 from gradrepl.ui.app import GradReplApp
@@ -19,6 +19,7 @@ from gradrepl.ui.screens.kernel_died import KernelDiedScreen
 from gradrepl.ui.screens.tensor_detail import TensorDetailScreen
 from gradrepl.ui.widgets.backward_log import BackwardEntry, BackwardLog
 from gradrepl.ui.widgets.code_input import CodeInput
+from gradrepl.ui.widgets.graph_view import GraphView
 from gradrepl.ui.widgets.inspector import TensorInspector
 from gradrepl.ui.widgets.output_block import OutputBlock
 from gradrepl.ui.widgets.status_line import StatusLine
@@ -127,12 +128,12 @@ async def test_g_shows_the_graph_with_its_in_place_marks_and_references_lead_to_
             assert labels[:2] == ["#0 SumBackward0 → b", "#1 MulBackward0"]
             assert sum("⚠ modified in place" in label for label in labels) == 2
             assert "backward through this graph will fail" in str(screen.query_one("#graph-status").render())
-            tree = screen.query_one(Tree)
-            ref = next(n for n in screen.by_number[1].children if str(n.label).endswith("(drawn below)"))
-            tree.move_cursor(ref)
+            view = screen.query_one(GraphView)
+            ref = next(index for index, row in enumerate(view.rows) if row.text.endswith("(drawn below)"))
+            view.cursor = view.shown.index(ref)
             await pilot.press("enter")
             await pilot.pause()
-            assert tree.cursor_node is screen.by_number[3]
+            assert view.cursor_row == view.node_row(3)
 
 
 async def test_a_dead_kernel_offers_a_restart_that_runs_the_good_cells_again() -> None:
@@ -241,3 +242,23 @@ def test_the_ui_renders_a_recording_in_a_fresh_process_without_torch_or_a_kernel
     assert run.returncode == 0, run.stderr[-2000:]
     found = json.loads(run.stdout.strip().splitlines()[-1])
     assert found == {"states": ["ok"] * 12, "process": "None", "heavy": []}
+
+
+@pytest.mark.parametrize("asked", [True, False])
+async def test_start_up_objects_are_frozen_out_of_the_collector_once_the_kernel_is_idle(
+    asked: bool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full collection over start-up's objects took 60 ms, which a key typed meanwhile
+    waited (the first opening of a 100,000-line fold). `gradrepl` asks for gc.freeze() once
+    its kernel is idle; an app that does not ask (tests) never freezes."""
+    import gc
+
+    frozen: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
+    app = recorded_app("seed", script=SEED)
+    app.freeze_start_up = asked
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            assert app.runner.state == "idle"
+    assert frozen == ([1] if asked else [])

@@ -160,11 +160,11 @@ def test_a_1000_step_recurrence_is_one_run_drawn_flat_down_to_its_leaf() -> None
     assert text.splitlines() == [
         "h (3 float32): 2,001 nodes, 1 run of alike iterations folded",
         "#0 × 1,000 AddBackward0 → MulBackward0  (2,000 nodes)",
-        "├─ #1 AddBackward0 (alpha=1) → h  [1 input without grad]",
-        "│  #2 MulBackward0  [1 input without grad]",
-        "│  └─ saved other: scalar float64",
-        "├─ … 998 iterations alike between the first and the last (1,996 nodes)",
-        "└─ #3 AddBackward0 (alpha=1)  [1 input without grad]",
+        "└─ #1 AddBackward0 (alpha=1) → h  [1 input without grad]",  # one chain: the iterations feed each other
+        "   #2 MulBackward0  [1 input without grad]",
+        "   └─ saved other: scalar float64",
+        "   … 998 iterations alike between the first and the last (1,996 nodes)",
+        "   #3 AddBackward0 (alpha=1)  [1 input without grad]",
         "   #4 MulBackward0  [1 input without grad]",
         "   └─ saved other: scalar float64",
         "#5 AccumulateGrad → x (leaf, 3 float32)",

@@ -55,10 +55,10 @@ def test_a_period_two_pattern_folds_into_one_run_with_its_first_and_last_iterati
     assert not_shown(as_graph(folded, 13)) == 0
     assert graph_text(as_graph(folded, 13)).splitlines()[1:] == [
         "#0 × 6 Add → Mul  (12 nodes)",
-        "├─ #1 Add",
-        "│  #2 Mul",
-        "├─ … 4 iterations alike between the first and the last (8 nodes)",
-        "└─ #3 Add",
+        "└─ #1 Add",
+        "   #2 Mul",
+        "   … 4 iterations alike between the first and the last (8 nodes)",
+        "   #3 Add",
         "   #4 Mul",
         "#5 AccumulateGrad → x (leaf, 3 float32)",
     ]
@@ -121,11 +121,11 @@ def test_a_dag_whose_iterations_share_nodes_folds_with_references_relative_to_ea
     # reference, to the next iteration in the first, to what follows the run in the last.
     assert text.splitlines()[1:] == [
         "#0 × 10 Add → Exp  (20 nodes)",
-        "├─ #1 Add",
-        "│  └─ #0 × 10 Add → Exp (another iteration)",
-        "│  #2 Exp",
-        "├─ … 8 iterations alike between the first and the last (16 nodes)",
-        "└─ #3 Add",
+        "└─ #1 Add",
+        "   └─ #0 × 10 Add → Exp (another iteration)",
+        "   #2 Exp",
+        "   … 8 iterations alike between the first and the last (16 nodes)",
+        "   #3 Add",
         "   └─ #5 AccumulateGrad → x (drawn below)",
         "   #4 Exp",
         "#5 AccumulateGrad → x (leaf, 3 float32)",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from textual.containers import Vertical
 from textual.pilot import Pilot
-from textual.widgets import OptionList, Tree
+from textual.widgets import OptionList
 
 from gradrepl.ui.app import GradReplApp
 from gradrepl.ui.screens.autograd_graph import AutogradGraphScreen
@@ -14,7 +14,7 @@ from gradrepl.ui.screens.leaf_users import LeafUsersScreen
 from gradrepl.ui.widgets.inspector import TensorInspector
 from support.recorded_app import kernel_free, recorded_app, run_cell, until_shown
 from support.recorder import RECURRENCE
-from support.screens import tree_labels
+from support.screens import shown_labels, tree_labels
 
 SIZE = (120, 40)
 
@@ -29,11 +29,6 @@ async def open_graph(pilot: Pilot, name: str) -> None:
     await until_shown(pilot, lambda: getattr(pilot.app.screen, "graph", None) is not None, f"the graph of {name} came")
 
 
-def visible_labels(screen: AutogradGraphScreen) -> list[str]:
-    tree = screen.query_one(Tree)
-    return [str(tree.get_node_at_line(line).label) for line in range(tree.last_line + 1)]
-
-
 async def test_a_recurrence_opens_as_one_folded_run_then_its_first_and_last_iteration() -> None:
     app = recorded_app("recurrence")
     with kernel_free(app):
@@ -41,13 +36,13 @@ async def test_a_recurrence_opens_as_one_folded_run_then_its_first_and_last_iter
             await open_graph(pilot, "h")
             screen = app.screen
             assert isinstance(screen, AutogradGraphScreen)
-            assert visible_labels(screen) == [
+            assert shown_labels(screen) == [
                 "#0 × 1,000 AddBackward0 → MulBackward0  (2,000 nodes)",
                 "#5 AccumulateGrad → x (leaf, 3 float32)",
             ]
             await pilot.press("enter")  # the cursor starts on the first row: the run opens
             await pilot.pause()
-            assert visible_labels(screen) == [
+            assert shown_labels(screen) == [
                 "#0 × 1,000 AddBackward0 → MulBackward0  (2,000 nodes)",
                 "#1 AddBackward0 (alpha=1) → h  [1 input without grad]",
                 "#2 MulBackward0  [1 input without grad]",

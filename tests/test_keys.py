@@ -235,8 +235,8 @@ async def test_a_restart_leaves_a_separator_in_the_transcript_and_the_backward_l
             await workers_done(pilot, "kernel-control")
             await settled(pilot)
             [rule] = app.backward_log.query(".separator")
-            assert "kernel restarted" in rendered(rule.render(), 60)  # type: ignore[arg-type]
-            assert "kernel restarted" in " ".join(rendered(w.render(), 80) for w in app.transcript.query(Static))  # type: ignore[arg-type]
+            assert "kernel restarted" in rendered(rule.content, 60)  # type: ignore[arg-type]
+            assert "kernel restarted" in " ".join(rendered(w.content, 80) for w in app.transcript.query(Static))  # type: ignore[arg-type]
 
 
 async def test_with_no_named_tensors_f8_restarts_at_once() -> None:
@@ -478,3 +478,32 @@ async def test_a_maximized_pane_fills_the_screen_with_its_border_whole(pane: str
             await pilot.pause()
             assert widget.region.width == SIZE[0], widget.region
             assert widget.region.height >= SIZE[1] - 2, widget.region  # the footer and status line stay
+
+
+async def test_enter_and_recall_do_not_compile_the_highlighting_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Enter emptied the input with load_text, which compiles tree-sitter's highlight
+    query again: 32 ms on the UI thread at every cell, as its output was about to come.
+    The input is emptied and refilled by an edit; Ctrl+Z has nothing to undo after either."""
+    from textual.document._syntax_aware_document import SyntaxAwareDocument
+
+    compiled: list[str] = []
+    prepare = SyntaxAwareDocument.prepare_query
+    monkeypatch.setattr(SyntaxAwareDocument, "prepare_query", lambda self, query: compiled.append(query) or prepare(self, query))
+    app = recorded_app("restart_with_tensors")
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            code_input = app.query_one(CodeInput)
+            assert code_input.language == "python" and compiled  # highlighting on: its query compiled once
+            compiled.clear()
+            code_input.insert(RESTART_FIRST)
+            await pilot.press("ctrl+r")
+            await settled(pilot)
+            assert code_input.text == "" and app.worksheet.cells[-1].source == RESTART_FIRST
+            await pilot.press("up")
+            assert code_input.text == RESTART_FIRST
+            await pilot.press("ctrl+z")
+            assert code_input.text == RESTART_FIRST
+            await pilot.press("escape")
+            assert code_input.text == ""
+            assert compiled == []

@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -23,11 +24,14 @@ import pytest
 import torch
 import zmq
 from ipykernel import iostream
+from rich.segment import Segment
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.color import Color
+from textual.filter import LineFilter
 from textual.screen import Screen
-from textual.widgets import Footer, TextArea
+from textual.widgets import Footer, Static, TextArea
 
 from gradrepl.inkernel import graph, launch
 from gradrepl.protocol import RUNTIME_DIR_PREFIX
@@ -733,6 +737,29 @@ async def test_app_notifications_lists_the_notices_shown() -> None:
         assert [n.message for n in getattr(app, "_notifications", ())] == ["changed on disk"], changed(
             "App._notifications (tests only)", "tests/test_app.py cannot see the notices the app shows"
         )
+
+
+class UpperFilter(LineFilter):
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        return [Segment(segment.text.upper(), segment.style, segment.control) for segment in segments]
+
+
+class FilteredApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield Static("drawn through the filter")
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), UpperFilter()]
+
+
+async def test_app_line_filters_are_applied_to_every_line_drawn() -> None:
+    app = FilteredApp()
+    async with app.run_test(size=(40, 3)) as pilot:
+        await pilot.pause()
+        why = changed("textual.filter.LineFilter / App.get_line_filters()",
+                      "text below 4.5:1 on its background is no longer made readable (ui/readable_text.py)")
+        drawn = "".join(strip.text for strip in app.screen._compositor.render_strips())
+        assert "DRAWN THROUGH THE FILTER" in drawn, why
 
 
 def test_xterm_parser_turns_terminal_input_into_key_events() -> None:

@@ -144,12 +144,6 @@ def test_seed_resumed_at_80x24(snap_compare) -> None:
     assert snap_compare(seed_app(), terminal_size=(80, 24), run_before=settled)
 
 
-def test_seed_resumed_at_160x50(snap_compare) -> None:
-    """The resumed seed on a large terminal: more of the transcript, all ten tensors with
-    full data and grad previews, the backward log's entries in full."""
-    assert snap_compare(seed_app(), terminal_size=(160, 50), run_before=settled)
-
-
 def test_graph_with_a_saved_tensor_modified_in_place(snap_compare) -> None:
     """g on `b` in the inspector, where b = (a.sin() * a).sum() and a was then changed in
     place: the graph screen titled 'autograd graph of b', a red line saying 2 saved tensors

@@ -90,6 +90,13 @@ def test_seed_resumed_at_80x24(snap_compare: SnapCompare) -> None:
     snapshot(snap_compare, recorded_app("seed", script=SEED), size=(80, 24))
 
 
+def test_seed_resumed_at_160x50(snap_compare: SnapCompare) -> None:
+    """The resumed seed on a large terminal: more of the transcript, all ten tensors with
+    full data and grad previews, the backward log's entries in full. (It ran on a real kernel
+    in test_snapshots.py, where a loaded machine's timing moved the transcript's scroll bar.)"""
+    snapshot(snap_compare, recorded_app("seed", script=SEED), size=(160, 50))
+
+
 def test_backward_cell_run_three_times_more(snap_compare: SnapCompare) -> None:
     """The seed resumed, then its backward cell typed three more times: the transcript ends
     with Out[15] tensor([[2., 4.], [6., 8.]]); the backward log's last three entries are
@@ -190,7 +197,8 @@ def test_a_1000_step_recurrence_graph_folded(snap_compare: SnapCompare) -> None:
 
 
 def test_a_1000_step_recurrence_graph_with_its_run_opened(snap_compare: SnapCompare) -> None:
-    """The same after Enter and e: '▼ #0 × 1,000 …' open over its first iteration (#1
+    """The same after Enter and e: '▼ #0 × 1,000 …' open over one chain hanging from '└─ #1' (no
+    other branch): its first iteration (#1
     AddBackward0 (alpha=1) → h, #2 MulBackward0 with 'saved other: scalar float64'), '… 998
     iterations alike between the first and the last (1,996 nodes)', its last iteration (#3,
     #4), then #5 AccumulateGrad → x at the left edge again: nothing deeper than two levels."""

@@ -68,3 +68,13 @@ async def test_the_kernel_state_and_the_unsaved_count_are_readable_in_every_them
             background = segment.style.bgcolor.get_truecolor() if segment.style.bgcolor else panel
             ratio = contrast(segment.style.color.get_truecolor(), background)
             assert ratio >= TEXT_CONTRAST, (segment.text, round(ratio, 2))
+
+
+@pytest.mark.parametrize("path", ["", "lesson.py", "/home/me/lessons/lesson.py"])
+async def test_a_dead_kernels_reason_is_cut_before_the_file_name(path: str) -> None:
+    """At 80 columns a dead kernel's reason kept 24 columns and left '… file' or '…on.py'."""
+    reason = "(the kernel died: exit code -9, killed by the system)"
+    row = await shown(80, kernel_state="dead", kernel_reason=reason, cells_run=3, path=path, unsaved=2)
+    name = path.rsplit("/", 1)[-1] or "no file"
+    assert row.endswith(f"{name}  ● 2 unsaved") and f"…{name}" not in row.replace("…/", ""), row
+    assert "(the kernel died" in row and "…" in row and len(row) <= 80, row

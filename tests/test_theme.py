@@ -17,9 +17,10 @@ from gradrepl.ui.state.journal import Journal
 from gradrepl.ui.syntax import DARK_SYNTAX, LIGHT_INPUT, LIGHT_SYNTAX, ThemedSource
 from gradrepl.ui.widgets.code_input import CodeInput
 from gradrepl.ui.widgets.transcript import CellView
-from support.recorded_app import ROOT, kernel_free, recorded_app, run_cell, settled
+from support.recorded_app import ROOT, SEED, kernel_free, recorded_app, run_cell, settled, until_shown
 from support.recorded_session import RecordedSession
 from support.recording import load
+from support.screens import faint_text
 
 SnapCompare = Callable[..., bool]
 SIZE = (120, 40)
@@ -201,3 +202,36 @@ def test_a_colour_is_made_readable_on_light_and_dark_backgrounds() -> None:
             assert contrast(readable(color, background), background) >= TEXT_CONTRAST, (color, background)
     assert readable((0, 0, 0), (255, 255, 255)) == (0, 0, 0)  # already readable: unchanged
     assert on((185, 60, 91)) == (255, 255, 255) and on((255, 196, 115)) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light", "solarized-light", "catppuccin-latte", "nord", "gruvbox"])
+async def test_every_text_drawn_is_readable_on_its_background_in_every_screen(theme: str) -> None:
+    """Contrast of every text segment drawn (4.5:1): the resumed seed (the changed rows, the log's dim lines, the inspector's subtitle, the footer keys, the
+    input's placeholder), a tensor's detail, its graph, a backward call's vᵀ·J view, help.
+    solarized-light drew dim log text at 2.6:1 and 'accumulated' at 2.6:1; every theme drew
+    '10 tensors, 1 changed' in the unfocused border colour (1.0 to 1.3:1)."""
+    from gradrepl.ui.widgets.inspector import TensorInspector
+
+    app = recorded_app("seed", script=SEED)
+    app.theme = theme
+    faint: dict[str, dict[str, float]] = {}
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            faint["main"] = faint_text(app)
+            inspector = app.query_one(TensorInspector)
+            await pilot.press("f2")
+            inspector.move_cursor(row=list(inspector.tensors).index("varibale"))
+            await pilot.press("enter")
+            await pilot.pause()
+            faint["detail"] = faint_text(app)
+            await pilot.press("escape", "g")
+            await until_shown(pilot, lambda: getattr(app.screen, "graph", None) is not None, "the graph came")
+            faint["graph"] = faint_text(app)
+            await pilot.press("escape", "f3", "up", "up", "enter")
+            await pilot.pause()
+            faint["backward call"] = faint_text(app)
+            await pilot.press("escape", "f1")
+            await pilot.pause()
+            faint["help"] = faint_text(app)
+    assert {screen: texts for screen, texts in faint.items() if texts} == {}

@@ -310,3 +310,24 @@ def test_a_long_source_line_wraps_under_its_own_indentation_after_a_mark() -> No
     assert all(len(line) <= 40 for line in lines)
     rejoined = lines[1] + " " + " ".join(line.removeprefix("    " + CONTINUED) for line in wrapped)
     assert " ".join(rejoined.split()) == " ".join(source.splitlines()[1].split())  # nothing lost
+
+
+def test_a_backward_entry_wraps_under_its_indentation_and_a_rule_keeps_its_label_whole() -> None:
+    """At 80x24 the backward log is 30 columns: 'via A → B → C' went on at column 0 and the
+    restart rule read 'kernel restarted: a fre…'."""
+    from rich.text import Text
+
+    from gradrepl.ui.hanging import HangingText, LabelledRule
+    from support.screens import rendered
+
+    entry = Text("In [1] (w * 3).sum().backward()\n  via SumBackward0 → MulBackward0 → AccumulateGrad\nw.grad fresh")
+    lines = rendered(HangingText(entry), 28).splitlines()
+    assert lines[0].startswith("In [1] ") and lines[1].startswith("  ") and lines[-1].rstrip() == "w.grad fresh"
+    via = [line for line in lines if "Backward0" in line or "AccumulateGrad" in line]
+    assert via[0].startswith("  via ") and all(line.startswith("    ") for line in via[1:]), lines
+    assert " ".join(line.strip() for line in via) == "via SumBackward0 → MulBackward0 → AccumulateGrad"
+    assert all(len(line.rstrip()) <= 28 for line in lines)
+    label = "kernel restarted: a fresh namespace"
+    narrow = rendered(LabelledRule(label), 28)
+    assert "…" not in narrow and " ".join(narrow.replace("─", " ").split()) == label, narrow
+    assert label in rendered(LabelledRule(label), 60) and "─" in rendered(LabelledRule(label), 60).split(label)[0]

@@ -191,19 +191,18 @@ def numbers(count: int) -> str:
     return "".join(f"{i}\n" for i in range(count))
 
 
-async def show_stream(pilot: Pilot, text: str, *, running: bool = False) -> OutputBlock:
+async def show_stream(pilot: Pilot, text: str, *, running: bool = False, number: int = 1) -> OutputBlock:
     app = pilot.app
     assert isinstance(app, GradReplApp)
     await settled(pilot)
-    cell = SessionCell(1, "for i in range(100000): print(i)")
+    cell = SessionCell(number, "for i in range(100000): print(i)")
     if running:
         cell.state = "running"
     app.transcript.add_cell(cell)
     await pilot.pause()
     app.transcript.add_event(cell, Stream("stdout", text))
     await settled(pilot)
-    [block] = app.query(OutputBlock)
-    return block
+    return app.transcript.view_of(cell).query_one(OutputBlock)
 
 
 async def test_an_opened_100000_line_fold_scrolls_inside_a_block_of_the_folded_height() -> None:
@@ -288,3 +287,30 @@ async def test_a_click_on_the_fold_row_opens_it_and_leaves_the_keys_in_the_input
             assert code_input.text == "x"
             await pilot.click(block, offset=(3, 2))  # a line of it: its keys (Home / End ...) are wanted
             assert app.focused is block
+
+
+async def test_a_click_on_an_output_without_keys_of_its_own_leaves_the_keys_in_the_input() -> None:
+    """A click on a short output's line focused it, and the next key typed moved focus back:
+    two restyles of the panes and the footer (120-150 ms in tmux) before the key was echoed.
+    A wide output scrolls sideways with the keys, so a click gives it focus; the transcript's
+    border shows where focus is without a `:focus-within` rule restyling every cell."""
+    from textual.color import Color
+
+    app = recorded_app(None)
+    with kernel_free(app):
+        async with app.run_test(size=(120, 40)) as pilot:
+            short = await show_stream(pilot, numbers(5))
+            code_input = app.query_one(CodeInput)
+            code_input.focus()
+            await settled(pilot)
+            await pilot.click(short, offset=(3, 1))
+            assert app.focused is code_input
+            wide = await show_stream(pilot, "x" * 400 + "\n", number=2)
+            await settled(pilot)
+            await pilot.click(wide, offset=(3, 0))
+            assert app.focused is wide
+            accent, panel = (Color.parse(app.theme_variables[name]) for name in ("accent", "panel"))
+            assert app.transcript.styles.border_top[1] == accent
+            await pilot.press("y")
+            assert app.focused is code_input and code_input.text.endswith("y")
+            assert app.transcript.styles.border_top[1] == panel

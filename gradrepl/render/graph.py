@@ -10,6 +10,7 @@ iterations is one row, with its first and last iteration under it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -26,7 +27,7 @@ from gradrepl.render.graph_labels import (
     shape_label,
 )
 
-__all__ = ["GraphRow", "graph_rows", "graph_text", "graph_title", "modified_count", "shape_label"]
+__all__ = ["GraphRow", "graph_rows", "graph_text", "graph_title", "modified_count", "row_guides", "shape_label"]
 
 MAX_TEXT_DEPTH = 24  # levels of guides drawn in text; deeper rows say their depth
 
@@ -49,10 +50,14 @@ def graph_rows(graph: Graph) -> list[GraphRow]:
     nodes = graph.nodes
     rows: list[GraphRow] = []
     entries = lay_out(nodes).entries
+    previous: Entry | None = None
     index = 0
     while index < len(entries):
         entry = entries[index]
         index += 1
+        # After a run's gap its last iteration goes on the chain of the first one.
+        after_gap = previous is not None and previous.kind == "gap" and previous.depth == entry.depth
+        previous = entry
         if entry.kind == "ref":
             times = 1
             while index < len(entries) and _same_reference(entries[index], entry):
@@ -64,14 +69,17 @@ def graph_rows(graph: Graph) -> list[GraphRow]:
         elif entry.kind == "cut":
             rows.append(GraphRow(entry.depth, "cut", "… the graph goes on past what is shown"))
         elif entry.kind == "gap":
-            rows.append(GraphRow(entry.depth, "gap", gap_label(nodes[entry.number]), number=entry.number))
+            # The iterations between the first and the last: the next steps of the first one's chain.
+            goes_on = bool(rows) and rows[-1].depth >= entry.depth
+            rows.append(GraphRow(entry.depth, "gap", gap_label(nodes[entry.number]), number=entry.number,
+                                 continues=goes_on))
         elif entry.kind == "unreached":
             rows.append(GraphRow(0, "note", "… leaves reached through nodes not shown:"))
         else:
             node = nodes[entry.number]
             kind: RowKind = "run" if node.repeat is not None else "node"
             rows.append(GraphRow(entry.depth, kind, node_label(node, entry.number), number=entry.number,
-                                 continues=entry.continues))
+                                 continues=entry.continues or after_gap))
             for saved in node.saved:
                 text, warn = saved_label(saved)
                 rows.append(GraphRow(entry.depth + 1, "saved", text, warn=warn))
@@ -107,24 +115,34 @@ def _with_guides(rows: list[GraphRow]) -> list[GraphRow]:
     return out
 
 
-def graph_text(graph: Graph) -> str:
-    """The graph as an indented text tree with box-drawing guides."""
-    lines = [graph_title(graph)]
+def row_guides(rows: Sequence[GraphRow]) -> list[str]:
+    """What is drawn left of each row's text: the guides of the rows above it (`│  ` where a
+    later sibling follows, else blanks) and its own branch (`├─ ` / `└─ ` for a sibling, only
+    a guide for the next node of a chain, nothing at depth 0). The same for any folding: a
+    row's guides depend only on its ancestors, which are shown whenever it is."""
+    guides: list[str] = []
     ancestors: list[GraphRow] = []  # the latest row at each depth above the current one
-    for row in graph_rows(graph):
+    for row in rows:
         del ancestors[row.depth:]
-        shown = ancestors[1:]
-        guides = "".join("   " if above.last else "│  " for above in shown)
+        shown = ancestors[1:]  # depth 0 draws no guide
+        lead = "".join("   " if above.last else "│  " for above in shown[-MAX_TEXT_DEPTH:])
         if len(shown) > MAX_TEXT_DEPTH:  # a deep tree: say how deep instead of drawing every level
-            guides = f"[depth {row.depth}] " + "".join("   " if above.last else "│  " for above in shown[-MAX_TEXT_DEPTH:])
+            lead = f"[depth {row.depth}] {lead}"
         if row.depth == 0:
             branch = ""
         elif row.continues:
             branch = "   " if row.last else "│  "
         else:
             branch = "└─ " if row.last else "├─ "
-        lines.append(f"{guides}{branch}{row.text}")
+        guides.append(lead + branch)
         while len(ancestors) <= row.depth:
             ancestors.append(row)
         ancestors[row.depth] = row
-    return "\n".join(lines)
+    return guides
+
+
+def graph_text(graph: Graph) -> str:
+    """The graph as an indented text tree with box-drawing guides."""
+    rows = graph_rows(graph)
+    lines = (f"{guides}{row.text}" for guides, row in zip(row_guides(rows), rows, strict=True))
+    return "\n".join([graph_title(graph), *lines])

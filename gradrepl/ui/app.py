@@ -4,9 +4,10 @@ with the kernel in its own process."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,11 +16,13 @@ from textual.actions import SkipAction
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.filter import LineFilter
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from gradrepl.client.process import KernelProcess
 from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
+from gradrepl.ui.readable_text import ReadableText
 from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.ui.state.config import Settings
 from gradrepl.ui.state.history import History, default_path
@@ -32,6 +35,7 @@ from gradrepl.ui.widgets.recover_offer import RecoverOffer
 from gradrepl.ui.widgets.status_line import StatusLine
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
     from textual.widgets import OptionList
 
     from gradrepl.cells import Script
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 PANES = Binding.Group("Panes", compact=False)
 PANES_DEFER = 0.15  # seconds after the footer's keys: they get drawn first
 STARTUP_DEFER = 0.1  # seconds
+STABLE_TOAST_SECONDS = 600
 
 
 class GradReplApp(App[int]):
@@ -83,8 +88,14 @@ class GradReplApp(App[int]):
         kernel_env: dict[str, str] | None = None,
         session_factory: SessionFactory | None = None,
         settings: Settings | None = None,
+        freeze_start_up: bool = False,
     ) -> None:
         super().__init__()
+        # The objects of start-up (modules, styles, widgets) leave the collector's full passes
+        # once the kernel is first idle: a full pass over them took 60 ms, which a key typed
+        # meanwhile waited. cli.py asks for it; in a test process it would keep earlier tests'
+        # garbage forever.
+        self.freeze_start_up = freeze_start_up
         self.settings = settings if settings is not None else Settings(None)  # cli.py passes the user's
         self.worksheet = Worksheet(script)
         self.journal = journal if journal is not None else Journal(journal_dir(), script.path if script else None)
@@ -106,6 +117,16 @@ class GradReplApp(App[int]):
         self._panes_ready = False
         self._early: list[str] = []  # cells submitted before the panes were mounted
         self.kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
+        self._readable_text = ReadableText()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        if self.stable:  # snapshot tests: a toast is in the picture however slow the machine is
+            timeout = STABLE_TOAST_SECONDS
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), self._readable_text]
 
     # ------------------------------------------------------------------ layout
 
@@ -309,6 +330,9 @@ class GradReplApp(App[int]):
         status = self.query_one(StatusLine)
         status.kernel_state = event.state
         status.kernel_reason = event.reason if event.state == "dead" else ""
+        if event.state == "idle" and self.freeze_start_up:
+            self.freeze_start_up = False
+            gc.freeze()
         if event.state == "dead" and event.reason and not self.runner.running:
             self.notify(f"Kernel: {event.reason}", severity="error", timeout=10)
 

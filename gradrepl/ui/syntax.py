@@ -15,6 +15,7 @@ from rich.text import Text
 from textual.widgets.text_area import TextAreaTheme
 
 from gradrepl.ui.contrast import readable
+from gradrepl.ui.hanging import hang_wrapped
 
 DARK_SYNTAX = "monokai"  # Pygments styles, for Rich Syntax
 LIGHT_SYNTAX = "default"
@@ -98,16 +99,7 @@ class WrappedSource:
         highlighted = self.syntax.highlight(self.syntax.code)
         highlighted.rstrip()
         for line in highlighted.split("\n", allow_blank=True):
-            if line.cell_len <= width:
-                yield line
-                continue
-            indent = min(len(line.plain) - len(line.plain.lstrip(" ")), width // 2)
-            first = line.wrap(console, width)[0]
-            yield first
-            taken = len(first.plain)
-            taken += len(line.plain[taken:]) - len(line.plain[taken:].lstrip(" "))
-            for part in line[taken:].wrap(console, width - indent - len(CONTINUED)):
-                yield Text(" " * indent) + Text(CONTINUED, style="dim") + part
+            yield from hang_wrapped(console, line, width, hang=0, marker=Text(CONTINUED, style="dim"))
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         longest = max((len(line) for line in self.syntax.code.splitlines()), default=0)

@@ -1,7 +1,9 @@
-"""A tensor's autograd graph as a collapsible tree, asked of the kernel when the screen opens.
+"""A tensor's autograd graph as a collapsible tree (widgets.graph_view), asked of the kernel when
+the screen opens.
 
-A chain's next node is the next row at the same depth; a run of alike iterations is one row,
-folded, with its first and last iteration under it. For a leaf, the screen gives way to the
+A chain's next node hangs straight under the node before it, drawn with the guides `gradrepl
+graph` prints; a run of alike iterations is one row, folded, with its first and last iteration
+under it. For a leaf, the screen gives way to the
 list of the graphs that use it (leaf_users.py)."""
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Static, Tree
-from textual.widgets.tree import TreeNode
+from textual.widgets import Static
 
 from gradrepl.protocol import Graph
 from gradrepl.render.graph import GraphRow, graph_rows, graph_title, modified_count
 from gradrepl.render.graph_labels import is_leaf_view
+from gradrepl.ui.widgets.graph_view import GraphView
 
 GraphLoader = Callable[[str], Awaitable[Graph]]
 
@@ -53,7 +55,7 @@ class AutogradGraphScreen(ModalScreen[None]):
         border: round $accent; background: $surface; padding: 0 1;
     }
     AutogradGraphScreen #graph-status { color: $text-muted; height: auto; }
-    AutogradGraphScreen Tree { height: auto; max-height: 80vh; background: $surface; }
+    AutogradGraphScreen GraphView { height: auto; max-height: 80vh; }
     """
 
     def __init__(self, name: str, load: GraphLoader) -> None:
@@ -61,20 +63,16 @@ class AutogradGraphScreen(ModalScreen[None]):
         self.tensor_name = name
         self.load = load
         self.graph: Graph | None = None
-        self.by_number: dict[int, TreeNode[GraphRow]] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical() as box:
             box.border_title = f"autograd graph of {self.tensor_name}"
             box.border_subtitle = "Enter: fold, open a run, or go to a referenced node · e/c: expand/collapse all · Esc: close"
             yield Static(f"Asking the kernel for the graph of {self.tensor_name}…", id="graph-status")
-            tree: Tree[GraphRow] = Tree(self.tensor_name, id="graph")
-            tree.show_root = False
-            tree.guide_depth = 3
-            yield tree
+            yield GraphView(_label, id="graph")
 
     def on_mount(self) -> None:
-        self.query_one(Tree).focus()
+        self.query_one(GraphView).focus()
         self._fetch()
 
     @work(exclusive=True)
@@ -91,42 +89,14 @@ class AutogradGraphScreen(ModalScreen[None]):
         self.graph = graph
         status = self.query_one("#graph-status", Static)
         status.update(Text(graph_title(graph), style="bold red" if graph.error or modified_count(graph) else ""))
-        tree: Tree[GraphRow] = self.query_one(Tree)
-        tree.clear()
-        self.by_number.clear()
-        parents: list[TreeNode[GraphRow]] = [tree.root]
-        for row in graph_rows(graph):
-            del parents[row.depth + 1:]
-            parent = parents[-1]
-            if row.has_children:
-                expand = row.kind != "run" and row.depth < EXPANDED_DEPTH  # a run opens on Enter
-                node = parent.add(_label(row), data=row, expand=expand)
-            else:
-                node = parent.add_leaf(_label(row), data=row)
-            if row.kind == "node" and row.number is not None:
-                self.by_number[row.number] = node
-            parents.append(node)
-        tree.root.expand()
-        tree.cursor_line = 0  # Enter acts on the first row at once
-
-    def on_tree_node_selected(self, event: Tree.NodeSelected[GraphRow]) -> None:
-        row = event.node.data
-        if row is None or row.kind != "ref" or row.number is None:
-            return
-        target = self.by_number.get(row.number)
-        if target is not None:
-            event.stop()
-            parent = target.parent
-            while parent is not None:
-                parent.expand()
-                parent = parent.parent
-            tree = self.query_one(Tree)
-            tree.call_after_refresh(tree.move_cursor, target)
+        self.query_one(GraphView).show_rows(graph_rows(graph), _starts_folded)
 
     def action_expand_all(self) -> None:
-        self.query_one(Tree).root.expand_all()
+        self.query_one(GraphView).expand_all()
 
     def action_collapse_all(self) -> None:
-        for child in self.query_one(Tree).root.children:
-            child.collapse_all()
+        self.query_one(GraphView).collapse_all()
 
+
+def _starts_folded(row: GraphRow) -> bool:
+    return row.kind == "run" or row.depth >= EXPANDED_DEPTH  # a run opens on Enter

@@ -52,7 +52,7 @@ nothing it does can take the app down. Typing anywhere outside a dialog goes to 
 | **/** | tensors: filter by name (type it; Enter keeps it, Escape clears it) |
 | Home / End | tensors: first / last row |
 | **g** | tensors or a tensor's detail: its autograd graph (of a leaf: the graphs that use it) |
-| **e** / **c** | autograd graph: expand / collapse all |
+| **e** / **c** | autograd graph: expand / collapse all; Left / Right fold / unfold a node (Left again: its parent) |
 | Escape or **q** | close a detail, graph or this help (Enter too for a detail) |
 
 **Tensor inspector**: every tensor your code has named (also in lists, tuples, dicts and

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.app import RenderResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Static
@@ -23,6 +24,7 @@ from gradrepl.render.text import (
     values_preview,
     vjp_lines,
 )
+from gradrepl.ui.hanging import HangingText
 
 ERROR_SHOWN = 120  # characters of a failed call's error in its entry (the detail has it all)
 
@@ -116,6 +118,10 @@ class BackwardEntry(Static):
     def __init__(self, text: Text, event: BackwardEvent, classes: str = "entry") -> None:
         super().__init__(text, classes=classes)
         self.event = event
+
+    def render(self) -> RenderResult:
+        content = self.content
+        return HangingText(content) if isinstance(content, Text) else super().render()
 
     def action_open(self) -> None:
         self.post_message(EventWanted(self.event))

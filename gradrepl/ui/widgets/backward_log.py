@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TypeAlias
 
-from rich.rule import Rule
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -21,6 +20,7 @@ from gradrepl.protocol import BackwardEvent, TensorInfo
 from gradrepl.render.backward_text import between_text, group_header
 from gradrepl.render.call_groups import call_groups
 from gradrepl.render.text import values_preview
+from gradrepl.ui.hanging import LabelledRule
 from gradrepl.ui.widgets.backward_entry import BackwardEntry, call_text, prompt
 from gradrepl.ui.widgets.backward_entry import EventWanted as EntryEventWanted
 from gradrepl.ui.widgets.backward_group import BackwardGroup
@@ -176,7 +176,7 @@ class BackwardLog(VerticalScroll):
         """A rule across the log where the kernel restarted."""
         for hint in self.query(".empty"):
             hint.remove()
-        self.mount(Static(Rule(label, style="dim"), classes="separator"))
+        self.mount(Static(LabelledRule(label, style="dim"), classes="separator"))
         self.call_after_refresh(self.scroll_end, animate=False)
 
     def clear(self) -> None:

@@ -202,9 +202,12 @@ class OutputBlock(ScrollView, can_focus=True, inherit_bindings=False):
             self.expanded = not self.expanded
 
     def focus_on_click(self) -> bool:
-        # A click on the fold row opens the fold and leaves the keys where they were (the
-        # input, mostly): moving focus in and out again restyles the panes and the footer.
-        return not (self.foldable and self._row_at_screen_y(self.app.mouse_position.y) == HEAD_LINES)
+        # Only a block with keys of its own (it scrolls sideways or inside) takes focus on a
+        # click; a click elsewhere (the fold row, which it opens) leaves the keys where they
+        # were (the input, mostly): moving focus in and out again restyles the panes and the
+        # footer, which a key typed after the click waited for.
+        on_fold_row = self.foldable and self._row_at_screen_y(self.app.mouse_position.y) == HEAD_LINES
+        return not on_fold_row and bool(self.max_scroll_x or self.scrolls_inside)
 
     def _row_at_screen_y(self, y: int) -> int:
         return y - self.content_region.y + round(self.scroll_y)

@@ -61,7 +61,8 @@ class StatusLine(Static):
         room = max(self.content_size.width, 1) - fixed
         path = self.path or "no file"
         reason = f" {self.kernel_reason}" if self.kernel_reason else ""
-        path = _fit_left(path, max(room - min(len(reason), REASON_KEPT), 4))
+        name = path.rsplit("/", 1)[-1] if self.path else path
+        path = _fit_path(path, max(room - min(len(reason), REASON_KEPT), min(len(name), room), 4))
         reason = _fit_right(reason, max(room - len(path), 0))
         styles = self._styles()
         text = Text(no_wrap=True, overflow="ellipsis")
@@ -84,9 +85,15 @@ class StatusLine(Static):
         return self._theme_styles
 
 
-def _fit_left(text: str, width: int) -> str:
-    """`text` in `width` columns, losing its start: a path keeps its file name."""
-    return text if len(text) <= width else "…" + text[len(text) - width + 1:] if width > 1 else text[:width]
+def _fit_path(path: str, width: int) -> str:
+    """`path` in `width` columns, losing its leading folders ("…/lessons/one.py"); the file
+    name is cut (at its start) only when it alone is wider."""
+    if len(path) <= width:
+        return path
+    name = path.rpartition("/")[2]
+    if len(name) >= width - 1:
+        return name if len(name) <= width else "…" + name[len(name) - width + 1:] if width > 1 else name[:width]
+    return "…" + path[len(path) - width + 1:]
 
 
 def _fit_right(text: str, width: int) -> str:

@@ -6,17 +6,18 @@ import re
 from collections.abc import Sequence
 
 from rich.console import RenderableType
-from rich.rule import Rule
 from rich.syntax import Syntax
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.color import Color
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from gradrepl.client.events import Display, Error, Event, OutputCut, ProbeReport, Result, Stream, strip_ansi
 from gradrepl.protocol import Explanation
 from gradrepl.render.terminal_output import escape_controls, terminal_text
+from gradrepl.ui.hanging import LabelledRule
 from gradrepl.ui.state.worksheet import SessionCell
 from gradrepl.ui.widgets.output_block import OutputBlock
 
@@ -222,6 +223,29 @@ class Transcript(VerticalScroll):
 
     def on_mount(self) -> None:
         self.anchor()
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._show_focus())
+
+    # The border is the accent colour while focus is in the transcript, as `:focus-within` would
+    # draw it; that rule restyled every cell and output under the transcript at each focus move
+    # (a click on the transcript, then a key typed, waited for two of them).
+    def on_focus(self) -> None:
+        self._show_focus()
+
+    def on_blur(self) -> None:
+        self._show_focus()
+
+    def on_descendant_focus(self) -> None:
+        self._show_focus()
+
+    def on_descendant_blur(self) -> None:
+        self._show_focus()
+
+    def _show_focus(self) -> None:
+        colour = Color.parse(self.app.theme_variables["accent" if self.has_focus_within else "panel"])
+        for edge in ("border_top", "border_right", "border_bottom", "border_left"):
+            kind, _ = getattr(self.styles, edge)
+            if kind:  # the border the app's CSS gives the pane, in the colour that says where focus is
+                setattr(self.styles, edge, (kind, colour))
 
     @property
     def new_output_below(self) -> bool:
@@ -255,7 +279,7 @@ class Transcript(VerticalScroll):
     def add_separator(self, label: str) -> None:
         """A full-width rule with `label` in it (e.g. "kernel restarted 08:31")."""
         self._drop_hint()
-        self.mount(Static(Rule(escape_controls(label), characters="─", style="none"), classes="separator"))
+        self.mount(Static(LabelledRule(escape_controls(label)), classes="separator"))
         self._output_came()
 
     def add_event(self, cell: SessionCell, event: Event) -> None:
