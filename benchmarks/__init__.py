@@ -38,7 +38,14 @@ Rows
                            ctrl+q. Alternating; medians.
                            Target: <= 400 ms.
     backward-log-mlp       a 4-layer MLP training step (batch 256) with every backward call
-                           traced vs the same step untraced, in this process. Target: <= 1.2x.
+                           traced (--node-grads off: the log's own cost) vs the same step
+                           untraced, in this process. Target: <= 1.2x.
+    node-grads-chain       backward through a 1,000-node chain of scalar multiplies, traced with
+                           --node-grads on vs traced with it off, in this process. Target: <= 2x.
+    node-grads-mlp         the backward-log-mlp step (no optimizer step) with --node-grads auto vs
+                           off: exact stats (norm, min, max) of each of its 19 gradients, two
+                           passes over 65,536 floats each, on a 2.4 ms step. Target: <= 2.5x
+                           (under 3 ms added, paid by a cell's first 5 calls only).
     backward-log-chain     backward through a 10,000-node chain, traced vs untraced.
                            Target: <= 2x.
     backward-log-loop      a cell training a small MLP (784-128-128-10, batch 64, SGD) for 1,000

@@ -20,6 +20,7 @@ GROUPS: dict[str, list[str]] = {
     "snapshot": ["snapshot-1e8", "describe-1e8", "describe-1e8-vs-repr"],
     "app": ["app-first-frame", "app-first-frame-over-bare", "app-memory", "app-panes-latency", "app-key-latency"],
     "backward": ["backward-log-mlp", "backward-log-chain", "backward-log-loop", "backward-log-loop-tiny"],
+    "node-grads": ["node-grads-chain", "node-grads-mlp"],
     "interrupt": ["interrupt-python", "interrupt-torch"],
     "fold": ["fold-expand-1e5", "fold-expand-key", "fold-expand-first-key"],
     "graph": ["graph-view-1e4", "graph-text-1e4"],
@@ -55,6 +56,10 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.probe import bench_backward_log
 
         tasks.append((GROUPS["backward"], lambda: bench_backward_log(rounds)))
+    if chosen(only, "node-grads"):
+        from benchmarks.node_grads import bench_node_grads
+
+        tasks.append((GROUPS["node-grads"], lambda: bench_node_grads(rounds)))
     if chosen(only, "interrupt"):
         from benchmarks.kernel import bench_interrupts
 

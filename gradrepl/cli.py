@@ -74,6 +74,7 @@ def replay_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep-going", action="store_true", help="run the remaining cells after a failing one")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
     _backward_log_option(parser)
+    _node_grads_option(parser, "given, the text transcript prints them under each call; --json always has them")
     _memory_limit_option(parser)
     return parser
 
@@ -94,6 +95,8 @@ def graph_parser() -> argparse.ArgumentParser:
     formats.add_argument("--json", action="store_true", help="print each graph as one JSON object per line")
     formats.add_argument("--dot", action="store_true",
                          help="print each graph as Graphviz DOT (draw it with: dot -Tsvg -o graph.svg)")
+    _node_grads_option(parser, "given, each node of the tree shows what the last backward call through it "
+                               "received and passed on")
     _memory_limit_option(parser)
     return parser
 
@@ -118,6 +121,7 @@ def app_parser() -> argparse.ArgumentParser:
     parser.add_argument("script", nargs="?", help="a script to resume: its cells run, then the session goes on")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
     _backward_log_option(parser)
+    _node_grads_option(parser, "the stepper (Enter on a backward log entry, then s) walks through them")
     _memory_limit_option(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
@@ -130,6 +134,24 @@ def _backward_log_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _node_grads_option(parser: argparse.ArgumentParser, shown: str) -> None:
+    parser.add_argument(
+        "--node-grads", nargs="?", const="on", default=None, choices=("auto", "on", "off"), metavar="MODE",
+        help="record what every node of a backward call received and passed on; MODE auto (the default): graphs "
+        f"of up to 2,000 nodes, on (the default when MODE is left out): up to 5,000, off: none; {shown}",
+    )
+
+
+def _node_grads_value(argv: list[str]) -> list[str]:
+    """`--node-grads` without a mode means on: said outright, so the script after it is not taken for one."""
+    out = []
+    for index, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--node-grads" and (index + 1 == len(argv) or argv[index + 1] not in ("auto", "on", "off")):
+            out.append("on")
+    return out
+
+
 def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-limit", type=_memory_limit, metavar="SIZE",
@@ -139,16 +161,18 @@ def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
-    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV
+    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NODE_GRADS_ENV
 
     env = {BACKWARD_LOG_ENV: "0"} if getattr(args, "no_backward_log", False) else {}
+    if getattr(args, "node_grads", None) is not None:
+        env[NODE_GRADS_ENV] = args.node_grads
     if args.memory_limit is not None:
         env[MEMORY_LIMIT_ENV] = str(args.memory_limit)
     return env
 
 
 def run_replay(argv: list[str]) -> int:
-    args = replay_parser().parse_intermixed_args(argv)
+    args = replay_parser().parse_intermixed_args(_node_grads_value(argv))
     script = _read_or_say(args.script)
     if script is None:
         return EXIT_USAGE
@@ -170,7 +194,7 @@ def run_replay(argv: list[str]) -> int:
 
     session = KernelSession(cwd=cwd, env=env)
     session.process = process
-    write = writer_for(args.json, script.path)
+    write = writer_for(args.json, script.path, node_grads=args.node_grads is not None and args.node_grads != "off")
 
     async def main() -> int:
         stop = _StopOnSigint(session)
@@ -236,7 +260,7 @@ class _StopOnSigint:
 
 
 def run_graph(argv: list[str]) -> int:
-    args = graph_parser().parse_intermixed_args(argv)  # names and options in any order
+    args = graph_parser().parse_intermixed_args(_node_grads_value(argv))  # names and options in any order
     script = _read_or_say(args.script)
     if script is None:
         return EXIT_USAGE
@@ -257,7 +281,8 @@ def run_graph(argv: list[str]) -> int:
 
     session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args))
     session.launch()
-    request = GraphRequest(tuple(args.names), args.cell, args.json, args.dot)
+    request = GraphRequest(tuple(args.names), args.cell, args.json, args.dot,
+                           node_grads=args.node_grads is not None and args.node_grads != "off")
 
     async def main() -> int:
         try:
@@ -313,7 +338,7 @@ def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
 
 def run_app(argv: list[str]) -> int:
-    args = app_parser().parse_args(argv)
+    args = app_parser().parse_args(_node_grads_value(argv))
     script = None
     if args.script is not None:
         script = _new_script(args.script) or _read_or_say(args.script)

@@ -306,7 +306,7 @@ async def test_quit_with_unsaved_cells_asks_first(tmp_path: Path) -> None:
         await pilot.press("ctrl+q")
         await pilot.pause()
         kernel = running_kernel(app)
-        await pilot.press("d")
+        await pilot.press("shift+tab", "enter")  # from Stay back to "Discard and quit"
         await quit_by_itself(app, kernel)
     assert not app.is_running
 

@@ -109,7 +109,8 @@ async def test_the_tensor_detail_leads_to_its_graph() -> None:
             assert isinstance(screen, AutogradGraphScreen) and screen.tensor_name == "z"
             assert tree_labels(screen)[0] == "#0 ViewBackward0 → z"
             # the seed rebound x after z was made: z's leaf has no name any more
-            assert tree_labels(screen)[-1] == "#2 AccumulateGrad → an unnamed leaf (leaf, 4 float32)"
+            assert tree_labels(screen)[-2:] == ["#2 AccumulateGrad → an unnamed leaf (leaf, 4 float32)",
+                                                "grad in [4, 0.4, 0.02, 0.002]"]  # z.backward(v) gave x vᵀ·J
 
 
 async def test_g_shows_the_graph_with_its_in_place_marks_and_references_lead_to_their_node() -> None:
@@ -262,3 +263,47 @@ async def test_start_up_objects_are_frozen_out_of_the_collector_once_the_kernel_
             await settled(pilot)
             assert app.runner.state == "idle"
     assert frozen == ([1] if asked else [])
+
+
+async def test_the_stepper_walks_a_call_node_by_node_in_engine_order() -> None:
+    from textual.widgets import Static
+
+    from gradrepl.ui.screens.backward_event import BackwardEventScreen
+    from gradrepl.ui.screens.backward_stepper import BackwardStepperScreen
+    from gradrepl.ui.widgets.graph_view import GraphView
+
+    app = recorded_app("seed", script=SEED)
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            await pilot.press("f3", "up", "enter")
+            await pilot.pause()
+            assert isinstance(app.screen, BackwardEventScreen)
+            await pilot.press("s")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, BackwardStepperScreen)
+            names = [node.node for node in screen.nodes]
+            assert names == ["ViewBackward0", "MulBackward0", "AccumulateGrad"]
+
+            def shown() -> tuple[str, str]:
+                view = screen.query_one(GraphView)
+                step = screen.query_one("#step", Static).content
+                return view.line_text(view.cursor_row or 0), str(step).splitlines()[0]
+
+            assert shown() == ("#1 ViewBackward0 → z", "step 1 of 3: ViewBackward0 (made z)")
+            await pilot.press("n")
+            assert shown()[1] == "step 2 of 3: MulBackward0 (made y)"
+            assert shown()[0].startswith("#2 MulBackward0")
+            await pilot.press("end")
+            assert shown() == ("#3 AccumulateGrad → x (leaf, 4 float32)", "step 3 of 3: AccumulateGrad → x.grad")
+            await pilot.press("n")  # past the last node: stays
+            assert shown()[1].startswith("step 3 of 3")
+            await pilot.press("p", "home")
+            assert shown()[1].startswith("step 1 of 3")
+            view = screen.query_one(GraphView)
+            await pilot.click(view, offset=(4, view.line_of(view.node_row(1))))  # a click on a node steps to it
+            await pilot.pause()
+            assert shown()[1].startswith("step 2 of 3")
+            await pilot.press("escape")
+            assert isinstance(app.screen, BackwardEventScreen)

@@ -19,6 +19,8 @@ from gradrepl.inkernel import tracer as backward_trace
 from gradrepl.inkernel.values import corner_entries, describe_values, preview_of_corner
 from gradrepl.protocol import Values
 from gradrepl.render.text import backward_line
+from support.random_graphs import every_node
+from support.random_graphs import random_graph as _random_graph
 
 
 def test_three_backwards_accumulate_as_in_the_seed(traced) -> None:
@@ -159,35 +161,14 @@ def test_tracing_a_loop_does_not_show_a_users_warning_again(traced) -> None:
 def _hook_every_node(roots: list[Any], seen: list[str], change: Callable[[Any], Any] | None = None) -> list[Any]:
     """A user's node pre-hooks on every node behind `roots`: each notes its node's name when it runs.
     Returns the handles."""
-    handles, done, stack = [], set(), [t.grad_fn for t in roots]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in done:
-            continue
-        done.add(id(node))
-        stack.extend(child for child, _ in node.next_functions)
-
+    handles = []
+    for node in every_node(roots):
         def hook(grad_outputs: Any, name: str = type(node).__name__) -> Any:
             seen.append(name)
             return None if change is None else change(grad_outputs)
 
         handles.append(node.register_prehook(hook))
     return handles
-
-
-def _random_graph(rnd: random.Random) -> tuple[list[Any], list[Any]]:
-    """Several leaves mixed by add, mul, sin, exp, matmul and sum, reusing earlier results; the leaves and 1-3 roots."""
-    leaves = [torch.randn(3, 3, requires_grad=True) for _ in range(rnd.randint(2, 5))]
-    pool = [*leaves, torch.randn(3, 3)]
-    ops: list[Callable[[Any, Any], Any]] = [
-        lambda a, b: a + b, lambda a, b: a * b, lambda a, b: torch.sin(a) * b, lambda a, b: torch.exp(a * 0.1) + b,
-        lambda a, b: a @ b, lambda a, b: a.sum() + b, lambda a, b: (a * a).sum() * b,
-    ]
-    for _ in range(rnd.randint(5, 25)):
-        a, b = rnd.choice(pool), rnd.choice(pool)
-        pool.append(rnd.choice(ops)(a, b))
-    made = [t for t in pool[len(leaves) + 1:] if t.grad_fn is not None]
-    return leaves, rnd.sample(made, min(len(made), rnd.randint(1, 3)))
 
 
 @pytest.mark.parametrize("seed", range(48))
@@ -244,15 +225,22 @@ def test_a_users_hook_that_changes_a_grad_is_still_honoured(traced) -> None:
 
 @pytest.fixture
 def recorders(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every RunRecorder the tracer makes, kept: one whose `ran` grows after its call ended left a hook behind."""
+    """Every recorder the tracer makes (RunRecorder, or GradRecorder for --node-grads), kept:
+    one whose `ran` or `copies` grows after its call ended left a hook behind."""
     made: list[Any] = []
-    original = backward_trace.RunRecorder
+    runs, grads = backward_trace.RunRecorder, backward_trace.GradRecorder
 
-    def kept(walked: Any) -> Any:
-        made.append(original(walked))
+    def kept_run(walked: Any) -> Any:
+        made.append(runs(walked))
         return made[-1]
 
-    monkeypatch.setattr(backward_trace, "RunRecorder", kept)
+    class KeptGrads(grads):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(backward_trace, "RunRecorder", kept_run)
+    monkeypatch.setattr(backward_trace, "GradRecorder", KeptGrads)
     return made
 
 
@@ -270,6 +258,7 @@ def test_retain_graph_twice_lists_the_nodes_each_time_and_leaves_no_hook(traced,
     tracer.enabled = False
     r.backward()  # untraced: no hook of the tracer's is left to note it
     assert [len(recorder.ran) for recorder in recorders] == [len(first), len(first)]
+    assert [len(recorder.copies) for recorder in recorders] == [len(first), len(first)]  # post-hooks gone too
 
 
 def test_autograd_grad_with_inputs_lists_only_the_nodes_that_ran(traced) -> None:
@@ -321,13 +310,15 @@ def test_an_error_raised_mid_backward_keeps_the_nodes_that_ran_and_removes_the_h
         r.backward(retain_graph=True)
     (event,) = tracer.rendered_events()
     assert event.error == "ValueError: user hook failed"
-    assert list(event.nodes) == seen[:2] == ["SumBackward0", "MulBackward0"]
+    # Reached, as torch's own pre-hooks saw: the node whose hook raised too.
+    assert list(event.nodes) == seen == ["SumBackward0", "MulBackward0", "ExpBackward0"]
     handle.remove()
     seen.clear()
     r.backward()
     assert list(tracer.rendered_events()[1].nodes) == seen == ["SumBackward0", "MulBackward0", "ExpBackward0",
                                                                "AccumulateGrad"]
-    assert [len(recorder.ran) for recorder in recorders] == [2, 4]  # the failed call's hooks saw nothing more
+    assert [len(recorder.ran) for recorder in recorders] == [3, 4]  # the failed call's hooks saw nothing more
+    assert [len(recorder.copies) for recorder in recorders] == [2, 4]
 
 
 def test_a_walk_cut_short_between_two_roots_still_describes_the_call(traced, monkeypatch) -> None:

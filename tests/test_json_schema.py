@@ -31,6 +31,7 @@ from gradrepl.protocol import (
     Values,
 )
 from gradrepl.protocol.backward import CallRun, GradReset, HookEffect
+from gradrepl.protocol.node_grads import GradPreview, NodeGrads, SavedValue
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -57,6 +58,11 @@ REPEAT = GraphRepeat(1000, 2, 2000, (1, 2), (3, 4))
 RUN_NODE = GraphNode("AddBackward0 → MulBackward0", next=(5,), repeat=REPEAT)
 LEAF_GRAPH = Graph("x", (2,), "float32", True, True, used_by=("y",))
 EXPLANATION = Explanation("title", "why", "fix")
+GRAD = GradPreview((2, 2), "float32", VALUES)
+SAVED_VALUE = SavedValue("other", "w", GRAD)
+NODE_GRADS = NodeGrads("MulBackward0", (GRAD,), (GRAD, None), (1, -1), "y")
+LEAF_NODE_GRADS = NodeGrads("AccumulateGrad", (GRAD,), (), (), None, "x", (SAVED_VALUE, SavedValue("self", None, None, "freed")),
+                            (("alpha", "1"),))
 RECORD = CellRecord(1, 3, "x = 1", "error", 1, "", "", None, CellError("ValueError", "no", ("Traceback",), 3),
                     (TENSOR,), (EVENT,), explanation=EXPLANATION)
 
@@ -89,7 +95,10 @@ ACTUAL: dict[str, tuple[set[str], set[str]]] = {
     "values": keys(VALUES.to_json(), VALUES_WITH_NOTE.to_json()),
     "stats": keys(STATS.to_json()),
     "backward": keys(EVENT.to_json(), replace(EVENT, walk_cut=True, brief=True, resets=(GRAD_RESET,), hooks=(HOOK,),
-                                              skipped_before=(CALL_RUN,)).to_json()),
+                                              skipped_before=(CALL_RUN,), node_grads_note="off").to_json()),
+    "node grads": keys(NODE_GRADS.to_json(), LEAF_NODE_GRADS.to_json()),
+    "grad": keys(GRAD.to_json(), GradPreview((), "float32", VALUES_WITH_NOTE).to_json()),
+    "saved value": keys(SAVED_VALUE.to_json(), SavedValue("self", None, None, "freed").to_json()),
     "root": keys(ROOT.to_json()),
     "leaf change": keys(LEAF_CHANGE.to_json(), replace(LEAF_CHANGE, retained=True).to_json()),
     "grad reset": keys(GRAD_RESET.to_json()),
@@ -100,7 +109,8 @@ ACTUAL: dict[str, tuple[set[str], set[str]]] = {
     "explanation": keys(EXPLANATION.to_json()),
     "graph": keys({"cell": 4, **GRAPH.to_json()}, {"cell": 4, **LEAF_GRAPH.to_json()},
                   {"cell": 4, **Graph.failed("y", "no tensor named y").to_json()}),
-    "node": keys(NODE.to_json(), LEAF_NODE.to_json(), RUN_NODE.to_json()),
+    "node": keys(NODE.to_json(), LEAF_NODE.to_json(), RUN_NODE.to_json(),
+                 replace(NODE, grad_outputs=(GRAD,), grad_inputs=(None,)).to_json()),
     "repeat": keys(REPEAT.to_json()),
     "graph leaf": keys(GraphLeaf("x", (2,), "float32").to_json()),
     "saved": keys(SAVED.to_json(), SAVED_UNREADABLE.to_json(), SavedTensor("x", "freed").to_json()),
@@ -127,6 +137,8 @@ def test_the_readme_lists_each_records_fields(name: str) -> None:
     GRAD_RESET, HOOK, CALL_RUN, replace(EVENT, step=3, group=2, expression="loss", norm="nan", brief=True,
                                         resets=(GRAD_RESET,), hooks=(HOOK,), skipped_before=(CALL_RUN,)),
     SAVED, SAVED_UNREADABLE, NODE, LEAF_NODE, GRAPH, EXPLANATION, REPEAT, RUN_NODE, LEAF_GRAPH,
+    GRAD, SAVED_VALUE, NODE_GRADS, LEAF_NODE_GRADS, replace(EVENT, node_grads=(NODE_GRADS, LEAF_NODE_GRADS)),
+    replace(NODE, grad_outputs=(GRAD,), grad_inputs=(None,)),
     ErrorFrame("<cell>", 3, "<module>", "x.backward()", "lesson.py", 12),
     CellReport(4, ("x",), (TENSOR,), (EVENT,), (ErrorFrame("f", 1, "g", "h"),), ("n",)),
 ], ids=lambda r: type(r).__name__)

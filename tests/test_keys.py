@@ -182,6 +182,20 @@ async def test_ctrl_d_asks_first_when_cells_are_unsaved() -> None:
             assert app.return_code is None
 
 
+async def test_code_typed_on_after_ctrl_d_does_not_answer_the_quit_question() -> None:
+    """Ctrl+D on an empty input, then `def f(): pass` Enter typed at once: the cells stay unsaved
+    and the app runs on (the dialog takes no letters; Enter presses Stay, which has the focus)."""
+    app = recorded_app("completion")
+    with kernel_free(app):
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            await run_cell(pilot, "varibale_unique = 3\nvaribale_other = 4")
+            await pilot.press("ctrl+d", *"def f(): pass", "enter")
+            await pilot.pause()
+            assert app.return_code is None and app.is_running
+            assert len(app.worksheet.cells) == 1
+
+
 async def test_ctrl_l_clears_the_transcript_view_but_keeps_the_cells() -> None:
     app = recorded_app("completion")
     with kernel_free(app):

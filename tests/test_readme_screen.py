@@ -29,3 +29,22 @@ def test_the_readme_screen_is_the_apps() -> None:
             f"README.md's screen differs from {SNAPSHOT.name} in row {number}: print the snapshot's rows with "
             f"`.venv/bin/python tests/support/svg_text.py {SNAPSHOT.relative_to(ROOT)}` and copy them into README.md"
         )
+
+
+STEPPER = ROOT / "tests/__snapshots__/test_snapshots_recorded/test_the_backward_stepper.svg"
+
+
+def test_the_readme_stepper_is_the_apps() -> None:
+    """The stepper box under "The chain rule, node by node" is the box the stepper snapshot draws."""
+    drawn = screen_rows(STEPPER)
+    top = next(i for i, row in enumerate(drawn) if "the chain rule, node by node" in row)
+    left = drawn[top].index("╭─ In [")
+    right = drawn[top].index("╮", left) + 1
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### The chain rule, node by node"):]
+    printed = section[section.index("```text\n") + len("```text\n"):section.index("\n```", section.index("```text\n"))]
+    lines = printed.split("\n")
+    assert lines == [row[left:right] for row in drawn[top:top + len(lines)]], (
+        f"README.md's stepper differs from {STEPPER.name}: copy the box's rows from "
+        f"`.venv/bin/python tests/support/svg_text.py {STEPPER.relative_to(ROOT)}`"
+    )

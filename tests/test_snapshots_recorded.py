@@ -365,3 +365,20 @@ def test_a_failed_backward_call_in_the_log(snap_compare: SnapCompare) -> None:
     RuntimeError: Trying to backward through the graph a second time …', the error cut
     after its first phrase (the transcript has it whole)."""
     snapshot(snap_compare, recorded_app("training_loop"), _training("setup", "loop", "twice"))
+
+
+def test_the_backward_stepper(snap_compare: SnapCompare) -> None:
+    """The seed resumed, then F3, Up, Enter, s, n: 'the chain rule, node by node' for
+    z.backward(gradient=v): at the left the call's graph (#1 ViewBackward0 → z, #2
+    MulBackward0, #3 AccumulateGrad → x), the cursor on #2; at the right 'step 2 of 3:
+    MulBackward0', its rule in bold green 'grad_self = grad · other = [[2, 0.2], [0.01,
+    0.001]]… · 2 = [4, 0.4, 0.02, 0.002]', grad in, the saved other, and grad out → step 3
+    AccumulateGrad."""
+    snapshot(snap_compare, recorded_app("seed", script=SEED), then(settled, "f3", "up", "enter", "s", "n"))
+
+
+def test_the_backward_stepper_at_80x24(snap_compare: SnapCompare) -> None:
+    """The same stepper at 80x24, on its last node: the graph above, the step below it
+    ('step 3 of 3: AccumulateGrad → x.grad', 'x.grad += grad = [4, 0.4, 0.02, 0.002]')."""
+    snapshot(snap_compare, recorded_app("seed", script=SEED), then(settled, "f3", "up", "enter", "s", "end"),
+             size=(80, 24))

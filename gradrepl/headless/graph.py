@@ -24,6 +24,7 @@ class GraphRequest:
     last_cell: int | None  # 1-based among code cells; None: all of them
     as_json: bool = False
     as_dot: bool = False
+    node_grads: bool = False  # the tree shows what each node was given and passed on
 
 
 def _failure(outcome: CellOutcome) -> str:
@@ -77,6 +78,6 @@ async def show_graphs(script: Script, request: GraphRequest, session: KernelSess
         elif request.as_dot:
             out.write(("\n" if index else "") + graph_dot(graph))
         else:
-            out.write(("\n" if index else "") + graph_text(graph) + "\n")
+            out.write(("\n" if index else "") + graph_text(graph, request.node_grads) + "\n")
         out.flush()
     return status

@@ -216,8 +216,9 @@ class JsonLinesWriter:
 class TextWriter:
     """A notebook-like transcript; source highlighted with pygments when `color` is on."""
 
-    def __init__(self, out: IO[str], script_name: str, color: bool) -> None:
+    def __init__(self, out: IO[str], script_name: str, color: bool, node_grads: bool = False) -> None:
         self.out = out
+        self.node_grads = node_grads
         self.script_name = script_name
         self.color = color
         self._highlight: Callable[[str], str] | None = None
@@ -263,7 +264,7 @@ class TextWriter:
             label = {"timeout": "timed out", "died": "kernel died"}.get(record.status, "kernel error")
             body.append(self._paint(f"[{label}: {record.reason}]", "31;1") + "\n")
         cell_error = f"{record.error.ename}: {record.error.evalue}" if record.error is not None else None
-        for tag, line in backward_transcript(record.backward, cell_error):
+        for tag, line in backward_transcript(record.backward, cell_error, self.node_grads):
             body.append(self._paint(f"[{tag}] ", "36") + line + "\n")
         for note in record.notes:
             body.append(self._paint(f"[gradrepl: {note}]", "2") + "\n")
@@ -273,9 +274,10 @@ class TextWriter:
         self.out.flush()
 
 
-def writer_for(json_lines: bool, script_path: Path | None, out: IO[str] = sys.stdout) -> Callable[[CellRecord], None]:
+def writer_for(json_lines: bool, script_path: Path | None, out: IO[str] = sys.stdout,
+               node_grads: bool = False) -> Callable[[CellRecord], None]:
     if json_lines:
         return JsonLinesWriter(out)
     name = script_path.name if script_path else "<script>"
     color = out.isatty() and not os.environ.get("NO_COLOR")
-    return TextWriter(out, name, color=color)
+    return TextWriter(out, name, color=color, node_grads=node_grads)

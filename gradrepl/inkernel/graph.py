@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import gc
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from gradrepl.inkernel import walker
 from gradrepl.inkernel.repeats import bound, fold_repeats
-from gradrepl.protocol import Graph, GraphLeaf, GraphNode, SavedTensor
+from gradrepl.protocol import Graph, GraphLeaf, GraphNode, NodeGrads, SavedTensor
 
 MAX_GRAPH_NODES = 300  # nodes sent once runs are folded, leaves besides; the rest are counted
 MAX_GRAPH_WALK = 100_000  # nodes walked and described (for a 20,000-node graph, about 0.2 s)
@@ -77,7 +77,7 @@ def _dtype(t: Any) -> str:
 _SAVED_ATTRIBUTES: dict[type, tuple[tuple[str, str], ...]] = {}  # node type -> (attribute, saved name)
 
 
-def _saved_attributes(node: Any) -> tuple[tuple[str, str], ...]:
+def saved_attributes(node: Any) -> tuple[tuple[str, str], ...]:
     """A node type's `_saved_*` properties (the same for every node of the type), sizes and strides left out."""
     kind = type(node)
     found = _SAVED_ATTRIBUTES.get(kind)
@@ -94,7 +94,7 @@ def _saved_entries(torch: Any, node: Any, names: TensorNames) -> tuple[list[Save
     exponent, a dim), sizes and strides left out."""
     tensors: list[SavedTensor] = []
     values: list[tuple[str, str]] = []
-    for attr, name in _saved_attributes(node):
+    for attr, name in saved_attributes(node):
         try:
             value = getattr(node, attr)
         except Exception as exc:
@@ -124,8 +124,10 @@ def _unreadable(torch: Any, node: Any, attr: str, name: str, exc: Exception, nam
     return SavedTensor(name, "unreadable", shape, dtype, tensor, detail=detail)
 
 
-def _describe_node(torch: Any, node: Any, position: dict[int, int], names: TensorNames) -> GraphNode:
+def _describe_node(torch: Any, node: Any, position: dict[int, int], names: TensorNames,
+                   memory: Mapping[walker.NodeKey, NodeGrads]) -> GraphNode:
     edges = node.next_functions
+    grads = memory.get(walker.node_key(node)) if memory else None
     variable = walker.accumulated_leaf(node)
     leaf = None
     if isinstance(variable, torch.Tensor):
@@ -146,18 +148,22 @@ def _describe_node(torch: Any, node: Any, position: dict[int, int], names: Tenso
         next=tuple(position.get(id(child), -1) for child, _ in edges if child is not None),
         no_grad_inputs=sum(1 for child, _ in edges if child is None),
         note=note,
+        grad_outputs=None if grads is None else grads.grad_outputs,
+        grad_inputs=None if grads is None else grads.grad_inputs,
     )
 
 
-def autograd_graph(torch: Any, root: Any, names: TensorNames) -> tuple[tuple[GraphNode, ...], int, bool]:
+def autograd_graph(torch: Any, root: Any, names: TensorNames,
+                   memory: Mapping[walker.NodeKey, NodeGrads] | None = None) -> tuple[tuple[GraphNode, ...], int, bool]:
     """The graph behind `root.grad_fn`, runs folded and at most MAX_GRAPH_NODES nodes (and the
     leaves) in drawing order, each with the numbers of the nodes it passes gradients to; how
     many nodes were walked; whether the walk stopped at MAX_GRAPH_WALK (then it is a lower bound)."""
     with _no_collections():
         walked = walker.walk([getattr(root, "grad_fn", None)], MAX_GRAPH_WALK)
-        described = [_describe_node(torch, node, walked.position, names) for node in walked.nodes]
+        known = memory or {}
+        described = [_describe_node(torch, node, walked.position, names, known) for node in walked.nodes]
         if walked.cut:  # the leaves past the walk, listed as reached through nodes not shown
-            described.extend(_describe_node(torch, node, walked.position, names)
+            described.extend(_describe_node(torch, node, walked.position, names, known)
                              for node in walker.leaves_past(walked, MAX_LEAF_SEARCH))
         return bound(fold_repeats(described), MAX_GRAPH_NODES), len(walked), walked.cut
 
@@ -223,12 +229,14 @@ def _search(start: Any, leaf: Any, reaches: dict[int, bool], keep_alive: list[An
     return looked
 
 
-def graph_of(torch: Any, named: list[tuple[str, Any]], name: str) -> Graph:
-    """The graph of the tensor the user calls `name` (as the inspector lists it)."""
+def graph_of(torch: Any, named: list[tuple[str, Any]], name: str,
+             memory: Mapping[walker.NodeKey, NodeGrads] | None = None) -> Graph:
+    """The graph of the tensor the user calls `name` (as the inspector lists it), each node
+    with the gradients `memory` holds for it."""
     names = TensorNames(named)
     for label, t in named:
         if label == name:
-            nodes, total, cut = autograd_graph(torch, t, names)
+            nodes, total, cut = autograd_graph(torch, t, names, memory)
             is_leaf, requires_grad = bool(t.is_leaf), bool(t.requires_grad)
             with _no_collections():
                 users = leaf_users(named, t) if is_leaf and requires_grad else None

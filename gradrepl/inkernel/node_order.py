@@ -16,10 +16,12 @@ class RunRecorder:
     AccumulateGrad nodes included; it runs none for a node it skips, as autograd.grad skips the
     nodes its `inputs` do not need.)"""
 
-    def __init__(self, walked: walker.Walk) -> None:
+    def __init__(self, walked: walker.Walk, hooked: bool = True) -> None:
         self.walked = walked
         self.ran: list[int] = []  # indices into walked.nodes, in the order the nodes ran
         self._handles: list[Any] = []
+        if not hooked:  # a subclass notes the nodes its own way
+            return
         note = self.ran.append
         try:
             for index, node in enumerate(walked.nodes):
@@ -52,11 +54,11 @@ class RunRecorder:
 
 
 def predicted_order(walked: walker.Walk, starts: list[Any], limit: int) -> list[str]:
-    """The names of the first `limit` nodes in the order the engine's rule gives (see `_engine_priority`)."""
-    return [walker.node_name(node) for node in walker.topological(walked, starts, _engine_priority, limit)]
+    """The names of the first `limit` nodes in the order the engine's rule gives (see `engine_priority`)."""
+    return [walker.node_name(node) for node in walker.topological(walked, starts, engine_priority, limit)]
 
 
-def _engine_priority(node: Any) -> int:
+def engine_priority(node: Any) -> int:
     """Of the nodes ready to run, the engine runs the one of highest sequence number first: the
     most recently created, and AccumulateGrad (whose number is the largest, 2**64 - 1) as soon
     as it is ready. The predicted order replays this rule; two nodes run by different threads

@@ -43,11 +43,13 @@ from gradrepl.protocol import (
     BACKWARD_LOG_ENV,
     COMM_TARGET,
     GRAPH_REQUEST,
+    NODE_GRADS_ENV,
     ORIGIN_KEY,
     Graph,
     apply_delta,
     error_reply,
     graph_reply,
+    node_grads_mode,
 )
 
 
@@ -64,6 +66,7 @@ class Probe:
             lambda torch: named_tensors(torch, shell, budget=Budget(NAMES_SECONDS)), guarded, capture_glance, render_capture
         )
         self.tracer.enabled = os.environ.get(BACKWARD_LOG_ENV, "1") != "0"
+        self.tracer.node_grads = node_grads_mode(os.environ.get(NODE_GRADS_ENV))
         torch = sys.modules.get("torch")
         if torch is not None:
             self.tracer.install(torch)
@@ -136,7 +139,8 @@ class Probe:
         if torch is None or not hasattr(torch, "Tensor"):
             return Graph.failed(name, "torch is not imported")
         with guarded(torch, quiet=True):
-            return graph_of(torch, list(named_tensors(torch, self.shell, budget=Budget(REPORT_SECONDS))), name)
+            named = list(named_tensors(torch, self.shell, budget=Budget(REPORT_SECONDS)))
+            return graph_of(torch, named, name, self.tracer.node_memory)
 
 
 class TorchImportWatcher:

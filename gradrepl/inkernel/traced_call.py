@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from gradrepl.inkernel.jacobian import VjpView
 from gradrepl.protocol import BackwardEvent, BackwardKind, LeafChange, NodeOrder, RootLabel, Values
 from gradrepl.protocol.backward import CallRun, GradReset, HookEffect, Norm
+from gradrepl.protocol.node_grads import NodeGrads
 
 
 class TracedRoot(NamedTuple):
@@ -58,6 +59,8 @@ class TracedCall:
     notes: list[str] = field(default_factory=list)
     group: int = 0
     writes: Any = None  # a brief call's BriefWrites: named (into leaves, resets) only if the call is kept
+    node_grads: tuple[NodeGrads, ...] | None = None
+    node_grads_note: str | None = None
 
     def was_reset(self) -> bool:
         return bool(self.resets or (self.writes is not None and self.writes.resets))
@@ -87,4 +90,5 @@ class TracedCall:
             jacobian=None if self.vjp is None else self.vjp.record(), notes=tuple(self.notes), walk_cut=self.walk_cut,
             step=self.step, group=self.group, expression=self.expression, norm=self.norm, brief=self.brief,
             resets=tuple(self.resets), hooks=tuple(self.hooks), skipped_before=skipped_before,
+            node_grads=self.node_grads, node_grads_note=self.node_grads_note,
         )

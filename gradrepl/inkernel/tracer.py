@@ -47,14 +47,16 @@ from gradrepl.inkernel.call_parts import (
     start_node,
 )
 from gradrepl.inkernel.call_sites import CallSites
-from gradrepl.inkernel.cell_calls import CellCalls
+from gradrepl.inkernel.cell_calls import DESCRIBED_IN_FULL, CellCalls
 from gradrepl.inkernel.grad_watch import HookWatch
 from gradrepl.inkernel.grads_written import GradLedger, Tracked
+from gradrepl.inkernel.graph import TensorNames
 from gradrepl.inkernel.jacobian import VjpView
+from gradrepl.inkernel.node_grads import GradRecorder, SavedGlances, node_grads, remember
 from gradrepl.inkernel.node_order import RunRecorder, predicted_order
 from gradrepl.inkernel.traced_call import TracedCall, TracedRoot
 from gradrepl.inkernel.values import shape_of
-from gradrepl.protocol import BackwardEvent, BackwardKind, Values
+from gradrepl.protocol import AUTO_NODE_LIMIT, BackwardEvent, BackwardKind, NodeGrads, NodeGradsMode, Values
 
 MAX_NODES = 200  # graph nodes listed per event
 MAX_WALK = 5000  # graph nodes visited per event
@@ -62,7 +64,10 @@ MAX_WALK = 5000  # graph nodes visited per event
 # Recording costs 2.5-3.5 µs a node (register, call, remove; torch 2.13, this machine), which on
 # the cheapest graph (a chain of scalar multiplies, 6.5 µs a node to build and run) makes a call
 # 1.7x its untraced time, and 2,000 nodes add at most ~7 ms to a call.
-MAX_EXACT = 2000
+MAX_EXACT = AUTO_NODE_LIMIT  # --node-grads auto records the gradients of the same graphs
+# --node-grads auto records the first calls of a cell (a training loop's first steps; a
+# loop's 50 calls described in full would make its report five times as big), on all of them.
+AUTO_NODE_CALLS = 5
 
 
 class BackwardTracer:
@@ -77,6 +82,8 @@ class BackwardTracer:
         self.calls = CellCalls()
         self.cell: int | None = None
         self.enabled = True
+        self.node_grads: NodeGradsMode = "auto"
+        self.node_memory: dict[walker.NodeKey, NodeGrads] = {}  # the last recorded gradients of each node
         self._installed: Any = None
         self._depth = 0
         self._ledger = GradLedger(capture)
@@ -162,6 +169,7 @@ class BackwardTracer:
         recorder: RunRecorder | None = None
         hooks: HookWatch | None = None
         result: Any = None
+        names: dict[int, str] = {}
         try:
             try:
                 arguments = bind(args, kwargs)
@@ -174,7 +182,7 @@ class BackwardTracer:
             except BaseException as exc:
                 call.notes.append(f"call not described: {type(exc).__name__}: {exc}"[:200])
             # Hooked last: computing J calls the nodes directly, which must not count as runs.
-            recorder = self._recorder(walked, call)
+            recorder = self._recorder(torch, walked, call, names)
             result = original(*args, **kwargs)
         except BaseException as exc:
             call.error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -195,15 +203,44 @@ class BackwardTracer:
                 call.notes.append(f"vᵀ·J not compared: {type(exc).__name__}: {exc}"[:200])
         return result
 
-    def _recorder(self, walked: walker.Walk | None, call: TracedCall) -> RunRecorder | None:
-        """Hooks that record the order the nodes run in; None when the order is predicted instead."""
-        if walked is None or walked.cut or len(walked) > MAX_EXACT:
+    def _recorder(self, torch: Any, walked: walker.Walk | None, call: TracedCall,
+                  names: dict[int, str]) -> RunRecorder | None:
+        """Hooks that record the order the nodes run in, and with --node-grads what each was
+        given and passed on; None when the order is predicted instead."""
+        if walked is None:
+            return None
+        call.node_grads_note = self._node_grads_refused(walked)
+        if call.node_grads_note is None:
+            try:
+                with self._guard(torch):
+                    tensor_names = TensorNames(self._names(torch))
+                    saved = SavedGlances(torch, walked, tensor_names)
+                recorder = GradRecorder(torch, walked, self._guard)
+                recorder.names, recorder.saved = tensor_names, saved
+                return recorder
+            except Exception as exc:
+                call.node_grads_note = f"not recorded: {type(exc).__name__}: {exc}"[:200]
+        if walked.cut or len(walked) > MAX_EXACT:
             return None
         try:
             return RunRecorder(walked)
         except Exception as exc:
             call.notes.append(f"node order predicted: a node took no hook ({type(exc).__name__}: {exc})"[:200])
             return None
+
+    def _node_grads_refused(self, walked: walker.Walk) -> str | None:
+        """Why this call's node gradients are not recorded, or None."""
+        if self.node_grads == "off":
+            return "not recorded: --node-grads off"
+        if walked.cut:
+            return f"not recorded: the graph has more than {MAX_WALK:,} nodes"
+        if self.node_grads == "auto" and len(walked) > MAX_EXACT:
+            return (f"not recorded: the graph has {len(walked):,} nodes, over the {MAX_EXACT:,} of "
+                    f"--node-grads auto (--node-grads on records up to {MAX_WALK:,})")
+        if self.node_grads == "auto" and self.calls.count >= AUTO_NODE_CALLS:
+            return (f"not recorded: --node-grads auto records a cell's first {AUTO_NODE_CALLS} calls "
+                    f"(--node-grads on records its first {DESCRIBED_IN_FULL})")
+        return None
 
     def _begin_vjp(self, torch: Any, kind: str, arguments: dict[str, Any], call: TracedCall,
                    tracked: dict[int, Tracked], names: dict[int, str]) -> VjpView | None:
@@ -272,6 +309,15 @@ class BackwardTracer:
     def _finish(self, torch: Any, call: TracedCall, starts: list[Any], walked: walker.Walk | None,
                 recorder: RunRecorder | None, tracked: dict[int, Tracked], result: Any) -> None:
         try:
+            if isinstance(recorder, GradRecorder):
+                if call.error:
+                    recorder.failed()
+                with self._guard(torch):
+                    names = recorder.names or TensorNames(())
+                    call.node_grads = node_grads(torch, recorder, lambda leaf: names.of(leaf) or describe_unnamed(leaf))
+                    remember(self.node_memory, recorder, call.node_grads)
+                if call.error:
+                    call.node_grads_note = "the call failed: these are the nodes that finished before the error"
             if recorder is not None:
                 call.nodes, call.nodes_total, call.node_order = recorder.node_names(MAX_NODES), len(recorder.ran), "exact"
             elif walked is not None:
@@ -297,6 +343,7 @@ class BackwardTracer:
         """A call past the cell's first DESCRIBED_IN_FULL (brief_calls.py)."""
         __tracebackhide__ = True
         call.brief = True
+        call.node_grads_note = f"not recorded: a cell's calls past its first {DESCRIBED_IN_FULL} are described in brief"
         walked: walker.Walk | None = None
         starts: list[Any] = []
         leaves: list[Any] = []

@@ -74,7 +74,7 @@ def strided_sample(t: Any, limit: int) -> Any:
     return t[tuple(slice(None, None, s) for s in steps)]
 
 
-def _torch_stats(torch: Any, t: Any, numel: int) -> dict[str, Any]:
+def torch_stats(torch: Any, t: Any, numel: int) -> dict[str, Any]:
     sampled = numel > FULL_STATS_LIMIT
     part = strided_sample(t, SAMPLE_SIZE) if sampled else t
     values = part.to(torch.complex128 if part.is_complex() else torch.float64)
@@ -228,13 +228,17 @@ class ValuesMemo:
 def _describe_flat(torch: Any, t: Any, flat: list[Any]) -> dict[str, Any]:
     """A tensor of at most PYTHON_STATS_LIMIT elements from its values as a list: no torch
     call but that one (a model's 8x8 weights cost a third of what index_select does)."""
-    shape = list(t.shape)
+    return describe_list(flat, list(t.shape), t.dtype == torch.bool)
+
+
+def describe_list(flat: list[Any], shape: list[int], boolean: bool = False) -> dict[str, Any]:
+    """describe_values' result for a tensor of `shape` whose values are `flat` (tolist() of it, reshaped to 1-D)."""
     preview = _plain_preview(flat, shape)
     truncated = any(size > 2 * PREVIEW_EDGE for size in shape)
     return {
         "preview": _cut_edges(preview) if truncated else preview,
         "truncated": truncated,
-        "stats": python_stats(flat, len(flat)) if flat and t.dtype != torch.bool else None,
+        "stats": python_stats(flat, len(flat)) if flat and not boolean else None,
     }
 
 
@@ -258,7 +262,7 @@ def describe_values(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[
     if numel <= PYTHON_STATS_LIMIT:
         return _describe_flat(torch, t, t.reshape(-1).tolist())
     preview, truncated = _preview_of_large(torch, t)
-    stats = _torch_stats(torch, t, numel) if t.dtype != torch.bool else None
+    stats = torch_stats(torch, t, numel) if t.dtype != torch.bool else None
     return {"preview": preview, "truncated": truncated, "stats": stats}
 
 
@@ -327,7 +331,7 @@ def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = Non
         info["note"] = f"values not shown: {reason}"
     else:
         try:
-            info["data"] = _describe_data(torch, t, memo)
+            info["data"] = describe_data(torch, t, memo)
         except Exception as exc:  # meta tensors, user subclasses
             info["note"] = f"values not shown: {type(exc).__name__}: {exc}"[:200]
     if t.is_leaf or t.retains_grad:
@@ -339,13 +343,13 @@ def describe_tensor(torch: Any, name: str, t: Any, memo: ValuesMemo | None = Non
                     info["note"] = f"grad not shown: {grad_reason}"
             else:
                 try:
-                    info["grad"] = _describe_data(torch, grad, memo)
+                    info["grad"] = describe_data(torch, grad, memo)
                 except Exception as exc:
                     info["note"] = f"grad not shown: {type(exc).__name__}: {exc}"[:200]
     return info
 
 
-def _describe_data(torch: Any, t: Any, memo: ValuesMemo | None) -> dict[str, Any] | None:
+def describe_data(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any] | None:
     if t.device.type == "meta":
         return None
     values = t.detach()

@@ -132,6 +132,19 @@ def node_name(node: Any) -> str:
         return name
 
 
+NodeKey = tuple[int, str, int]
+
+
+def node_key(node: Any) -> NodeKey:
+    """Tells a node apart while it lives and from the nodes made after it: its id, type and
+    sequence number (a node cannot be weakly referenced)."""
+    try:
+        number = int(node._sequence_nr())
+    except Exception:
+        number = -1
+    return id(node), type(node).__name__, number
+
+
 _HOLDS_A_LEAF: dict[type, bool] = {}  # node type -> whether it has `variable` (AccumulateGrad)
 
 

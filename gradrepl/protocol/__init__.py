@@ -27,6 +27,16 @@ from gradrepl.protocol.graph import (
     graph_request,
 )
 from gradrepl.protocol.json_forms import Json
+from gradrepl.protocol.node_grads import (
+    AUTO_NODE_LIMIT,
+    NODE_GRADS_ENV,
+    NODE_GRADS_MODES,
+    GradPreview,
+    NodeGrads,
+    NodeGradsMode,
+    SavedValue,
+    node_grads_mode,
+)
 from gradrepl.protocol.report import CellReport, Explanation, apply_delta
 from gradrepl.protocol.tensors import ErrorFrame, Stats, TensorInfo, Values
 
@@ -48,10 +58,13 @@ def size_text(size: int) -> str:
 
 
 __all__ = [
+    "AUTO_NODE_LIMIT",
     "BACKWARD_LOG_ENV",
     "COMM_TARGET",
     "GRAPH_REQUEST",
     "MEMORY_LIMIT_ENV",
+    "NODE_GRADS_ENV",
+    "NODE_GRADS_MODES",
     "ORIGIN_KEY",
     "PARENT_PID_ENV",
     "RUNTIME_DIR_PREFIX",
@@ -60,6 +73,7 @@ __all__ = [
     "CellReport",
     "ErrorFrame",
     "Explanation",
+    "GradPreview",
     "Graph",
     "GraphLeaf",
     "GraphNode",
@@ -68,10 +82,13 @@ __all__ = [
     "Json",
     "LeafChange",
     "LeafJacobian",
+    "NodeGrads",
+    "NodeGradsMode",
     "NodeOrder",
     "RootLabel",
     "SavedState",
     "SavedTensor",
+    "SavedValue",
     "Stats",
     "TensorInfo",
     "Values",
@@ -80,5 +97,6 @@ __all__ = [
     "graph_from_reply",
     "graph_reply",
     "graph_request",
+    "node_grads_mode",
     "size_text",
 ]

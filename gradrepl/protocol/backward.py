@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gradrepl.protocol.json_forms import Json, as_tuple, nested_list, nested_tuple, optional
+from gradrepl.protocol.node_grads import NodeGrads
 from gradrepl.protocol.tensors import Values
 
 BackwardKind = Literal["backward", "grad"]
@@ -207,6 +208,10 @@ class BackwardEvent:
     resets: tuple[GradReset, ...] = ()
     hooks: tuple[HookEffect, ...] = ()
     skipped_before: tuple[CallRun, ...] = ()  # the calls between the previous described one and this
+    # What each node the engine ran received and passed on, in engine order (--node-grads);
+    # None: not recorded, `node_grads_note` says why.
+    node_grads: tuple[NodeGrads, ...] | None = None
+    node_grads_note: str | None = None
 
     @property
     def root_text(self) -> str:
@@ -238,6 +243,9 @@ class BackwardEvent:
             data["hooks"] = [hook.to_json() for hook in self.hooks]
         if self.skipped_before:
             data["skipped_before"] = [run.to_json() for run in self.skipped_before]
+        data["node_grads"] = None if self.node_grads is None else [node.to_json() for node in self.node_grads]
+        if self.node_grads_note is not None:
+            data["node_grads_note"] = self.node_grads_note
         return data
 
     @classmethod
@@ -246,6 +254,7 @@ class BackwardEvent:
             return None if items is None else tuple(optional(Values, v) for v in items)
 
         inputs = d.get("inputs")
+        node_grads = d.get("node_grads")
         return cls(
             kind="grad" if d.get("kind") == "grad" else "backward", cell=d.get("cell"),
             roots=tuple(RootLabel.from_json(r) for r in d.get("roots") or ()), gradient=values(d.get("gradient")),
@@ -260,4 +269,6 @@ class BackwardEvent:
             resets=tuple(GradReset.from_json(x) for x in d.get("resets") or ()),
             hooks=tuple(HookEffect.from_json(x) for x in d.get("hooks") or ()),
             skipped_before=tuple(CallRun.from_json(x) for x in d.get("skipped_before") or ()),
+            node_grads=None if node_grads is None else tuple(NodeGrads.from_json(x) for x in node_grads),
+            node_grads_note=d.get("node_grads_note"),
         )

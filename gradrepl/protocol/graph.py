@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gradrepl.protocol.json_forms import Json, optional
+from gradrepl.protocol.node_grads import GradPreview
 
 SavedState = Literal["ok", "modified", "freed", "unreadable"]
 
@@ -87,6 +88,10 @@ class GraphRepeat:
                    tuple(int(n) for n in d.get("first") or ()), tuple(int(n) for n in d.get("last") or ()))
 
 
+def _previews(items: Any) -> tuple[GradPreview | None, ...] | None:
+    return None if items is None else tuple(optional(GradPreview, item) for item in items)
+
+
 @dataclass(frozen=True)
 class GraphNode:
     name: str  # MulBackward0; for a run (`repeat`), its iteration's chain: "AddBackward0 → MulBackward0"
@@ -98,6 +103,9 @@ class GraphNode:
     no_grad_inputs: int = 0
     note: str | None = None
     repeat: GraphRepeat | None = None  # this node is a run of alike iterations, not one of torch's nodes
+    # What the last traced backward call through this node gave it and it passed on (--node-grads).
+    grad_outputs: tuple[GradPreview | None, ...] | None = None
+    grad_inputs: tuple[GradPreview | None, ...] | None = None
 
     def to_json(self) -> Json:
         data: Json = {"name": self.name, "tensor": self.tensor, "saved": [s.to_json() for s in self.saved],
@@ -108,6 +116,9 @@ class GraphNode:
             data["note"] = self.note
         if self.repeat is not None:
             data["repeat"] = self.repeat.to_json()
+        if self.grad_outputs is not None:
+            data["grad_outputs"] = [None if g is None else g.to_json() for g in self.grad_outputs]
+            data["grad_inputs"] = [None if g is None else g.to_json() for g in self.grad_inputs or ()]
         return data
 
     @classmethod
@@ -116,7 +127,8 @@ class GraphNode:
                    tuple(SavedTensor.from_json(s) for s in d.get("saved") or ()),
                    tuple((str(k), str(v)) for k, v in (d.get("values") or {}).items()),
                    tuple(int(n) for n in d.get("next") or ()), int(d.get("no_grad_inputs") or 0), d.get("note"),
-                   optional(GraphRepeat, d.get("repeat")))
+                   optional(GraphRepeat, d.get("repeat")), _previews(d.get("grad_outputs")),
+                   _previews(d.get("grad_inputs")))
 
 
 @dataclass(frozen=True)

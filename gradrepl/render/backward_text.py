@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from gradrepl.protocol import BackwardEvent, LeafChange
 from gradrepl.protocol.backward import GradReset, ResetKind
 from gradrepl.render.call_groups import CallGroup, call_groups
+from gradrepl.render.chain_rule import node_lines
 from gradrepl.render.sparkline import sparkline
 from gradrepl.render.text import (
     backward_call,
@@ -168,9 +169,11 @@ def _spans(steps: Sequence[int]) -> list[tuple[int, int]]:
     return spans
 
 
-def backward_transcript(events: Sequence[BackwardEvent], cell_error: str | None = None) -> list[tuple[str, str]]:
+def backward_transcript(events: Sequence[BackwardEvent], cell_error: str | None = None,
+                        node_grads: bool = False) -> list[tuple[str, str]]:
     """A cell's backward calls as replay prints them, (tag, text) a line: `backward` for a call,
-    a group or what reset grads between two calls, `vjp` for the vector-Jacobian view.
+    a group or what reset grads between two calls, `vjp` for the vector-Jacobian view, with
+    `node_grads` a `node` line for each node the call ran (or why they were not recorded).
     `cell_error` ("ename: evalue") is printed above them already: a call that failed with it
     says so instead of repeating it."""
     lines: list[tuple[str, str]] = []
@@ -187,6 +190,10 @@ def backward_transcript(events: Sequence[BackwardEvent], cell_error: str | None 
             prefix = f"step {head.step:,}: " if numbered and head.step else ""
             lines.append(("backward", prefix + backward_line(head, cell_error=cell_error)))
             lines += [("vjp", line) for line in vjp_lines(head)]
+            if node_grads:
+                lines += [("node", line) for line in node_lines(head.node_grads or ())]
+                if head.node_grads_note:
+                    lines.append(("node", head.node_grads_note))
         else:
             lines.append(("backward", group_header(group)))
             if head is not None and head.error:

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from gradrepl.protocol import Graph
+from gradrepl.protocol import Graph, GraphNode
 from gradrepl.protocol.graph_layout import Entry, lay_out
+from gradrepl.render.chain_rule import value_text
 from gradrepl.render.graph_labels import (
     gap_label,
     graph_title,
@@ -31,7 +32,7 @@ __all__ = ["GraphRow", "graph_rows", "graph_text", "graph_title", "modified_coun
 
 MAX_TEXT_DEPTH = 24  # levels of guides drawn in text; deeper rows say their depth
 
-RowKind = Literal["node", "run", "saved", "ref", "cut", "gap", "note"]
+RowKind = Literal["node", "run", "saved", "grads", "ref", "cut", "gap", "note"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class GraphRow:
     continues: bool = False  # the next node of the chain of the node row before it at this depth
 
 
-def graph_rows(graph: Graph) -> list[GraphRow]:
+def graph_rows(graph: Graph, grads: bool = False) -> list[GraphRow]:
+    """The rows of the drawing; with `grads`, under each node that a traced backward call ran,
+    what it was given and passed on (the last such call's)."""
     nodes = graph.nodes
     rows: list[GraphRow] = []
     entries = lay_out(nodes).entries
@@ -80,6 +83,8 @@ def graph_rows(graph: Graph) -> list[GraphRow]:
             kind: RowKind = "run" if node.repeat is not None else "node"
             rows.append(GraphRow(entry.depth, kind, node_label(node, entry.number), number=entry.number,
                                  continues=entry.continues or after_gap))
+            if grads and node.grad_outputs is not None:
+                rows.append(GraphRow(entry.depth + 1, "grads", grads_label(node)))
             for saved in node.saved:
                 text, warn = saved_label(saved)
                 rows.append(GraphRow(entry.depth + 1, "saved", text, warn=warn))
@@ -141,8 +146,14 @@ def row_guides(rows: Sequence[GraphRow]) -> list[str]:
     return guides
 
 
-def graph_text(graph: Graph) -> str:
+def grads_label(node: GraphNode) -> str:
+    given = ", ".join(value_text(value) for value in node.grad_outputs or ())
+    passed = ", ".join(value_text(value) for value in node.grad_inputs or () if value is not None)
+    return f"grad in {given}" + (f" → out {passed}" if passed else "")
+
+
+def graph_text(graph: Graph, grads: bool = False) -> str:
     """The graph as an indented text tree with box-drawing guides."""
-    rows = graph_rows(graph)
+    rows = graph_rows(graph, grads)
     lines = (f"{guides}{row.text}" for guides, row in zip(row_guides(rows), rows, strict=True))
     return "\n".join([graph_title(graph), *lines])

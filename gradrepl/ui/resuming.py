@@ -47,8 +47,12 @@ def show_progress(app: GradReplApp) -> None:
     status.progress = ""
     app.resume_total = 0
     name = app.path_label() or "the script"
+    from gradrepl.ui.state.worksheet import SKIPPED_ON_RESUME
+
+    skipped = sum(1 for c in script_cells if c.state == "cancelled" and (c.reason or "").startswith(SKIPPED_ON_RESUME))
+    also = f", {skipped} skipped" if skipped else ""
     if failures:
-        app.notify(f"Resumed {name}: {counted(done, 'cell')}, {len(failures)} failed (cell {failed}).", severity="warning",
-                   timeout=8)
+        app.notify(f"Resumed {name}: {counted(done - skipped, 'cell')}{also}, {len(failures)} failed (cell {failed}).",
+                   severity="warning", timeout=8)
     else:
-        app.notify(f"Resumed {name}: {counted(done, 'cell')} ran.", timeout=5)
+        app.notify(f"Resumed {name}: {counted(done - skipped, 'cell')} ran{also}.", timeout=5)

@@ -26,7 +26,7 @@ from gradrepl.ui.widgets.graph_view import GraphView
 GraphLoader = Callable[[str], Awaitable[Graph]]
 
 EXPANDED_DEPTH = 12  # branches nested deeper start folded
-_ROW_STYLES = {"node": "", "run": "bold", "saved": "dim", "ref": "italic cyan", "cut": "italic", "gap": "italic",
+_ROW_STYLES = {"node": "", "run": "bold", "saved": "dim", "grads": "cyan", "ref": "italic cyan", "cut": "italic", "gap": "italic",
                "note": "italic"}
 
 
@@ -89,7 +89,7 @@ class AutogradGraphScreen(ModalScreen[None]):
         self.graph = graph
         status = self.query_one("#graph-status", Static)
         status.update(Text(graph_title(graph), style="bold red" if graph.error or modified_count(graph) else ""))
-        self.query_one(GraphView).show_rows(graph_rows(graph), _starts_folded)
+        self.query_one(GraphView).show_rows(graph_rows(graph, grads=True), _starts_folded)
 
     def action_expand_all(self) -> None:
         self.query_one(GraphView).expand_all()

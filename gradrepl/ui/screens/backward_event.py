@@ -83,6 +83,11 @@ def call_overview(event: BackwardEvent) -> Table:
         table.add_row("returned", ", ".join(values_preview(g) for g in event.grads or ()))
     if event.kind == "backward" and not event.error and not event.leaves:
         table.add_row(".grad", Text("no .grad changed", style="dim"))
+    if event.node_grads:
+        table.add_row("node gradients", Text(f"recorded for {len(event.node_grads):,} nodes: s steps through them",
+                                             style="bold green"))
+    elif event.node_grads_note:
+        table.add_row("node gradients", Text(event.node_grads_note, style="dim"))
     for note in event.notes:
         table.add_row("note", Text(note, style="italic"))
     return table
@@ -136,7 +141,7 @@ def vjp_view(event: BackwardEvent) -> RenderableType | None:
 
 
 class BackwardEventScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,enter,q", "dismiss", "Close"), Binding("s", "step", "Step through the nodes")]
     DEFAULT_CSS = """
     BackwardEventScreen { align: center middle; }
     BackwardEventScreen > VerticalScroll {
@@ -154,9 +159,17 @@ class BackwardEventScreen(ModalScreen[None]):
         with VerticalScroll() as box:
             cell = self.event.cell
             box.border_title = f"In [{cell if cell is not None else ' '}] {backward_call(self.event)}"
-            box.border_subtitle = "Escape closes"
+            box.border_subtitle = "s: step through the chain rule · Escape closes" if self.event.node_grads else "Escape closes"
             yield Static(call_overview(self.event))
             view = vjp_view(self.event)
             if view is not None:
                 yield Static(view, id="vjp")
 
+
+    def action_step(self) -> None:
+        if self.event.node_grads:
+            from gradrepl.ui.screens.backward_stepper import BackwardStepperScreen
+
+            self.app.push_screen(BackwardStepperScreen(self.event))
+        else:
+            self.notify(f"No node gradients for this call: {self.event.node_grads_note or 'not recorded'}", severity="warning")

@@ -11,13 +11,10 @@ from gradrepl.ui.screens.choice import ChoiceScreen
 
 
 class ConfirmQuitScreen(ChoiceScreen):
-    """Dismisses with "save", "quit" or "stay"."""
+    """Dismisses with "save", "quit" or "stay". No letter keys, and Stay has the focus: code
+    typed on after Ctrl+D (`def f(): ...`) cannot discard the cells."""
 
-    BINDINGS = [
-        Binding("escape", "choose('stay')", "Stay"),
-        Binding("s", "choose('save')", "Save"),
-        Binding("d", "choose('quit')", "Discard"),
-    ]
+    BINDINGS = [Binding("escape", "choose('stay')", "Stay")]
     DEFAULT_CSS = """
     ConfirmQuitScreen > Vertical { width: 64; border: round $warning; }
     """
@@ -34,4 +31,7 @@ class ConfirmQuitScreen(ChoiceScreen):
                 yield Button("Save and quit", id="save", variant="primary")
                 yield Button("Discard and quit", id="quit", variant="error")
                 yield Button("Stay", id="stay")
-            yield Label("S saves and quits, D discards and quits, Escape stays.", classes="hint")
+            yield Label("Enter presses the focused button, Tab moves between them; Escape stays.", classes="hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#stay", Button).focus()

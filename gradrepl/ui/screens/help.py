@@ -24,7 +24,8 @@ nothing it does can take the app down. Typing anywhere outside a dialog goes to 
 | Tab | complete from the live kernel; indent at the start of a line |
 | Backspace | in indentation: remove one level |
 | Escape | clear the input (the draft stays in the history) |
-| Ctrl+D | quit, when the input is empty |
+| Ctrl+U | delete to the start of the line |
+| Ctrl+D | quit, when the input is empty (asks first when cells are unsaved) |
 | PageUp / PageDown | scroll the transcript |
 
 | Key | Anywhere |
@@ -53,6 +54,7 @@ nothing it does can take the app down. Typing anywhere outside a dialog goes to 
 | Home / End | tensors: first / last row |
 | **g** | tensors or a tensor's detail: its autograd graph (of a leaf: the graphs that use it) |
 | **e** / **c** | autograd graph: expand / collapse all; Left / Right fold / unfold a node (Left again: its parent) |
+| **s** | an opened backward log entry: step through its chain rule, node by node (Right or **n** next, Left or **p** previous, Home / End) |
 | Escape or **q** | close a detail, graph or this help (Enter too for a detail) |
 
 **Tensor inspector**: every tensor your code has named (also in lists, tuples, dicts and
@@ -66,7 +68,9 @@ when modified in place since: backward will fail there), and the leaves by your 
 inside functions and library code: the root and its value, the `gradient` passed (the `v`
 of a vector-Jacobian product), the graph nodes it ran through, and each `.grad` it wrote:
 *fresh* (there was none) or *accumulated* (autograd adds into a grad already there). An
-opened entry of a non-scalar root shows the Jacobian J, v, and the vᵀ·J that landed in the grad.
+opened entry of a non-scalar root shows the Jacobian J, v, and the vᵀ·J that landed in the grad;
+**s** there steps through the call node by node: what each node received and passed on, its
+rule with the numbers, the tensors it saved, and a grad split by the paths that brought it.
 
 `gradrepl SCRIPT` resumes a script: its cells run first, then you go on from there.
 `gradrepl replay SCRIPT` runs one headless. Press Escape to close this help.

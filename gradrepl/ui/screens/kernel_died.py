@@ -33,7 +33,8 @@ class KernelDiedScreen(ChoiceScreen):
             yield Static(f"The kernel died in {self.where}: {self.reason}.", classes="what")
             yield Static("Every cell you ran or typed is kept. Its names and tensors are gone with the kernel.")
             with Horizontal():
-                yield Button(f"Restart and run {cells} again", id="replay", variant="primary", disabled=not self.good_cells)
+                label = f"Restart and run {cells} again" if self.good_cells else "Restart and run again (no cell ran)"
+                yield Button(label, id="replay", variant="primary", disabled=not self.good_cells)
                 yield Button("Fresh kernel", id="restart")
                 yield Button("Later", id="later")
             yield Static(

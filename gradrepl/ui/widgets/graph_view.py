@@ -19,6 +19,7 @@ from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
+from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -64,6 +65,18 @@ class GraphView(ScrollView, can_focus=True):
     """
 
     cursor: reactive[int] = reactive(0, init=False)  # the cursor's line among the shown rows
+
+    class CursorMoved(Message):
+        """The cursor is on another row (`row`: its index into `rows`)."""
+
+        def __init__(self, view: GraphView, row: int) -> None:
+            super().__init__()
+            self.view = view
+            self.row = row
+
+        @property
+        def control(self) -> GraphView:
+            return self.view
 
     def __init__(self, label: Callable[[GraphRow], Text] = plain_label, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -134,6 +147,10 @@ class GraphView(ScrollView, can_focus=True):
     def node_row(self, number: int) -> int | None:
         return self._node_rows.get(number)
 
+    def line_of(self, index: int | None) -> int:
+        """The line a row is drawn on among the shown rows (0 when it is hidden or None)."""
+        return self._line_of.get(index, 0) if index is not None else 0
+
     def line_text(self, index: int) -> str:
         """A row as drawn, without its colours."""
         row = self.rows[index]
@@ -181,6 +198,8 @@ class GraphView(ScrollView, can_focus=True):
         for line in (before, now):
             self.refresh(Region(0, line - round(self.scroll_y), self.size.width, 1))
         self._scroll_to_cursor()
+        if self.shown:
+            self.post_message(self.CursorMoved(self, self.shown[now]))
 
     def _scroll_to_cursor(self) -> None:
         if self.shown:

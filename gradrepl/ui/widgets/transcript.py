@@ -212,6 +212,10 @@ class Transcript(VerticalScroll):
         self.stable = stable
         self.can_focus = True
         self._away = False  # the user scrolled up from the end
+        # Each cell's view by the cell's number: a query by id walks every view (a script of
+        # a few hundred cells took seconds a cell).
+        self._views: dict[int, CellView] = {}
+        self._hint_shown = True
 
     def compose(self):
         yield Static("▼ new output below (Ctrl+End)", id="new-output")
@@ -253,17 +257,20 @@ class Transcript(VerticalScroll):
         return self.has_class("-new-below")
 
     def view_of(self, cell: SessionCell) -> CellView | None:
-        found = self.query(f"#cell-{cell.number}")
-        return found.first(CellView) if found else None
+        view = self._views.get(cell.number)
+        return view if view is not None and view.parent is self else None
 
     def _drop_hint(self) -> None:
-        for hint in self.query(".empty"):
-            hint.remove()
+        if self._hint_shown:
+            self._hint_shown = False
+            for hint in self.query_children(".empty"):
+                hint.remove()
 
     def add_cell(self, cell: SessionCell) -> CellView:
         """A submitted cell: shown at the end, and the transcript follows it from now on."""
         self._drop_hint()
         view = CellView(cell, stable=self.stable)
+        self._views[cell.number] = view
         self.mount(view)
         self.scroll_to_latest()
         return view
@@ -304,6 +311,7 @@ class Transcript(VerticalScroll):
             view.refresh_prompt()
 
     def clear(self) -> None:
+        self._views.clear()
         for child in list(self.children):
             if child.id != "new-output":
                 child.remove()
