@@ -337,12 +337,22 @@ def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
         return EXIT_OUTPUT_CLOSED
 
 
+# Cells of a script the app resumes: each is a few widgets of the transcript, and Textual lays
+# out every one of them at each refresh (500 cells resume in about 30 s on a 2-core machine).
+MAX_APP_CELLS = 1000
+
+
 def run_app(argv: list[str]) -> int:
     args = app_parser().parse_args(_node_grads_value(argv))
     script = None
     if args.script is not None:
         script = _new_script(args.script) or _read_or_say(args.script)
         if script is None:
+            return EXIT_USAGE
+        cells = len(script.cells)
+        if cells > MAX_APP_CELLS:
+            print(f"gradrepl: '{args.script}' has {cells:,} cells: the app resumes scripts of up to "
+                  f"{MAX_APP_CELLS:,} (each is a pane of the transcript); gradrepl replay runs any", file=sys.stderr)
             return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
     from gradrepl.ui.typeahead import keep_typeahead

@@ -64,12 +64,27 @@ def test_an_empty_script_is_nothing_to_run_for_replay_and_graph_alike(tmp_path: 
     assert done.returncode == 2 and "no code cells" in done.stderr
 
 
-@pytest.mark.kernel
-def test_sigterm_ends_an_app_busy_with_a_big_script_and_its_kernel(tmp_path: Path) -> None:
-    """A 4 MB script of 380,000 cells keeps the app's event loop busy for minutes; SIGTERM
-    still ends the app (exit 143) and its kernel, and the terminal is given back."""
+def test_the_app_refuses_a_script_of_more_cells_than_it_resumes_in_one_line(tmp_path: Path) -> None:
+    """A 4 MB script of 380,000 cells held the app at "kernel starting" for minutes at half a
+    gigabyte: it is refused at once, with one line naming replay, which runs any."""
+    from gradrepl.cli import MAX_APP_CELLS
+
     path = tmp_path / "cells.py"
     path.write_bytes(b"# %\x25\nx = 1\n" * ((SCRIPT_LIMIT - 1) // 11))
+    done = run_gradrepl(str(path), timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"gradrepl: '{path}' has {(SCRIPT_LIMIT - 1) // 11:,} cells: the app resumes scripts of up "
+                           f"to {MAX_APP_CELLS:,} (each is a pane of the transcript); gradrepl replay runs any\n")
+
+
+@pytest.mark.kernel
+def test_sigterm_ends_an_app_busy_with_a_big_script_and_its_kernel(tmp_path: Path) -> None:
+    """A script of as many cells as the app resumes keeps its event loop busy for a minute or
+    more; SIGTERM still ends the app (exit 143) and its kernel, and the terminal is given back."""
+    from gradrepl.cli import MAX_APP_CELLS
+
+    path = tmp_path / "cells.py"
+    path.write_bytes(b"# %\x25\nx = 1\n" * MAX_APP_CELLS)
     env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "GRADREPL_JOURNAL_DIR": str(tmp_path / "journal"), "TERM": "xterm-256color"}
     main, child = pty.openpty()

@@ -82,8 +82,8 @@ class BackwardStepperScreen(ModalScreen[None]):
         border: round $accent; background: $surface; padding: 0 1;
     }
     BackwardStepperScreen #stepper-body { height: 1fr; }
-    BackwardStepperScreen GraphView { width: 2fr; height: 1fr; min-width: 30; border-right: vkey $panel; }
-    BackwardStepperScreen #step-scroll { width: 3fr; height: 1fr; padding-left: 1; }
+    BackwardStepperScreen GraphView { width: 1fr; height: 1fr; min-width: 30; border-right: vkey $panel; }
+    BackwardStepperScreen #step-scroll { width: 1fr; height: 1fr; padding-left: 1; }
     BackwardStepperScreen.-narrow #stepper-body { layout: vertical; }
     BackwardStepperScreen.-narrow GraphView { width: 1fr; height: 2fr; border-right: none; border-bottom: hkey $panel; }
     BackwardStepperScreen.-narrow #step-scroll { width: 1fr; height: 3fr; padding-left: 0; }
