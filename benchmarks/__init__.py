@@ -46,6 +46,12 @@ Rows
                            off: exact stats (norm, min, max) of each of its 19 gradients, two
                            passes over 65,536 floats each, on a 2.4 ms step. Target: <= 2.5x
                            (under 3 ms added, paid by a cell's first 5 calls only).
+    nan-check-mlp          an MLP training step (4 layers, batch 256, SGD) as a cell runs it under
+                           --nan-check (each op's result checked, node gradients recorded, events
+                           rendered) vs the same step with no gradrepl, in this process. Target: <= 1.5x.
+    nan-check-vs-anomaly   a 400-op chain of multiplies and its backward under --nan-check vs under
+                           torch.autograd.detect_anomaly(check_nan=True), which checks backward
+                           only. Target: <= 0.7x.
     backward-log-chain     backward through a 10,000-node chain, traced vs untraced.
                            Target: <= 2x.
     backward-log-loop      a cell training a small MLP (784-128-128-10, batch 64, SGD) for 1,000

@@ -21,6 +21,7 @@ GROUPS: dict[str, list[str]] = {
     "app": ["app-first-frame", "app-first-frame-over-bare", "app-memory", "app-panes-latency", "app-key-latency"],
     "backward": ["backward-log-mlp", "backward-log-chain", "backward-log-loop", "backward-log-loop-tiny"],
     "node-grads": ["node-grads-chain", "node-grads-mlp"],
+    "nan-check": ["nan-check-mlp", "nan-check-vs-anomaly"],
     "interrupt": ["interrupt-python", "interrupt-torch"],
     "fold": ["fold-expand-1e5", "fold-expand-key", "fold-expand-first-key"],
     "graph": ["graph-view-1e4", "graph-text-1e4"],
@@ -60,6 +61,10 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.node_grads import bench_node_grads
 
         tasks.append((GROUPS["node-grads"], lambda: bench_node_grads(rounds)))
+    if chosen(only, "nan-check"):
+        from benchmarks.nan_check import bench_nan_check
+
+        tasks.append((GROUPS["nan-check"], lambda: bench_nan_check(rounds)))
     if chosen(only, "interrupt"):
         from benchmarks.kernel import bench_interrupts
 

@@ -86,3 +86,14 @@ def time_calls(fn: Callable[[], Any], count: int, warmup: int = 2) -> list[float
         fn()
         out.append((time.perf_counter() - start) * 1e3)
     return out
+
+
+def mlp_256(torch: Any) -> tuple[Any, Any, Any, Any]:
+    """The MLP of the backward-log, node-grads and nan-check rows (seeded): 4 layers of 256,
+    ReLU between, SGD, a batch of 256 with 10 classes. (model, optimizer, inputs, targets)."""
+    torch.manual_seed(0)
+    layers: list[Any] = []
+    for index in range(4):
+        layers += [torch.nn.Linear(256, 256 if index < 3 else 10)] + ([torch.nn.ReLU()] if index < 3 else [])
+    model = torch.nn.Sequential(*layers)
+    return model, torch.optim.SGD(model.parameters(), lr=0.01), torch.randn(256, 256), torch.randint(0, 10, (256,))

@@ -8,7 +8,7 @@ import time
 import types
 from collections.abc import Callable
 
-from benchmarks.common import BenchError, Row, median, say
+from benchmarks.common import BenchError, Row, median, mlp_256, say
 from gradrepl.protocol import NodeGradsMode
 
 CHAIN_NODES = 1000
@@ -21,13 +21,8 @@ def bench_node_grads(rounds: int) -> list[Row]:
     from gradrepl.inkernel.glances import capture_glance, render_capture
     from gradrepl.inkernel.namespace import guarded, named_tensors
 
-    torch.manual_seed(0)
+    model, _, xb, yb = mlp_256(torch)
     leaf = torch.ones(1, requires_grad=True)
-    layers: list[torch.nn.Module] = []
-    for index in range(4):
-        layers += [torch.nn.Linear(256, 256 if index < 3 else 10)] + ([torch.nn.ReLU()] if index < 3 else [])
-    model = torch.nn.Sequential(*layers)
-    xb, yb = torch.randn(256, 256), torch.randint(0, 10, (256,))
     shell = types.SimpleNamespace(user_ns={"leaf": leaf, "model": model, "xb": xb, "yb": yb}, user_ns_hidden={})
     tracer = backward_trace.BackwardTracer(lambda t: named_tensors(t, shell), guarded, capture_glance, render_capture)
 

@@ -10,7 +10,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.common import BenchError, Row, median, say, time_calls
+from benchmarks.common import BenchError, Row, median, mlp_256, say, time_calls
 
 
 def snapshot_samples(big: Any, samples: int) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -67,13 +67,7 @@ def bench_backward_log(rounds: int) -> list[Row]:
     from gradrepl.inkernel.glances import capture_glance, render_capture
     from gradrepl.inkernel.namespace import guarded, named_tensors
 
-    torch.manual_seed(0)
-    layers: list[torch.nn.Module] = []
-    for index in range(4):
-        layers += [torch.nn.Linear(256, 256 if index < 3 else 10)] + ([torch.nn.ReLU()] if index < 3 else [])
-    model = torch.nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    xb, yb = torch.randn(256, 256), torch.randint(0, 10, (256,))
+    model, opt, xb, yb = mlp_256(torch)
     leaf = torch.ones(1, requires_grad=True)
     shell = types.SimpleNamespace(
         user_ns={"model": model, "opt": opt, "xb": xb, "yb": yb, "leaf": leaf}, user_ns_hidden={}

@@ -75,6 +75,7 @@ def replay_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
     _backward_log_option(parser)
     _node_grads_option(parser, "given, the text transcript prints them under each call; --json always has them")
+    _nan_check_option(parser)
     _memory_limit_option(parser)
     return parser
 
@@ -97,6 +98,7 @@ def graph_parser() -> argparse.ArgumentParser:
                          help="print each graph as Graphviz DOT (draw it with: dot -Tsvg -o graph.svg)")
     _node_grads_option(parser, "given, each node of the tree shows what the last backward call through it "
                                "received and passed on")
+    _nan_check_option(parser)
     _memory_limit_option(parser)
     return parser
 
@@ -122,6 +124,7 @@ def app_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
     _backward_log_option(parser)
     _node_grads_option(parser, "the stepper (Enter on a backward log entry, then s) walks through them")
+    _nan_check_option(parser)
     _memory_limit_option(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
@@ -139,6 +142,14 @@ def _node_grads_option(parser: argparse.ArgumentParser, shown: str) -> None:
         "--node-grads", nargs="?", const="on", default=None, choices=("auto", "on", "off"), metavar="MODE",
         help="record what every node of a backward call received and passed on; MODE auto (the default): graphs "
         f"of up to 2,000 nodes, on (the default when MODE is left out): up to 5,000, off: none; {shown}",
+    )
+
+
+def _nan_check_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nan-check", action="store_true",
+        help="check every torch op's result and every backward node's gradients for nan and inf, and say "
+        "where the first was born: the op whose inputs were finite (costs a pass over each result)",
     )
 
 
@@ -161,11 +172,13 @@ def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
-    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NODE_GRADS_ENV
+    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NAN_CHECK_ENV, NODE_GRADS_ENV
 
     env = {BACKWARD_LOG_ENV: "0"} if getattr(args, "no_backward_log", False) else {}
     if getattr(args, "node_grads", None) is not None:
         env[NODE_GRADS_ENV] = args.node_grads
+    if getattr(args, "nan_check", False):
+        env[NAN_CHECK_ENV] = "1"
     if args.memory_limit is not None:
         env[MEMORY_LIMIT_ENV] = str(args.memory_limit)
     return env

@@ -293,6 +293,23 @@ async def test_save_as_never_replaces_an_existing_file_without_a_second_enter(tm
     assert target.read_text(encoding="utf-8") == "precious = True\n"
 
 
+async def test_the_nan_check_toggle_names_the_op_that_made_the_nan_under_its_cell(tmp_path: Path) -> None:
+    async with started(tmp_path) as (app, pilot):
+        await run_cell(app, pilot, "import torch")
+        assert not app.nan_check
+        app.action_toggle_nan_check()
+        await workers_done(app, "nan-check")
+        assert app.nan_check
+        await run_cell(app, pilot, "x = torch.tensor([1.0, -2.0])\ny = torch.log(x * 2)\nz = (y * 3).sum()")
+        notes = [str(note.render()) for note in app.query(".note").results(Static)]
+        assert any(note.startswith("the first non-finite value: torch.log made 1 nan of 2 from finite inputs, "
+                                   "at In [2], line 2") for note in notes), notes
+        app.action_toggle_nan_check()
+        await workers_done(app, "nan-check")
+        await run_cell(app, pilot, "w = torch.log(torch.tensor([-1.0]))")
+        assert len([n for n in app.query(".note").results(Static) if "non-finite" in str(n.render())]) == 1
+
+
 async def test_quit_with_unsaved_cells_asks_first(tmp_path: Path) -> None:
     async with started(tmp_path) as (app, pilot):
         await run_cell(app, pilot, "kept = 1")

@@ -32,6 +32,7 @@ from gradrepl.protocol import (
 )
 from gradrepl.protocol.backward import CallRun, GradReset, HookEffect
 from gradrepl.protocol.node_grads import GradPreview, NodeGrads, SavedValue
+from gradrepl.protocol.nonfinite import NonFinite
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -59,6 +60,7 @@ RUN_NODE = GraphNode("AddBackward0 → MulBackward0", next=(5,), repeat=REPEAT)
 LEAF_GRAPH = Graph("x", (2,), "float32", True, True, used_by=("y",))
 EXPLANATION = Explanation("title", "why", "fix")
 GRAD = GradPreview((2, 2), "float32", VALUES)
+NONFINITE = NonFinite("forward", "torch.log", 1, 5, (GRAD,), (GRAD,), "lesson.py", "b = torch.log(a)")
 SAVED_VALUE = SavedValue("other", "w", GRAD)
 NODE_GRADS = NodeGrads("MulBackward0", (GRAD,), (GRAD, None), (1, -1), "y")
 LEAF_NODE_GRADS = NodeGrads("AccumulateGrad", (GRAD,), (), (), None, "x", (SAVED_VALUE, SavedValue("self", None, None, "freed")),
@@ -107,6 +109,7 @@ ACTUAL: dict[str, tuple[set[str], set[str]]] = {
     "jacobian": keys(JACOBIAN.to_json(), JACOBIAN_NOTE.to_json()),
     "jacobian leaf": keys(JACOBIAN_LEAF.to_json()),
     "explanation": keys(EXPLANATION.to_json()),
+    "nonfinite": keys(NONFINITE.to_json(), NonFinite("backward", "SqrtBackward0", None, None, (), ()).to_json()),
     "graph": keys({"cell": 4, **GRAPH.to_json()}, {"cell": 4, **LEAF_GRAPH.to_json()},
                   {"cell": 4, **Graph.failed("y", "no tensor named y").to_json()}),
     "node": keys(NODE.to_json(), LEAF_NODE.to_json(), RUN_NODE.to_json(),
@@ -137,7 +140,7 @@ def test_the_readme_lists_each_records_fields(name: str) -> None:
     GRAD_RESET, HOOK, CALL_RUN, replace(EVENT, step=3, group=2, expression="loss", norm="nan", brief=True,
                                         resets=(GRAD_RESET,), hooks=(HOOK,), skipped_before=(CALL_RUN,)),
     SAVED, SAVED_UNREADABLE, NODE, LEAF_NODE, GRAPH, EXPLANATION, REPEAT, RUN_NODE, LEAF_GRAPH,
-    GRAD, SAVED_VALUE, NODE_GRADS, LEAF_NODE_GRADS, replace(EVENT, node_grads=(NODE_GRADS, LEAF_NODE_GRADS)),
+    GRAD, SAVED_VALUE, NODE_GRADS, LEAF_NODE_GRADS, NONFINITE, replace(EVENT, node_grads=(NODE_GRADS, LEAF_NODE_GRADS)),
     replace(NODE, grad_outputs=(GRAD,), grad_inputs=(None,)),
     ErrorFrame("<cell>", 3, "<module>", "x.backward()", "lesson.py", 12),
     CellReport(4, ("x",), (TENSOR,), (EVENT,), (ErrorFrame("f", 1, "g", "h"),), ("n",)),

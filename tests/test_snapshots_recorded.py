@@ -130,7 +130,8 @@ def test_an_explained_backward_without_a_gradient(snap_compare: SnapCompare) -> 
 def test_the_vector_jacobian_event_detail(snap_compare: SnapCompare) -> None:
     """The seed resumed, then F3, Up, Enter: the z.backward(gradient=[[2, 0.2], [0.01,
     0.001]], retain_graph=True) call in full (step 1, root z, the gradient v, the nodes
-    ViewBackward0 → MulBackward0 → AccumulateGrad, x.grad fresh, norm 4.02, → [4, 0.4, 0.02, 0.002]),
+    ViewBackward0 → MulBackward0 → AccumulateGrad, x.grad fresh, norm 4.02, → [4, 0.4, 0.02, 0.002],
+    'node gradients: recorded for 3 nodes: s steps through them'),
     then the vector-Jacobian view: why v is needed, 'J of z with respect to x ✓ x.grad
     gained exactly vᵀ·J' and the table with the v column (2, 0.2, 0.01, 0.001), rows
     ∂z[0, 0] … ∂z[1, 1] of J = 2·I over x[0] … x[3], the row vᵀ·J 4 0.4 0.02 0.002 in bold

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gradrepl.protocol import COMM_TARGET, BackwardEvent, CellReport, ErrorFrame, TensorInfo, apply_delta
+from gradrepl.protocol import COMM_TARGET, BackwardEvent, CellReport, ErrorFrame, NonFinite, TensorInfo, apply_delta
 
 CellStatus = Literal["ok", "error", "timeout", "died"]
 
@@ -66,6 +66,7 @@ class ProbeReport:
     backward: tuple[BackwardEvent, ...] = ()
     frames: tuple[ErrorFrame, ...] = ()
     notes: tuple[str, ...] = ()
+    nonfinite: tuple[NonFinite, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class ProbeState:
         report = CellReport.from_json(data)
         if report.tensor_names is not None:
             self.tensors = apply_delta(self.tensors, report.tensor_names, report.tensors_changed)
-        return ProbeReport(tuple(self.tensors.values()), report.backward, report.frames, report.notes)
+        return ProbeReport(tuple(self.tensors.values()), report.backward, report.frames, report.notes, report.nonfinite)
 
 
 def parse_iopub(msg: dict[str, Any], probe: ProbeState) -> Event | None:

@@ -18,7 +18,16 @@ from typing import Any
 
 from gradrepl.client.events import CellFinished, CellOutcome, Event, OutputBudget, OutputCut, ProbeState, parse_iopub
 from gradrepl.client.process import KernelProcess, launch_kernel
-from gradrepl.protocol import MEMORY_LIMIT_ENV, ORIGIN_KEY, Graph, graph_from_reply, graph_request, size_text
+from gradrepl.protocol import (
+    MEMORY_LIMIT_ENV,
+    NAN_CHECK_ENV,
+    NAN_CHECK_REQUEST,
+    ORIGIN_KEY,
+    Graph,
+    graph_from_reply,
+    graph_request,
+    size_text,
+)
 
 READY_TIMEOUT = 120.0
 OUTPUT_LIMIT = 1_000_000  # characters of text output a cell keeps; the rest is counted
@@ -266,6 +275,14 @@ class KernelSession:
         """The autograd graph of the tensor the probe lists as `name`, or a Graph saying
         why there is none."""
         return graph_from_reply(name, await self._ask_probe(graph_request(name), timeout))
+
+    async def set_nan_check(self, on: bool, timeout: float = 10.0) -> str | None:
+        """--nan-check on or off from the next cell, and for a restarted kernel; None, or why not."""
+        self.env = {**(self.env or {}), NAN_CHECK_ENV: "1" if on else "0"}
+        answer = await self._ask_probe({"request": NAN_CHECK_REQUEST, "on": on}, timeout)
+        if answer.get("reply") == "nan_check" and answer.get("on") == on:
+            return None
+        return str(answer.get("error") or "the kernel did not take it")
 
     async def _ask_probe(self, data: dict[str, Any], timeout: float) -> dict[str, Any]:
         """Send the probe a request on its comm; its answer, or {"error": ...}. Only

@@ -18,9 +18,10 @@ from typing import IO, Any, Literal
 from gradrepl.cells import Cell, Script, skip_reason
 from gradrepl.client.events import CellOutcome, CellStatus, Display, OutputCut, strip_ansi
 from gradrepl.client.session import KernelSession
-from gradrepl.protocol import BackwardEvent, ErrorFrame, Explanation, TensorInfo
+from gradrepl.protocol import BackwardEvent, ErrorFrame, Explanation, NonFinite, TensorInfo
 from gradrepl.render.backward_text import backward_transcript
 from gradrepl.render.explain import explain_report
+from gradrepl.render.nonfinite_text import birth_lines
 
 LIBRARY_FRAMES_SHOWN = 1
 EMPTY_CELL = "empty cell"  # the skip reason of a blank code cell: Jupyter does not run one either
@@ -56,6 +57,7 @@ class CellRecord:
     reason: str = ""
     notes: list[str] = field(default_factory=list)
     explanation: Explanation | None = None  # for a known autograd error
+    nonfinite: tuple[NonFinite, ...] = ()  # --nan-check: where NaN or Inf was born, first first
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` line of this cell (the README lists its fields)."""
@@ -65,6 +67,7 @@ class CellRecord:
             "result": self.result, "error": None if self.error is None else self.error.to_json(), "tensors": [t.to_json() for t in self.tensors],
             "backward": [e.to_json() for e in self.backward], "displays": self.displays, "reason": self.reason,
             "notes": self.notes, "explanation": None if self.explanation is None else self.explanation.to_json(),
+            "nonfinite": [n.to_json() for n in self.nonfinite],
         }
 
 
@@ -132,6 +135,7 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
         reason=finished.reason if finished else "",
         notes=[*(report.notes if report else ()), *(e.note for e in outcome.events if isinstance(e, OutputCut))],
         explanation=explanation,
+        nonfinite=report.nonfinite if report else (),
     )
 
 
@@ -266,6 +270,8 @@ class TextWriter:
         cell_error = f"{record.error.ename}: {record.error.evalue}" if record.error is not None else None
         for tag, line in backward_transcript(record.backward, cell_error, self.node_grads):
             body.append(self._paint(f"[{tag}] ", "36") + line + "\n")
+        for line in birth_lines(record.nonfinite):
+            body.append(self._paint("[nan] ", "31;1") + line + "\n")
         for note in record.notes:
             body.append(self._paint(f"[gradrepl: {note}]", "2") + "\n")
         if body:

@@ -24,6 +24,7 @@ class CellOrigins:
     def __init__(self) -> None:
         self.current: dict[str, Any] | None = None
         self.by_code_name: dict[str, dict[str, Any]] = {}
+        self.cell_names: set[str] = set()  # the code names of every cell compiled (their frames are the user's)
         self.renamed: tuple[SyntaxError, str, int] | None = None  # the last error name_the_script changed
 
     def wrap_compiler(self, compiler: Any) -> None:
@@ -31,6 +32,7 @@ class CellOrigins:
 
         def cache(transformed_code: str, number: int = 0, raw_code: str | None = None) -> str:
             name = original(transformed_code, number, raw_code)
+            self.cell_names.add(name)
             if self.current is not None:
                 self.by_code_name[name] = self.current
             else:  # the name comes from the code alone: the same code from a file earlier is not this cell

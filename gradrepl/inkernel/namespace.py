@@ -206,7 +206,8 @@ def _module_tensors(module_type: Any, name: str, module: Any) -> list[tuple[str,
 
 
 class guarded:
-    """No autograd recording, no user __torch_function__ overrides; with `quiet`, no warnings.
+    """No autograd recording, no __torch_function__ overrides (a subclass's, a mode's: the
+    user's, or --nan-check's, which must not see the probe's own ops); with `quiet`, no warnings.
 
     Silencing warnings changes Python's warning filters, which makes it forget the warnings
     it has shown once: a user's warning in a loop would be shown again after each silenced
@@ -226,7 +227,10 @@ class guarded:
         self._grad_was = torch.is_grad_enabled()
         torch._C._set_grad_enabled(False)  # torch.no_grad() without its Python layers
         try:
-            self._no_subclasses = getattr(torch._C, "DisableTorchFunctionSubclass", contextlib.nullcontext)()
+            disable: Any = getattr(torch._C, "DisableTorchFunction", None)
+            if disable is None:
+                disable = getattr(torch._C, "DisableTorchFunctionSubclass", contextlib.nullcontext)
+            self._no_subclasses = disable()
             self._no_subclasses.__enter__()
             try:
                 self._silenced = warnings.catch_warnings() if self._quiet else None

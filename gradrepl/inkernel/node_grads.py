@@ -93,9 +93,12 @@ class GradRecorder(RunRecorder):
     call that fails stops at a node that ran no post-hook: `failed` adds the node the engine
     was running, the one of the nodes ready to run that it runs first (node_order's rule)."""
 
-    def __init__(self, torch: Any, walked: walker.Walk, guard: Callable[[Any], Any]) -> None:
+    def __init__(self, torch: Any, walked: walker.Walk, guard: Callable[[Any], Any], check_only: bool = False) -> None:
         super().__init__(walked, hooked=False)
-        self.copies: dict[int, tuple[tuple[Copied, ...], tuple[Copied, ...]]] = {}  # walk index -> (in, out)
+        # walk index -> (in, out); with `check_only` (--nan-check on a call whose gradients are
+        # not recorded) only a node that was given or passed on a non-finite gradient is copied.
+        self.copies: dict[int, tuple[tuple[Copied, ...], tuple[Copied, ...]]] = {}
+        self.check_only = check_only
         self.names: TensorNames | None = None
         self.saved: SavedGlances | None = None
         copies = self.copies
@@ -120,11 +123,23 @@ class GradRecorder(RunRecorder):
                 pass
             return copy
 
+        isfinite = torch.isfinite
+
+        def all_finite(grads: Any) -> bool:
+            try:
+                with guard(torch):
+                    return all(g is None or not (g.is_floating_point() or g.is_complex()) or bool(isfinite(g).all())
+                               for g in grads)
+            except Exception:
+                return True
+
         try:
             for index, node in enumerate(walked.nodes):
                 def hook(grad_inputs: Any, grad_outputs: Any, index: int = index) -> None:
-                    copies[index] = (tuple([copied(g) for g in grad_outputs]), tuple([copied(g) for g in grad_inputs]))
                     note(index)
+                    if check_only and all_finite(grad_inputs) and all_finite(grad_outputs):
+                        return
+                    copies[index] = (tuple([copied(g) for g in grad_outputs]), tuple([copied(g) for g in grad_inputs]))
 
                 self._handles.append(node.register_hook(hook))
         except BaseException:

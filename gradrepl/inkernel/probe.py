@@ -37,12 +37,15 @@ from gradrepl.inkernel.errors import (
 from gradrepl.inkernel.glances import capture_glance, render_capture
 from gradrepl.inkernel.graph import graph_of
 from gradrepl.inkernel.namespace import NAMES_SECONDS, REPORT_SECONDS, Budget, guarded, named_tensors, snapshot
+from gradrepl.inkernel.nan_watch import NanWatch
 from gradrepl.inkernel.tracer import BackwardTracer, own_codes
 from gradrepl.inkernel.values import ValuesMemo
 from gradrepl.protocol import (
     BACKWARD_LOG_ENV,
     COMM_TARGET,
     GRAPH_REQUEST,
+    NAN_CHECK_ENV,
+    NAN_CHECK_REQUEST,
     NODE_GRADS_ENV,
     ORIGIN_KEY,
     Graph,
@@ -67,12 +70,18 @@ class Probe:
         )
         self.tracer.enabled = os.environ.get(BACKWARD_LOG_ENV, "1") != "0"
         self.tracer.node_grads = node_grads_mode(os.environ.get(NODE_GRADS_ENV))
+        self.nan_watch = NanWatch(self.origins)
+        self.set_nan_check(os.environ.get(NAN_CHECK_ENV) == "1")
         torch = sys.modules.get("torch")
         if torch is not None:
             self.tracer.install(torch)
         else:
-            sys.meta_path.insert(0, TorchImportWatcher(self.tracer.install))
+            sys.meta_path.insert(0, TorchImportWatcher(self.torch_imported))
         self.sent: dict[str, dict[str, Any]] = {}
+
+    def torch_imported(self, torch: Any) -> None:
+        self.tracer.install(torch)
+        self.nan_watch.torch_imported(torch)
 
     def pre_run_cell(self, info: Any) -> None:
         try:
@@ -81,6 +90,7 @@ class Probe:
             origin = metadata.get(ORIGIN_KEY)
             self.origins.current = origin if isinstance(origin, dict) else None
             self.tracer.start_cell(None)
+            self.nan_watch.start_cell(sys.modules.get("torch"))
         except Exception:
             self.origins.current = None
 
@@ -91,7 +101,14 @@ class Probe:
             with contextlib.suppress(BaseException):
                 self.send({"notes": [f"probe failed: {type(exc).__name__}: {exc}"]})
 
+    def set_nan_check(self, on: bool) -> None:
+        """--nan-check on or off; on, every call described in full has its nodes' gradients
+        checked (recorded as --node-grads says, else only checked)."""
+        self.nan_watch.enabled = on
+        self.tracer.on_node_grads = self.nan_watch.backward_births if on else None
+
     def report(self, result: Any) -> dict[str, Any]:
+        births = self.nan_watch.end_cell(result.execution_count)
         exc = result.error_before_exec or result.error_in_exec
         snap = snapshot(self.shell, self.memo)
         notes = snap["notes"]
@@ -102,6 +119,8 @@ class Probe:
             "backward": [event.to_json() for event in events],
             "frames": error_frames(exc, self.origins) if exc is not None else [],
         }
+        if births:
+            report["nonfinite"] = [birth.to_json() for birth in births]
         report.update(self.delta(snap["tensors"]))
         return report
 
@@ -127,6 +146,9 @@ class Probe:
             data = (msg.get("content") or {}).get("data") or {}
             if data.get("request") == GRAPH_REQUEST:
                 reply = graph_reply(self.graph(str(data.get("name"))))
+            elif data.get("request") == NAN_CHECK_REQUEST:
+                self.set_nan_check(bool(data.get("on")))
+                reply = {"reply": "nan_check", "on": self.nan_watch.enabled}
             else:
                 reply = error_reply(f"unknown request {data.get('request')!r}")
         except BaseException as exc:

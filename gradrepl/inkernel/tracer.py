@@ -84,6 +84,8 @@ class BackwardTracer:
         self.enabled = True
         self.node_grads: NodeGradsMode = "auto"
         self.node_memory: dict[walker.NodeKey, NodeGrads] = {}  # the last recorded gradients of each node
+        # --nan-check: given each call's nodes (and their records when the gradients are recorded)
+        self.on_node_grads: Callable[[GradRecorder, tuple[NodeGrads, ...] | None], None] | None = None
         self._installed: Any = None
         self._depth = 0
         self._ledger = GradLedger(capture)
@@ -210,6 +212,11 @@ class BackwardTracer:
         if walked is None:
             return None
         call.node_grads_note = self._node_grads_refused(walked)
+        if call.node_grads_note is not None and self.on_node_grads is not None and not walked.cut:
+            try:  # --nan-check: every node's gradients checked, only non-finite ones copied
+                return GradRecorder(torch, walked, self._guard, check_only=True)
+            except Exception:
+                pass
         if call.node_grads_note is None:
             try:
                 with self._guard(torch):
@@ -309,13 +316,21 @@ class BackwardTracer:
     def _finish(self, torch: Any, call: TracedCall, starts: list[Any], walked: walker.Walk | None,
                 recorder: RunRecorder | None, tracked: dict[int, Tracked], result: Any) -> None:
         try:
-            if isinstance(recorder, GradRecorder):
+            if isinstance(recorder, GradRecorder) and recorder.check_only:
+                if call.error:
+                    recorder.failed()
+                if self.on_node_grads is not None:
+                    with self._guard(torch):
+                        self.on_node_grads(recorder, None)
+            elif isinstance(recorder, GradRecorder):
                 if call.error:
                     recorder.failed()
                 with self._guard(torch):
                     names = recorder.names or TensorNames(())
                     call.node_grads = node_grads(torch, recorder, lambda leaf: names.of(leaf) or describe_unnamed(leaf))
                     remember(self.node_memory, recorder, call.node_grads)
+                    if self.on_node_grads is not None:
+                        self.on_node_grads(recorder, call.node_grads)
                 if call.error:
                     call.node_grads_note = "the call failed: these are the nodes that finished before the error"
             if recorder is not None:

@@ -37,6 +37,7 @@ from gradrepl.protocol.node_grads import (
     SavedValue,
     node_grads_mode,
 )
+from gradrepl.protocol.nonfinite import NAN_CHECK_ENV, NAN_CHECK_REQUEST, NonFinite
 from gradrepl.protocol.report import CellReport, Explanation, apply_delta
 from gradrepl.protocol.tensors import ErrorFrame, Stats, TensorInfo, Values
 
@@ -63,6 +64,8 @@ __all__ = [
     "COMM_TARGET",
     "GRAPH_REQUEST",
     "MEMORY_LIMIT_ENV",
+    "NAN_CHECK_ENV",
+    "NAN_CHECK_REQUEST",
     "NODE_GRADS_ENV",
     "NODE_GRADS_MODES",
     "ORIGIN_KEY",
@@ -85,6 +88,7 @@ __all__ = [
     "NodeGrads",
     "NodeGradsMode",
     "NodeOrder",
+    "NonFinite",
     "RootLabel",
     "SavedState",
     "SavedTensor",

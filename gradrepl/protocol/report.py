@@ -8,6 +8,7 @@ from typing import Any
 
 from gradrepl.protocol.backward import BackwardEvent
 from gradrepl.protocol.json_forms import Json, as_tuple
+from gradrepl.protocol.nonfinite import NonFinite
 from gradrepl.protocol.tensors import ErrorFrame, TensorInfo
 
 
@@ -22,10 +23,13 @@ class CellReport:
     backward: tuple[BackwardEvent, ...] = ()
     frames: tuple[ErrorFrame, ...] = ()
     notes: tuple[str, ...] = ()
+    nonfinite: tuple[NonFinite, ...] = ()  # where NaN or Inf was born in the cell (--nan-check), first first
 
     def to_json(self) -> Json:
         data: Json = {"execution_count": self.execution_count, "notes": list(self.notes),
                       "backward": [e.to_json() for e in self.backward], "frames": [f.to_json() for f in self.frames]}
+        if self.nonfinite:
+            data["nonfinite"] = [n.to_json() for n in self.nonfinite]
         if self.tensor_names is not None:
             data["tensor_names"] = list(self.tensor_names)
             data["tensors_changed"] = [t.to_json() for t in self.tensors_changed]
@@ -39,6 +43,7 @@ class CellReport:
             tuple(TensorInfo.from_json(t) for t in d.get("tensors_changed") or ()),
             tuple(BackwardEvent.from_json(e) for e in d.get("backward") or ()),
             tuple(ErrorFrame.from_json(f) for f in d.get("frames") or ()), as_tuple(d.get("notes")),
+            tuple(NonFinite.from_json(n) for n in d.get("nonfinite") or ()),
         )
 
 

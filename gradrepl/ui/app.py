@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from gradrepl.client.process import KernelProcess
+from gradrepl.protocol import NAN_CHECK_ENV
 from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
 from gradrepl.ui.readable_text import ReadableText
 from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
@@ -117,6 +118,7 @@ class GradReplApp(App[int]):
         self._panes_ready = False
         self._early: list[str] = []  # cells submitted before the panes were mounted
         self.kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
+        self.nan_check = (kernel_env or {}).get(NAN_CHECK_ENV) == "1"
         self._readable_text = ReadableText()
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -291,6 +293,10 @@ class GradReplApp(App[int]):
         outcome = cell.outcome
         report = outcome.report
         notes = list(report.notes) if report is not None else []
+        if report is not None and report.nonfinite:
+            from gradrepl.render.nonfinite_text import birth_lines
+
+            notes.append("\n".join(birth_lines(report.nonfinite)))
         error = outcome.error
         explanation = None
         if error is not None:
@@ -524,6 +530,11 @@ class GradReplApp(App[int]):
         from gradrepl.ui.palette import save_screenshot
 
         save_screenshot(self)
+
+    def action_toggle_nan_check(self) -> None:
+        from gradrepl.ui.nan_check import toggle_nan_check
+
+        toggle_nan_check(self)
 
     def action_copy_output(self) -> None:
         from gradrepl.ui.palette import copy_last_output

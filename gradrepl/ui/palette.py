@@ -30,6 +30,9 @@ def system_commands(app: GradReplApp, screen: Screen, inherited: Iterable[System
     yield SystemCommand("Toggle tensor inspector", "Show or hide the tensors", lambda: app.action_toggle_pane("inspector"))
     yield SystemCommand("Toggle backward log", "Show or hide the backward log", lambda: app.action_toggle_pane("backward-log"))
     yield SystemCommand("Copy last output", "Copy what the last cell printed or returned", app.action_copy_output)
+    yield SystemCommand(f"NaN check: turn {'off' if app.nan_check else 'on'}",
+                        "Name the op that made the first nan or inf (--nan-check), from the next cell",
+                        app.action_toggle_nan_check)
     yield SystemCommand("Help", "Keys and panes (F1)", app.action_help)
     pane = focused_pane(app, screen)
     if pane is not None and screen.maximized is None:  # Textual offers it only for some widgets

@@ -201,6 +201,15 @@ class KernelRunner:
         async with self._lock:
             return await session.graph(name)
 
+    async def set_nan_check(self, on: bool) -> str | None:
+        """--nan-check on or off (from the next cell, and after a restart); None, or why not."""
+        await self._ready.wait()
+        session = self.session
+        if session is None or self.state == "dead":
+            return "the kernel is not running"
+        async with self._lock:
+            return await session.set_nan_check(on)
+
     async def shutdown(self) -> None:
         if self.session is not None:
             await self.session.shutdown()
