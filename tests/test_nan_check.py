@@ -133,3 +133,33 @@ def test_replay_json_says_where_the_nan_was_born(tmp_path: Path) -> None:
     assert all(json.loads(line)["nonfinite"] == [] for line in plain.stdout.splitlines())
     text = gradrepl("replay", "--nan-check", str(path)).stdout
     assert "[nan] the first non-finite value: torch.log made 1 nan of 3 from finite inputs, at cells.py, line 4 (In [1])" in text
+
+
+def test_the_detail_says_since_which_cell_a_tensor_holds_nan_and_the_graph_marks_its_gradients() -> None:
+    from dataclasses import replace
+
+    from gradrepl.protocol import Graph, GraphNode, Stats, TensorInfo, Values
+    from gradrepl.protocol.node_grads import GradPreview
+    from gradrepl.render.graph import graph_rows
+    from gradrepl.ui.screens.tensor_detail import detail_table
+    from gradrepl.ui.state.finiteness import FiniteHistory
+    from support.screens import rendered
+
+    fine = Values((1.0, 2.0), False, Stats(2.2, 1.0, 2.0, 0, 0, False, 2))
+    bad = Values((1.0, "nan"), False, Stats("nan", 1.0, 1.0, 1, 0, False, 2))
+    x = TensorInfo("x", (2,), "float32", "cpu", True, True, None, data=fine)
+    history = FiniteHistory()
+    history.update(1, {"x": x})
+    history.update(2, {"x": replace(x, data=bad)})
+    history.update(3, {"x": replace(x, data=bad)})
+    assert history.said("x", "data") == "not finite since In [2] (finite after In [1])"
+    assert "not finite since In [2] (finite after In [1])" in rendered(detail_table(replace(x, data=bad), history))
+    history.update(4, {"x": x})
+    assert history.said("x", "data") is None
+
+    given, passed = GradPreview((2,), "float32", fine), GradPreview((2,), "float32", bad)
+    graph = Graph("y", (2,), "float32", True, False, (
+        GraphNode("LogBackward0", "y", next=(1,), grad_outputs=(given,), grad_inputs=(passed,)),
+        GraphNode("MulBackward0", next=(), grad_outputs=(given,), grad_inputs=(given,))), 2)
+    warned = [(row.text, row.warn) for row in graph_rows(graph, grads=True) if row.kind == "grads"]
+    assert warned == [("grad in [1, 2] → out [1, nan]", True), ("grad in [1, 2] → out [1, 2]", False)]

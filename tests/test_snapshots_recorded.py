@@ -383,3 +383,14 @@ def test_the_backward_stepper_at_80x24(snap_compare: SnapCompare) -> None:
     ('step 3 of 3: AccumulateGrad → x.grad', 'x.grad += grad = [4, 0.4, 0.02, 0.002]')."""
     snapshot(snap_compare, recorded_app("seed", script=SEED), then(settled, "f3", "up", "enter", "s", "end"),
              size=(80, 24))
+
+
+def test_where_the_nan_was_born(snap_compare: SnapCompare) -> None:
+    """`gradrepl --nan-check examples/nan_origin.py` once its 2 cells ran: under In [2]
+    (loss.backward(); w.grad = tensor([nan, nan, nan, nan])) the backward log's entry and the
+    note in the transcript 'the first non-finite value: PowBackward0 passed on 4 nan of 4 from
+    finite gradients, at nan_origin.py, line 18 (In [1]) (where its node was made)' with the
+    line's text and the gradients in and out; above, In [1] ends with the forward birth at
+    torch.log (line 16, input [0.5, 1.25, -0.25, 2], output with its nan). Both in the theme's
+    error colour, not the muted italic of notes."""
+    snapshot(snap_compare, recorded_app("nan_origin", script=ROOT / "examples" / "nan_origin.py"))

@@ -16,6 +16,7 @@ from typing import Literal
 
 from gradrepl.protocol import Graph, GraphNode
 from gradrepl.protocol.graph_layout import Entry, lay_out
+from gradrepl.protocol.nonfinite import finite
 from gradrepl.render.chain_rule import value_text
 from gradrepl.render.graph_labels import (
     gap_label,
@@ -40,7 +41,7 @@ class GraphRow:
     depth: int
     kind: RowKind
     text: str
-    warn: bool = False  # a saved tensor modified in place: backward through this node will fail
+    warn: bool = False  # a saved tensor modified in place (backward will fail here), or gradients not finite
     number: int | None = None  # the node's number (for node, run and ref rows)
     last: bool = True  # no later sibling under the same parent (for drawing the tree's guides)
     has_children: bool = False
@@ -84,7 +85,8 @@ def graph_rows(graph: Graph, grads: bool = False) -> list[GraphRow]:
             rows.append(GraphRow(entry.depth, kind, node_label(node, entry.number), number=entry.number,
                                  continues=entry.continues or after_gap))
             if grads and node.grad_outputs is not None:
-                rows.append(GraphRow(entry.depth + 1, "grads", grads_label(node)))
+                poisoned = not all(finite(g) for g in (*node.grad_outputs, *(node.grad_inputs or ())))
+                rows.append(GraphRow(entry.depth + 1, "grads", grads_label(node), warn=poisoned))
             for saved in node.saved:
                 text, warn = saved_label(saved)
                 rows.append(GraphRow(entry.depth + 1, "saved", text, warn=warn))

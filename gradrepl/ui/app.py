@@ -26,6 +26,7 @@ from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateC
 from gradrepl.ui.readable_text import ReadableText
 from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.ui.state.config import Settings
+from gradrepl.ui.state.finiteness import FiniteHistory
 from gradrepl.ui.state.history import History, default_path
 from gradrepl.ui.state.journal import Journal
 from gradrepl.ui.state.journal import default_dir as journal_dir
@@ -119,6 +120,7 @@ class GradReplApp(App[int]):
         self._early: list[str] = []  # cells submitted before the panes were mounted
         self.kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
         self.nan_check = (kernel_env or {}).get(NAN_CHECK_ENV) == "1"
+        self.finiteness = FiniteHistory()
         self._readable_text = ReadableText()
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -293,22 +295,24 @@ class GradReplApp(App[int]):
         outcome = cell.outcome
         report = outcome.report
         notes = list(report.notes) if report is not None else []
+        alerts = []
         if report is not None and report.nonfinite:
             from gradrepl.render.nonfinite_text import birth_lines
 
-            notes.append("\n".join(birth_lines(report.nonfinite)))
+            alerts.append("\n".join(birth_lines(report.nonfinite)))
         error = outcome.error
         explanation = None
         if error is not None:
             from gradrepl.render.explain import explain_report
 
             explanation = explain_report(error.ename, error.evalue, cell.execution_count, report)
-        self.transcript.finish(cell, notes, explanation)
+        self.transcript.finish(cell, notes, explanation, alerts)
         if report is not None:
             tensors = {t.name: t for t in report.tensors}
             self.backward_log.add_cell(cell.execution_count, report.backward, self.tensors, tensors)
             self.inspector.show(tuple(tensors.values()))
             self.tensors = tensors
+            self.finiteness.update(cell.execution_count, tensors)
         if cell.state == "died" and cell.reason != STOPPED_BY_RESTART:
             from gradrepl.ui.restarting import offer_restart
 
@@ -377,7 +381,7 @@ class GradReplApp(App[int]):
             if choice == "graph":
                 self.show_graph(name)
 
-        self.push_screen(TensorDetailScreen(event.tensor), then)
+        self.push_screen(TensorDetailScreen(event.tensor, self.finiteness), then)
 
     def on_tensor_inspector_graph_wanted(self, event: TensorInspector.GraphWanted) -> None:
         self.show_graph(event.name)

@@ -62,6 +62,7 @@ class Scenario:
     steps: Callable[[], list[Cell | Restart]]
     script: Path | None = None  # its cells go with origin {"file": script, "line": ...}
     output_limit: int = session_module.OUTPUT_LIMIT
+    env: dict[str, str] | None = None  # the kernel's, as the command line's options give it
 
 
 def seed_cells(*, graphs_after_last: bool = True) -> list[Cell | Restart]:
@@ -70,7 +71,16 @@ def seed_cells(*, graphs_after_last: bool = True) -> list[Cell | Restart]:
     return [Cell(c.source, c.line, graphs=graphs_after_last and i == last) for i, c in enumerate(cells)]
 
 
+NAN_ORIGIN = SEED.parent / "nan_origin.py"
+
 SCENARIOS = [
+    Scenario(
+        "nan_origin",
+        "examples/nan_origin.py resumed under --nan-check: torch.log made the nan, PowBackward0 passed one on",
+        lambda: [Cell(c.source, c.line) for c in read_script(NAN_ORIGIN).code_cells],
+        script=NAN_ORIGIN,
+        env={"GRADREPL_NAN_CHECK": "1"},
+    ),
     Scenario(
         "seed",
         "examples/seed_autograd.py resumed: its 12 cells, graphs of every tensor after the last",
@@ -248,7 +258,7 @@ def versions() -> dict[str, str]:
 async def record(scenario: Scenario) -> Recording:
     with tempfile.TemporaryDirectory(prefix="record-reports-") as tmp:
         cwd = scenario.script.parent if scenario.script else Path(tmp)
-        session = KernelSession(cwd=cwd)
+        session = KernelSession(cwd=cwd, env=scenario.env)
         session.output_limit = scenario.output_limit
         origin_file = str(scenario.script) if scenario.script else None
         steps: list[Step] = []

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from gradrepl.protocol import TensorInfo, Values
 from gradrepl.render.tensors import flag, preview_lines, shape_text, stats_text
+from gradrepl.ui.state.finiteness import FiniteHistory
 
 
 def _values_block(values: Values | None) -> Text:
@@ -24,7 +25,7 @@ def _values_block(values: Values | None) -> Text:
     return text
 
 
-def detail_table(info: TensorInfo) -> Table:
+def detail_table(info: TensorInfo, finiteness: FiniteHistory | None = None) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
@@ -39,7 +40,13 @@ def detail_table(info: TensorInfo) -> Table:
     table.add_row("retains_grad", flag(info.retains_grad))
     table.add_row("version", f"{info.version}  (in-place changes since creation)")
     table.add_row("data", _values_block(info.data))
+    said = finiteness.said(info.name, "data") if finiteness is not None else None
+    if said:
+        table.add_row("", Text(said, style="bold red"))
     table.add_row("grad", _values_block(info.grad))
+    said = finiteness.said(info.name, "grad") if finiteness is not None else None
+    if said:
+        table.add_row("", Text(said, style="bold red"))
     if info.note:
         table.add_row("note", Text(info.note, style="italic"))
     return table
@@ -57,15 +64,16 @@ class TensorDetailScreen(ModalScreen[str | None]):
     }
     """
 
-    def __init__(self, info: TensorInfo) -> None:
+    def __init__(self, info: TensorInfo, finiteness: FiniteHistory | None = None) -> None:
         super().__init__()
         self.info = info
+        self.finiteness = finiteness
 
     def compose(self) -> ComposeResult:
         with VerticalScroll() as box:
             box.border_title = f"tensor {self.info.name}"
             box.border_subtitle = "g: autograd graph · Escape closes"
-            yield Static(detail_table(self.info))
+            yield Static(detail_table(self.info, self.finiteness))
 
 
     def action_graph(self) -> None:

@@ -66,6 +66,7 @@ class CellView(Vertical):
     CellView > OutputBlock.stderr { color: $warning; }
     CellView > .explain { margin: 1 0 0 2; padding: 0 1; border-left: thick $warning; }
     CellView > .note { padding-left: 2; color: $text-muted; text-style: italic; }
+    CellView > .note.-alert { color: $error; text-style: none; }
     CellView > .error-message { padding-left: 2; }
     """
 
@@ -153,8 +154,8 @@ class CellView(Vertical):
         text.append(escape_controls(explanation.fix))
         self.mount(Static(text, classes="explain"))
 
-    def add_note(self, text: str) -> None:
-        note = Static(Text(escape_controls(text)), classes="note")
+    def add_note(self, text: str, alert: bool = False) -> None:
+        note = Static(Text(escape_controls(text)), classes="note -alert" if alert else "note")
         if self._early_notes is not None:  # below the source, which is not there yet
             self._early_notes.append(note)
         else:
@@ -294,7 +295,9 @@ class Transcript(VerticalScroll):
         view.add_event(event)
         self._output_came()
 
-    def finish(self, cell: SessionCell, notes: Sequence[str] = (), explanation: Explanation | None = None) -> None:
+    def finish(self, cell: SessionCell, notes: Sequence[str] = (), explanation: Explanation | None = None,
+               alerts: Sequence[str] = ()) -> None:
+        """The cell's end: an explanation of its error, gradrepl's notes on it, and alerts (where a NaN was born)."""
         view = self.view_of(cell) or self.add_cell(cell)
         if explanation is not None:
             view.add_explanation(explanation)
@@ -302,6 +305,8 @@ class Transcript(VerticalScroll):
             view.add_note(cell.reason)
         for note in notes:
             view.add_note(note)
+        for alert in alerts:
+            view.add_note(alert, alert=True)
         view.finish()
         self._output_came()
 
