@@ -76,6 +76,7 @@ def replay_parser() -> argparse.ArgumentParser:
     _backward_log_option(parser)
     _node_grads_option(parser, "given, the text transcript prints them under each call; --json always has them")
     _nan_check_option(parser)
+    _health_options(parser)
     _memory_limit_option(parser)
     return parser
 
@@ -125,6 +126,7 @@ def app_parser() -> argparse.ArgumentParser:
     _backward_log_option(parser)
     _node_grads_option(parser, "the stepper (Enter on a backward log entry, then s) walks through them")
     _nan_check_option(parser)
+    _health_options(parser)
     _memory_limit_option(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
@@ -151,6 +153,27 @@ def _nan_check_option(parser: argparse.ArgumentParser) -> None:
         help="check every torch op's result and every backward node's gradients for nan and inf, and say "
         "where the first was born: the op whose inputs were finite (costs a pass over each result)",
     )
+
+
+def _health_options(parser: argparse.ArgumentParser) -> None:
+    from gradrepl.protocol import EXPLODING_RATIO, VANISHING_RATIO
+
+    parser.add_argument("--vanishing", type=_ratio, metavar="RATIO",
+                        help=f"alert when most of a module's parameters have ‖grad‖/‖param‖ below RATIO "
+                        f"(default {VANISHING_RATIO:g})")
+    parser.add_argument("--exploding", type=_ratio, metavar="RATIO",
+                        help=f"alert when a parameter's ‖grad‖/‖param‖ is above RATIO or not finite "
+                        f"(default {EXPLODING_RATIO:g})")
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"a ratio above 0: {text!r}")
+    return value
 
 
 def _node_grads_value(argv: list[str]) -> list[str]:
@@ -207,13 +230,17 @@ def run_replay(argv: list[str]) -> int:
 
     session = KernelSession(cwd=cwd, env=env)
     session.process = process
-    write = writer_for(args.json, script.path, node_grads=args.node_grads is not None and args.node_grads != "off")
+    from gradrepl.protocol import EXPLODING_RATIO, VANISHING_RATIO
+
+    thresholds = (args.vanishing or VANISHING_RATIO, args.exploding or EXPLODING_RATIO)
+    write = writer_for(args.json, script.path, node_grads=args.node_grads is not None and args.node_grads != "off",
+                       thresholds=thresholds)
 
     async def main() -> int:
         stop = _StopOnSigint(session)
         try:
             code = await replay(script, write, keep_going=args.keep_going, cell_timeout=args.cell_timeout,
-                                session=session, stopped=stop.requested)
+                                session=session, stopped=stop.requested, thresholds=thresholds)
             if stop.requested():
                 print("gradrepl: interrupted: the running cell was stopped, the rest not run", file=sys.stderr)
                 return EXIT_INTERRUPTED
@@ -384,7 +411,8 @@ def run_app(argv: list[str]) -> int:
         from gradrepl.ui.state import config
 
         app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env,
-                          settings=config.Settings(config.default_path()), freeze_start_up=True)
+                          settings=config.Settings(config.default_path()), freeze_start_up=True,
+                          thresholds=(args.vanishing, args.exploding))
         if terminal is not None:
             from gradrepl.ui.typeahead import driver_with_typeahead
 

@@ -31,6 +31,7 @@ from gradrepl.protocol import (
     Values,
 )
 from gradrepl.protocol.backward import CallRun, GradReset, HookEffect
+from gradrepl.protocol.health import GradHistory, HealthAlert
 from gradrepl.protocol.node_grads import GradPreview, NodeGrads, SavedValue
 from gradrepl.protocol.nonfinite import NonFinite
 
@@ -60,6 +61,8 @@ RUN_NODE = GraphNode("AddBackward0 → MulBackward0", next=(5,), repeat=REPEAT)
 LEAF_GRAPH = Graph("x", (2,), "float32", True, True, used_by=("y",))
 EXPLANATION = Explanation("title", "why", "fix")
 GRAD = GradPreview((2, 2), "float32", VALUES)
+HISTORY = GradHistory((1, 2), (0.5, "nan"), (2.0, 2.0), 1)
+ALERT = HealthAlert("vanishing", "model.0", ("model.0.weight",), 2, 1e-8, 20)
 NONFINITE = NonFinite("forward", "torch.log", 1, 5, (GRAD,), (GRAD,), "lesson.py", "b = torch.log(a)")
 SAVED_VALUE = SavedValue("other", "w", GRAD)
 NODE_GRADS = NodeGrads("MulBackward0", (GRAD,), (GRAD, None), (1, -1), "y")
@@ -93,7 +96,10 @@ def keys(*variants: dict[str, Any]) -> tuple[set[str], set[str]]:
 ACTUAL: dict[str, tuple[set[str], set[str]]] = {
     "cell": keys(RECORD.to_json()),
     "error": keys(RECORD.to_json()["error"]),
-    "tensor": keys(TENSOR.to_json(), replace(TENSOR, aliases=("c",), module_path=("m",), module_types=("Linear",)).to_json()),
+    "tensor": keys(TENSOR.to_json(), replace(TENSOR, aliases=("c",), module_path=("m",), module_types=("Linear",),
+                                             grad_history=HISTORY).to_json()),
+    "grad history": keys(HISTORY.to_json()),
+    "alert": keys(ALERT.to_json()),
     "values": keys(VALUES.to_json(), VALUES_WITH_NOTE.to_json()),
     "stats": keys(STATS.to_json()),
     "backward": keys(EVENT.to_json(), replace(EVENT, walk_cut=True, brief=True, resets=(GRAD_RESET,), hooks=(HOOK,),
@@ -140,7 +146,7 @@ def test_the_readme_lists_each_records_fields(name: str) -> None:
     GRAD_RESET, HOOK, CALL_RUN, replace(EVENT, step=3, group=2, expression="loss", norm="nan", brief=True,
                                         resets=(GRAD_RESET,), hooks=(HOOK,), skipped_before=(CALL_RUN,)),
     SAVED, SAVED_UNREADABLE, NODE, LEAF_NODE, GRAPH, EXPLANATION, REPEAT, RUN_NODE, LEAF_GRAPH,
-    GRAD, SAVED_VALUE, NODE_GRADS, LEAF_NODE_GRADS, NONFINITE, replace(EVENT, node_grads=(NODE_GRADS, LEAF_NODE_GRADS)),
+    GRAD, SAVED_VALUE, NODE_GRADS, LEAF_NODE_GRADS, NONFINITE, HISTORY, ALERT, replace(TENSOR, grad_history=HISTORY), replace(EVENT, node_grads=(NODE_GRADS, LEAF_NODE_GRADS)),
     replace(NODE, grad_outputs=(GRAD,), grad_inputs=(None,)),
     ErrorFrame("<cell>", 3, "<module>", "x.backward()", "lesson.py", 12),
     CellReport(4, ("x",), (TENSOR,), (EVENT,), (ErrorFrame("f", 1, "g", "h"),), ("n",)),

@@ -394,3 +394,19 @@ def test_where_the_nan_was_born(snap_compare: SnapCompare) -> None:
     torch.log (line 16, input [0.5, 1.25, -0.25, 2], output with its nan). Both in the theme's
     error colour, not the muted italic of notes."""
     snapshot(snap_compare, recorded_app("nan_origin", script=ROOT / "examples" / "nan_origin.py"))
+
+
+def test_gradient_health_over_steps(snap_compare: SnapCompare) -> None:
+    """`gradrepl examples/vanishing_gradients.py` once its 3 cells ran: under In [2] (the 20
+    training steps) the alert in the error colour 'vanishing gradients in model.0, model.2:
+    ‖grad‖/‖param‖ down to 4.855e-08 (below 1e-06) at backward call 20'; the inspector's
+    model row with the ‖g‖/‖w‖ column's sparkline (its smallest-ratio tensor's trend)."""
+    snapshot(snap_compare, recorded_app("vanishing", script=ROOT / "examples" / "vanishing_gradients.py"))
+
+
+def test_gradient_health_in_a_tensors_detail(snap_compare: SnapCompare) -> None:
+    """The same, then F2, Enter on the model row (it unfolds), Down to model.0.weight, Enter:
+    its detail ends with 'grad over calls': a sparkline of ‖grad‖ and one of ‖grad‖/‖param‖
+    (log scale) over the 20 calls, first and last values, '(20 points, calls 1-20)'."""
+    snapshot(snap_compare, recorded_app("vanishing", script=ROOT / "examples" / "vanishing_gradients.py"),
+             then(settled, "f2", "enter", "down", "down", "enter"))

@@ -18,9 +18,19 @@ from typing import IO, Any, Literal
 from gradrepl.cells import Cell, Script, skip_reason
 from gradrepl.client.events import CellOutcome, CellStatus, Display, OutputCut, strip_ansi
 from gradrepl.client.session import KernelSession
-from gradrepl.protocol import BackwardEvent, ErrorFrame, Explanation, NonFinite, TensorInfo
+from gradrepl.protocol import (
+    EXPLODING_RATIO,
+    VANISHING_RATIO,
+    BackwardEvent,
+    ErrorFrame,
+    Explanation,
+    HealthAlert,
+    NonFinite,
+    TensorInfo,
+)
 from gradrepl.render.backward_text import backward_transcript
 from gradrepl.render.explain import explain_report
+from gradrepl.render.health import alert_lines, alerts
 from gradrepl.render.nonfinite_text import birth_lines
 
 LIBRARY_FRAMES_SHOWN = 1
@@ -58,6 +68,7 @@ class CellRecord:
     notes: list[str] = field(default_factory=list)
     explanation: Explanation | None = None  # for a known autograd error
     nonfinite: tuple[NonFinite, ...] = ()  # --nan-check: where NaN or Inf was born, first first
+    alerts: tuple[HealthAlert, ...] = ()  # vanishing or exploding gradients the cell's calls showed
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` line of this cell (the README lists its fields)."""
@@ -67,7 +78,7 @@ class CellRecord:
             "result": self.result, "error": None if self.error is None else self.error.to_json(), "tensors": [t.to_json() for t in self.tensors],
             "backward": [e.to_json() for e in self.backward], "displays": self.displays, "reason": self.reason,
             "notes": self.notes, "explanation": None if self.explanation is None else self.explanation.to_json(),
-            "nonfinite": [n.to_json() for n in self.nonfinite],
+            "nonfinite": [n.to_json() for n in self.nonfinite], "alerts": [a.to_json() for a in self.alerts],
         }
 
 
@@ -163,9 +174,11 @@ async def replay(
     cell_timeout: float | None = None,
     session: KernelSession | None = None,
     stopped: Callable[[], bool] = lambda: False,
+    thresholds: tuple[float, float] = (VANISHING_RATIO, EXPLODING_RATIO),
 ) -> int:
     """Run every code cell; return the exit code (0 all ran, 1 a cell failed). No cell
-    starts once `stopped()` is true (the user pressed Ctrl+C)."""
+    starts once `stopped()` is true (the user pressed Ctrl+C). `thresholds`: the ‖grad‖/‖param‖
+    below which a module's gradients vanish, above which they explode."""
     path = script.path
     script_name = path.name if path else "<script>"
     own_session = session is None
@@ -173,6 +186,7 @@ async def replay(
         session = KernelSession(cwd=path.parent if path else None)
     failed = False
     restarted_after: int | None = None
+    judged: dict[str, int] = {}  # a tensor's name -> its last backward call judged for alerts
     try:
         await session.start()
         for number, cell in enumerate(script.code_cells, start=1):
@@ -186,6 +200,10 @@ async def replay(
             origin = {"file": str(path) if path else None, "line": line}
             outcome = await session.run(code, origin=origin, timeout=cell_timeout)
             record = record_from(cell, number, outcome, script_name)
+            found = alerts(record.tensors, *thresholds, since=judged)
+            if found:
+                record = replace(record, alerts=tuple(found))
+            judged.update({t.name: t.grad_history.calls[-1] for t in record.tensors if t.grad_history and t.grad_history.calls})
             if restarted_after is not None:
                 note = f"ran in a fresh kernel: the kernel was restarted after cell {restarted_after} did not stop"
                 record, restarted_after = replace(record, notes=[note, *record.notes]), None
@@ -220,9 +238,11 @@ class JsonLinesWriter:
 class TextWriter:
     """A notebook-like transcript; source highlighted with pygments when `color` is on."""
 
-    def __init__(self, out: IO[str], script_name: str, color: bool, node_grads: bool = False) -> None:
+    def __init__(self, out: IO[str], script_name: str, color: bool, node_grads: bool = False,
+                 thresholds: tuple[float, float] = (VANISHING_RATIO, EXPLODING_RATIO)) -> None:
         self.out = out
         self.node_grads = node_grads
+        self.thresholds = thresholds
         self.script_name = script_name
         self.color = color
         self._highlight: Callable[[str], str] | None = None
@@ -272,6 +292,8 @@ class TextWriter:
             body.append(self._paint(f"[{tag}] ", "36") + line + "\n")
         for line in birth_lines(record.nonfinite):
             body.append(self._paint("[nan] ", "31;1") + line + "\n")
+        for line in alert_lines(record.alerts, *self.thresholds):
+            body.append(self._paint("[health] ", "33;1") + line + "\n")
         for note in record.notes:
             body.append(self._paint(f"[gradrepl: {note}]", "2") + "\n")
         if body:
@@ -281,9 +303,10 @@ class TextWriter:
 
 
 def writer_for(json_lines: bool, script_path: Path | None, out: IO[str] = sys.stdout,
-               node_grads: bool = False) -> Callable[[CellRecord], None]:
+               node_grads: bool = False, thresholds: tuple[float, float] = (VANISHING_RATIO, EXPLODING_RATIO),
+               ) -> Callable[[CellRecord], None]:
     if json_lines:
         return JsonLinesWriter(out)
     name = script_path.name if script_path else "<script>"
     color = out.isatty() and not os.environ.get("NO_COLOR")
-    return TextWriter(out, name, color=color, node_grads=node_grads)
+    return TextWriter(out, name, color=color, node_grads=node_grads, thresholds=thresholds)

@@ -35,6 +35,7 @@ from gradrepl.inkernel.errors import (
     name_the_script_in_syntax_errors,
 )
 from gradrepl.inkernel.glances import capture_glance, render_capture
+from gradrepl.inkernel.grad_health import HealthBook
 from gradrepl.inkernel.graph import graph_of
 from gradrepl.inkernel.namespace import NAMES_SECONDS, REPORT_SECONDS, Budget, guarded, named_tensors, snapshot
 from gradrepl.inkernel.nan_watch import NanWatch
@@ -44,6 +45,7 @@ from gradrepl.protocol import (
     BACKWARD_LOG_ENV,
     COMM_TARGET,
     GRAPH_REQUEST,
+    HEALTH_ENV,
     NAN_CHECK_ENV,
     NAN_CHECK_REQUEST,
     NODE_GRADS_ENV,
@@ -71,6 +73,9 @@ class Probe:
         self.tracer.enabled = os.environ.get(BACKWARD_LOG_ENV, "1") != "0"
         self.tracer.node_grads = node_grads_mode(os.environ.get(NODE_GRADS_ENV))
         self.nan_watch = NanWatch(self.origins)
+        self.health = HealthBook(self.memo.serial)
+        if os.environ.get(HEALTH_ENV, "1") != "0":
+            self.tracer.on_grads = self.health.add
         self.set_nan_check(os.environ.get(NAN_CHECK_ENV) == "1")
         torch = sys.modules.get("torch")
         if torch is not None:
@@ -95,6 +100,11 @@ class Probe:
             self.origins.current = None
 
     def post_run_cell(self, result: Any) -> None:
+        # What the cell printed goes out before its report (ipykernel's IOPub thread sends a
+        # stream on its own schedule: a long report could overtake the cell's last print).
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
         try:
             self.send(self.report(result))
         except BaseException as exc:  # an interrupt that lands in the probe included
@@ -121,6 +131,10 @@ class Probe:
         }
         if births:
             report["nonfinite"] = [birth.to_json() for birth in births]
+        for described in snap["tensors"]:
+            history = self.health.history(described.get("object"))
+            if history is not None:
+                described["grad_history"] = history
         report.update(self.delta(snap["tensors"]))
         return report
 

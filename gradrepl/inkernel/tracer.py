@@ -84,6 +84,8 @@ class BackwardTracer:
         self.enabled = True
         self.node_grads: NodeGradsMode = "auto"
         self.node_memory: dict[walker.NodeKey, NodeGrads] = {}  # the last recorded gradients of each node
+        # Gradient health: given (torch, [(tensor, grad norm or None)]) for the grads each call wrote
+        self.on_grads: Callable[[Any, list[tuple[Any, Any]]], None] | None = None
         # --nan-check: given each call's nodes (and their records when the gradients are recorded)
         self.on_node_grads: Callable[[GradRecorder, tuple[NodeGrads, ...] | None], None] | None = None
         self._installed: Any = None
@@ -345,9 +347,11 @@ class BackwardTracer:
                 if recorder is not None and len(changed) > 1:  # in the order the engine wrote them
                     order_of = recorder.accumulation_order()
                     order = sorted(range(len(changed)), key=lambda at: order_of.get(written[at], len(order_of)))
-                    changed = [changed[at] for at in order]
+                    changed, written = [changed[at] for at in order], [written[at] for at in order]
                 call.leaves = changed
                 self._ledger.returned(torch, call, result)
+                if self.on_grads is not None and changed:
+                    self.on_grads(torch, [(tracked[at].tensor, change.norm) for at, change in zip(written, changed, strict=True)])
         except BaseException as exc:
             call.notes.append(f"result not described: {type(exc).__name__}: {exc}"[:200])
 
@@ -386,6 +390,8 @@ class BackwardTracer:
                 with self._guard(torch):
                     self._brief.after(torch, call, walked, starts, leaves, keys, resets,
                                       result if call.kind == "grad" else None, MAX_NODES, first_of_group)
+                    if self.on_grads is not None and call.writes is not None:
+                        self.on_grads(torch, [(tensor, norm) for tensor, _, norm in call.writes.written])
             except BaseException as exc:
                 call.notes.append(f"result not described: {type(exc).__name__}: {exc}"[:200])
             self.calls.add(call)

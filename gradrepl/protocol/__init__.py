@@ -26,6 +26,7 @@ from gradrepl.protocol.graph import (
     graph_reply,
     graph_request,
 )
+from gradrepl.protocol.health import EXPLODING_RATIO, HEALTH_ENV, VANISHING_RATIO, GradHistory, HealthAlert
 from gradrepl.protocol.json_forms import Json
 from gradrepl.protocol.node_grads import (
     AUTO_NODE_LIMIT,
@@ -62,7 +63,9 @@ __all__ = [
     "AUTO_NODE_LIMIT",
     "BACKWARD_LOG_ENV",
     "COMM_TARGET",
+    "EXPLODING_RATIO",
     "GRAPH_REQUEST",
+    "HEALTH_ENV",
     "MEMORY_LIMIT_ENV",
     "NAN_CHECK_ENV",
     "NAN_CHECK_REQUEST",
@@ -71,16 +74,19 @@ __all__ = [
     "ORIGIN_KEY",
     "PARENT_PID_ENV",
     "RUNTIME_DIR_PREFIX",
+    "VANISHING_RATIO",
     "BackwardEvent",
     "BackwardKind",
     "CellReport",
     "ErrorFrame",
     "Explanation",
+    "GradHistory",
     "GradPreview",
     "Graph",
     "GraphLeaf",
     "GraphNode",
     "GraphRepeat",
+    "HealthAlert",
     "JacobianView",
     "Json",
     "LeafChange",

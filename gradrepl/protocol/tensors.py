@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gradrepl.protocol.health import GradHistory
 from gradrepl.protocol.json_forms import Json, as_tuple, nested_list, nested_tuple, optional
 
 
@@ -75,6 +76,7 @@ class TensorInfo:
     module_path: tuple[str, ...] = ()
     module_types: tuple[str, ...] = ()
     buffer: bool = False
+    grad_history: GradHistory | None = None  # its grad's norm over the backward calls that wrote it
 
     @property
     def label(self) -> str:
@@ -104,6 +106,8 @@ class TensorInfo:
             data["module_path"] = list(self.module_path)
             data["module_types"] = list(self.module_types)
             data["buffer"] = self.buffer
+        if self.grad_history is not None:
+            data["grad_history"] = self.grad_history.to_json()
         return data
 
     @classmethod
@@ -116,6 +120,7 @@ class TensorInfo:
             data=optional(Values, d.get("data")), grad=optional(Values, d.get("grad")), note=d.get("note"),
             aliases=as_tuple(d.get("aliases")), module_path=as_tuple(d.get("module_path")),
             module_types=as_tuple(d.get("module_types")), buffer=bool(d.get("buffer", False)),
+            grad_history=optional(GradHistory, d.get("grad_history")),
         )
 
 

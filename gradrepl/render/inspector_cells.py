@@ -15,7 +15,9 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 
 from gradrepl.protocol import TensorInfo
+from gradrepl.render.health import log_ratio
 from gradrepl.render.inspector_rows import ModuleRow, Row, TensorRow
+from gradrepl.render.sparkline import sparkline
 from gradrepl.render.tensors import flag, shape_text
 from gradrepl.render.text import ELLIPSIS, counted, number, values_preview
 
@@ -28,12 +30,14 @@ COLUMNS = (  # (key, header), left to right
     ("grad_fn", "grad_fn"),
     ("data", "data"),
     ("grad", "grad"),
+    ("trend", "‖g‖/‖w‖"),  # the grad's size against the tensor's over the calls that wrote it
 )
 PRIORITY = ("name", "grad", "data", "grad_fn")
 SHARE = {"name": 10, "grad": 12, "data": 12, "grad_fn": 14}
 CAP = {"name": 24, "grad": 24, "data": 20, "grad_fn": 16}  # at 120 columns req_grad and leaf still fit
 ESSENTIAL = ("shape",)  # whole, right after the shares
-OPTIONAL = ("dtype", "requires_grad", "is_leaf")  # whole, in the room the caps leave
+OPTIONAL = ("trend", "dtype", "requires_grad", "is_leaf")  # whole, in the room the caps leave (the trend first)
+TREND_WIDTH = 8  # points of a grad's health sparkline
 FOLDED, UNFOLDED = "▸", "▾"
 NONE = "—"
 
@@ -75,7 +79,29 @@ def tensor_cells(row: TensorRow) -> Cells:
         "grad_fn": info.grad_fn or NONE,
         "data": values_preview(info.data) if info.data else (info.note or ELLIPSIS),
         "grad": NONE if info.grad is None else values_preview(info.grad),
+        "trend": trend(info),
     }
+
+
+def module_trend(tensors: Sequence[TensorInfo]) -> str:
+    """A module's trend: that of its tensor whose ‖grad‖/‖param‖ is smallest now (the one nearest to vanishing)."""
+    followed = [info for info in tensors if info.grad_history is not None and len(info.grad_history.calls) >= 2]
+    if not followed:
+        return ""
+
+    def now(info: TensorInfo) -> float:
+        ratio = info.grad_history.ratio() if info.grad_history is not None else None
+        return ratio if isinstance(ratio, float) else math.inf
+
+    return trend(min(followed, key=now))
+
+
+def trend(info: TensorInfo) -> str:
+    """‖grad‖/‖param‖ over the calls that wrote the grad, on a log scale; "" for a tensor with fewer than two."""
+    history = info.grad_history
+    if history is None or len(history.calls) < 2:
+        return ""
+    return sparkline([log_ratio(history.ratio(at)) for at in range(len(history.calls))], TREND_WIDTH)
 
 
 def grad_norm(tensors: Iterable[TensorInfo]) -> str:
@@ -129,6 +155,7 @@ def module_cells(row: ModuleRow) -> Cells:
         "grad_fn": "",
         "data": f"{elements} values",
         "grad": grad_norm(tensors),
+        "trend": module_trend(tensors),
     }
 
 
@@ -187,6 +214,8 @@ def column_widths(rows: Sequence[Cells], available: int, padding: int = 1) -> di
         add(key, wanted[key])
     grow(CAP)
     for key in OPTIONAL:
+        if key == "trend" and not any(cells["trend"] for cells in rows):
+            continue  # no tensor has a history to draw
         add(key, wanted[key])
     grow({})
     return {key: widths[key] for key, _ in COLUMNS if key in widths}

@@ -27,6 +27,7 @@ from gradrepl.ui.readable_text import ReadableText
 from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.ui.state.config import Settings
 from gradrepl.ui.state.finiteness import FiniteHistory
+from gradrepl.ui.state.health import HealthWatch
 from gradrepl.ui.state.history import History, default_path
 from gradrepl.ui.state.journal import Journal
 from gradrepl.ui.state.journal import default_dir as journal_dir
@@ -91,6 +92,7 @@ class GradReplApp(App[int]):
         session_factory: SessionFactory | None = None,
         settings: Settings | None = None,
         freeze_start_up: bool = False,
+        thresholds: tuple[float | None, float | None] = (None, None),  # --vanishing, --exploding
     ) -> None:
         super().__init__()
         # The objects of start-up (modules, styles, widgets) leave the collector's full passes
@@ -121,6 +123,7 @@ class GradReplApp(App[int]):
         self.kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
         self.nan_check = (kernel_env or {}).get(NAN_CHECK_ENV) == "1"
         self.finiteness = FiniteHistory()
+        self.health = HealthWatch(self.settings, *thresholds)
         self._readable_text = ReadableText()
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
@@ -300,6 +303,8 @@ class GradReplApp(App[int]):
             from gradrepl.render.nonfinite_text import birth_lines
 
             alerts.append("\n".join(birth_lines(report.nonfinite)))
+        if report is not None:
+            alerts += self.health.lines(report.tensors)
         error = outcome.error
         explanation = None
         if error is not None:

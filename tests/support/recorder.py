@@ -72,8 +72,15 @@ def seed_cells(*, graphs_after_last: bool = True) -> list[Cell | Restart]:
 
 
 NAN_ORIGIN = SEED.parent / "nan_origin.py"
+VANISHING = SEED.parent / "vanishing_gradients.py"
 
 SCENARIOS = [
+    Scenario(
+        "vanishing",
+        "examples/vanishing_gradients.py resumed: 20 steps of a deep sigmoid MLP whose first layers' grads vanish",
+        lambda: [Cell(c.source, c.line) for c in read_script(VANISHING).code_cells],
+        script=VANISHING,
+    ),
     Scenario(
         "nan_origin",
         "examples/nan_origin.py resumed under --nan-check: torch.log made the nan, PowBackward0 passed one on",

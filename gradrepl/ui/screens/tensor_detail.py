@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from gradrepl.protocol import TensorInfo, Values
+from gradrepl.render.health import timeline
 from gradrepl.render.tensors import flag, preview_lines, shape_text, stats_text
 from gradrepl.ui.state.finiteness import FiniteHistory
 
@@ -47,6 +48,8 @@ def detail_table(info: TensorInfo, finiteness: FiniteHistory | None = None) -> T
     said = finiteness.said(info.name, "grad") if finiteness is not None else None
     if said:
         table.add_row("", Text(said, style="bold red"))
+    if info.grad_history is not None and info.grad_history.calls:
+        table.add_row("grad over calls", Text("\n".join(timeline(info.grad_history)), style=""))
     if info.note:
         table.add_row("note", Text(info.note, style="italic"))
     return table

@@ -59,6 +59,13 @@ class Settings:
         if path is not None:
             self._load(path)
 
+    def ratio(self, key: str, default: float) -> float:
+        """A positive number the file sets (`vanishing_ratio = 1e-7`), else `default`."""
+        value = self._other.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+            return default
+        return float(value)
+
     def _load(self, path: Path) -> None:
         try:
             text = path.read_text(encoding="utf-8")
