@@ -91,7 +91,7 @@ def test_vanishing_needs_most_of_a_modules_tensors_and_exploding_one() -> None:
 def test_the_detail_timeline_and_the_inspectors_column() -> None:
     info = _info("w", [1e-3, 1e-2, 1e-1])
     lines = timeline(info.grad_history, width=10)
-    assert lines[0].startswith("‖grad‖        ▁") and lines[0].endswith("0.002 → 0.2")
+    assert lines[0].startswith("‖grad‖         ▁") and lines[0].endswith("0.002 → 0.2")
     assert lines[1].startswith("‖grad‖/‖param‖ ▁") and lines[1].endswith("0.001 → 0.1")
     assert lines[2] == "(3 points, calls 1-3)"
     with_trend = [tensor_cells(TensorRow(info, info.name, 0))]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from support.svg_text import screen_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,4 +49,34 @@ def test_the_readme_stepper_is_the_apps() -> None:
     assert lines == [row[left:right] for row in drawn[top:top + len(lines)]], (
         f"README.md's stepper differs from {STEPPER.name}: copy the box's rows from "
         f"`.venv/bin/python tests/support/svg_text.py {STEPPER.relative_to(ROOT)}`"
+    )
+
+
+def excerpt(snapshot: str, first: str, last: str, columns: slice) -> list[str]:
+    """The rows of a snapshot from the one holding `first` to the one holding `last`, cut to `columns`."""
+    rows = screen_rows(ROOT / "tests/__snapshots__/test_snapshots_recorded" / snapshot)
+    start = next(i for i, row in enumerate(rows) if first in row)
+    end = next(i for i in range(start, len(rows)) if last in rows[i])
+    return [row[columns].rstrip() for row in rows[start:end + 1]]
+
+
+def readme_block(heading: str) -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    start = section.index("```screen\n") + len("```screen\n")
+    return section[start:section.index("\n```", start)].split("\n")
+
+
+SCREENS = {  # README heading -> (snapshot, first row's text, last row's text, columns)
+    "### Where a NaN was born": ("test_where_the_nan_was_born.svg", "Out[1]:", "grad out 0:", slice(1, 66)),
+    "### Gradient health over steps": ("test_gradient_health_over_steps.svg", "─ Tensors", "19 tensors", slice(0, 120)),
+}
+
+
+@pytest.mark.parametrize("heading", sorted(SCREENS))
+def test_the_readme_screens_of_the_gradient_lens_are_the_apps(heading: str) -> None:
+    snapshot, first, last, columns = SCREENS[heading]
+    assert readme_block(heading) == excerpt(snapshot, first, last, columns), (
+        f"README.md's screen under {heading!r} differs from {snapshot}: copy its rows from "
+        f"`.venv/bin/python tests/support/svg_text.py tests/__snapshots__/test_snapshots_recorded/{snapshot}`"
     )

@@ -405,8 +405,8 @@ def test_gradient_health_over_steps(snap_compare: SnapCompare) -> None:
 
 
 def test_gradient_health_in_a_tensors_detail(snap_compare: SnapCompare) -> None:
-    """The same, then F2, Enter on the model row (it unfolds), Down to model.0.weight, Enter:
+    """The same, then F2, Enter (the model row unfolds), Down, Enter (its layer 0 unfolds), Down, Enter:
     its detail ends with 'grad over calls': a sparkline of ‖grad‖ and one of ‖grad‖/‖param‖
     (log scale) over the 20 calls, first and last values, '(20 points, calls 1-20)'."""
     snapshot(snap_compare, recorded_app("vanishing", script=ROOT / "examples" / "vanishing_gradients.py"),
-             then(settled, "f2", "enter", "down", "down", "enter"))
+             then(settled, "f2", "enter", "down", "enter", "down", "enter"))

@@ -81,8 +81,8 @@ def timeline(history: GradHistory, width: int = 40) -> list[str]:
     span = f"calls {first}-{last}" if first != last else f"call {first}"
     if history.every > 1:
         span += f", every {history.every}th"
-    lines = [f"‖grad‖        {sparkline(history.grad_norm, width)}  {_ends(history.grad_norm)}"]
-    lines.append(f"‖grad‖/‖param‖ {sparkline([log_ratio(r) for r in ratios(history)], width)}  {_ends(ratios(history))}")
+    lines = [f"{'‖grad‖':<15}{sparkline(history.grad_norm, width)}  {_ends(history.grad_norm)}"]
+    lines.append(f"{'‖grad‖/‖param‖':<15}{sparkline([log_ratio(r) for r in ratios(history)], width)}  {_ends(ratios(history))}")
     lines.append(f"({len(history.calls)} points, {span})")
     return lines
 
