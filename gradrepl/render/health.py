@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from gradrepl.protocol import EXPLODING_RATIO, VANISHING_RATIO, GradHistory, HealthAlert, TensorInfo
 from gradrepl.render.sparkline import sparkline
-from gradrepl.render.text import number
+from gradrepl.render.text import counted, number
 
 
 def module_of(info: TensorInfo) -> str:
@@ -83,7 +83,7 @@ def timeline(history: GradHistory, width: int = 40) -> list[str]:
         span += f", every {history.every}th"
     lines = [f"{'‖grad‖':<15}{sparkline(history.grad_norm, width)}  {_ends(history.grad_norm)}"]
     lines.append(f"{'‖grad‖/‖param‖':<15}{sparkline([log_ratio(r) for r in ratios(history)], width)}  {_ends(ratios(history))}")
-    lines.append(f"({len(history.calls)} points, {span})")
+    lines.append(f"({counted(len(history.calls), 'point')}, {span})")
     return lines
 
 
