@@ -158,7 +158,7 @@ def autograd_graph(torch: Any, root: Any, names: TensorNames,
     """The graph behind `root.grad_fn`, runs folded and at most MAX_GRAPH_NODES nodes (and the
     leaves) in drawing order, each with the numbers of the nodes it passes gradients to; how
     many nodes were walked; whether the walk stopped at MAX_GRAPH_WALK (then it is a lower bound)."""
-    with _no_collections():
+    with no_collections():
         walked = walker.walk([getattr(root, "grad_fn", None)], MAX_GRAPH_WALK)
         known = memory or {}
         described = [_describe_node(torch, node, walked.position, names, known) for node in walked.nodes]
@@ -169,7 +169,7 @@ def autograd_graph(torch: Any, root: Any, names: TensorNames,
 
 
 @contextmanager
-def _no_collections() -> Iterator[None]:
+def no_collections() -> Iterator[None]:
     """Python's cyclic garbage collector off while a graph is described: the records made for
     every node of a 20,000-node graph trigger full collections that take longer than the rest
     (they hold no cycles; they go when the description is done)."""
@@ -238,7 +238,7 @@ def graph_of(torch: Any, named: list[tuple[str, Any]], name: str,
         if label == name:
             nodes, total, cut = autograd_graph(torch, t, names, memory)
             is_leaf, requires_grad = bool(t.is_leaf), bool(t.requires_grad)
-            with _no_collections():
+            with no_collections():
                 users = leaf_users(named, t) if is_leaf and requires_grad else None
             return Graph(name, _shape(t), _dtype(t), requires_grad, is_leaf, nodes, total, cut, used_by=users)
     return Graph.failed(name, f"no tensor named {name}")

@@ -50,7 +50,7 @@ from gradrepl.inkernel.call_sites import CallSites
 from gradrepl.inkernel.cell_calls import DESCRIBED_IN_FULL, CellCalls
 from gradrepl.inkernel.grad_watch import HookWatch
 from gradrepl.inkernel.grads_written import GradLedger, Tracked
-from gradrepl.inkernel.graph import TensorNames
+from gradrepl.inkernel.graph import TensorNames, no_collections
 from gradrepl.inkernel.jacobian import VjpView
 from gradrepl.inkernel.node_grads import GradRecorder, SavedGlances, node_grads, remember
 from gradrepl.inkernel.node_order import RunRecorder, predicted_order
@@ -327,7 +327,7 @@ class BackwardTracer:
             elif isinstance(recorder, GradRecorder):
                 if call.error:
                     recorder.failed()
-                with self._guard(torch):
+                with self._guard(torch), no_collections():  # thousands of small records, no cycles
                     names = recorder.names or TensorNames(())
                     call.node_grads = node_grads(torch, recorder, lambda leaf: names.of(leaf) or describe_unnamed(leaf))
                     remember(self.node_memory, recorder, call.node_grads)
