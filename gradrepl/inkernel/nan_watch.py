@@ -167,7 +167,7 @@ class NanWatch:
         """The nodes of a traced call that were given finite gradients and passed on one that
         is not; from the call's records, or (a check-only recorder) from the nodes it copied."""
         nodes = recorder.walked.nodes
-        finished = [index for index in recorder.ran if index in recorder.copies]
+        finished = recorder.finished()
         for at, walk_index in enumerate(finished):
             if len(self.births) >= MAX_BIRTHS:
                 return

@@ -146,6 +146,10 @@ class GradRecorder(RunRecorder):
             self.stop()
             raise
 
+    def finished(self) -> list[int]:
+        """Walk indices of the nodes that ran to the end (a post-hook copied them), in engine order."""
+        return [index for index in self.ran if index in self.copies]
+
     def failed(self) -> None:
         """After a call that raised: the node it raised in noted as reached (see the class).
         When no node finished, the engine may not have started (a non-scalar root without a
@@ -233,7 +237,7 @@ def node_grads(torch: Any, recorder: GradRecorder, leaf_name: Callable[[Any], st
     saved = recorder.saved
     nodes = recorder.walked.nodes
     position = recorder.walked.position
-    finished = [walk_index for walk_index in recorder.ran if walk_index in recorder.copies]
+    finished = recorder.finished()
     engine_index = {walk_index: at for at, walk_index in enumerate(finished)}
     rendered: dict[int, GradPreview | None] = {}  # by id of the copy: one copy is often two nodes' gradient
 
@@ -271,6 +275,6 @@ def remember(memory: dict[walker.NodeKey, NodeGrads], recorder: GradRecorder, re
     if len(memory) + len(records) > MEMORY_LIMIT:
         memory.clear()
     nodes = recorder.walked.nodes
-    finished = [walk_index for walk_index in recorder.ran if walk_index in recorder.copies]
+    finished = recorder.finished()
     for walk_index, record in zip(finished, records, strict=True):
         memory[walker.node_key(nodes[walk_index])] = record

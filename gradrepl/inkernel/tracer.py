@@ -174,10 +174,11 @@ class BackwardTracer:
         hooks: HookWatch | None = None
         result: Any = None
         names: dict[int, str] = {}
+        named: list[tuple[str, Any]] | None = None
         try:
             try:
                 arguments = bind(args, kwargs)
-                names, retaining = self._name_map(torch)
+                names, retaining, named = self._name_map(torch)
                 starts, walked, tracked, leaves = self._describe_call(torch, kind, arguments, call, names, retaining)
                 view = self._begin_vjp(torch, kind, arguments, call, tracked, names)
                 watched = [(t.name, t.tensor) for t in tracked.values() if not t.retained] if kind == "backward" else [
@@ -186,7 +187,7 @@ class BackwardTracer:
             except BaseException as exc:
                 call.notes.append(f"call not described: {type(exc).__name__}: {exc}"[:200])
             # Hooked last: computing J calls the nodes directly, which must not count as runs.
-            recorder = self._recorder(torch, walked, call, names)
+            recorder = self._recorder(torch, walked, call, named)
             result = original(*args, **kwargs)
         except BaseException as exc:
             call.error = f"{type(exc).__name__}: {exc}"[:2000]
@@ -208,9 +209,10 @@ class BackwardTracer:
         return result
 
     def _recorder(self, torch: Any, walked: walker.Walk | None, call: TracedCall,
-                  names: dict[int, str]) -> RunRecorder | None:
+                  named: list[tuple[str, Any]] | None) -> RunRecorder | None:
         """Hooks that record the order the nodes run in, and with --node-grads what each was
-        given and passed on; None when the order is predicted instead."""
+        given and passed on (`named`: the user's tensors, as _name_map found them); None when
+        the order is predicted instead."""
         if walked is None:
             return None
         call.node_grads_note = self._node_grads_refused(walked)
@@ -222,7 +224,7 @@ class BackwardTracer:
         if call.node_grads_note is None:
             try:
                 with self._guard(torch):
-                    tensor_names = TensorNames(self._names(torch))
+                    tensor_names = TensorNames(named if named is not None else self._names(torch))
                     saved = SavedGlances(torch, walked, tensor_names)
                 recorder = GradRecorder(torch, walked, self._guard)
                 recorder.names, recorder.saved = tensor_names, saved
@@ -399,18 +401,20 @@ class BackwardTracer:
 
     # ------------------------------------------------------------ helpers
 
-    def _name_map(self, torch: Any) -> tuple[dict[int, str], list[tuple[str, Any]]]:
-        """id() of each named tensor -> its first name; and the named non-leaves that retain
-        their grad or have hooks of their own (their grads or hooks are reported too)."""
+    def _name_map(self, torch: Any) -> tuple[dict[int, str], list[tuple[str, Any]], list[tuple[str, Any]]]:
+        """id() of each named tensor -> its first name; the named non-leaves that retain their
+        grad or have hooks of their own (their grads or hooks are reported too); and every
+        (name, tensor) found, for node gradients' names (one walk of the namespace a call)."""
         names: dict[int, str] = {}
         retaining: list[tuple[str, Any]] = []
-        for name, tensor in self._names(torch):
+        named = list(self._names(torch))
+        for name, tensor in named:
             if id(tensor) in names:
                 continue
             names[id(tensor)] = name
             if tensor.grad_fn is not None and (tensor.retains_grad or getattr(tensor, "_backward_hooks", None)):
                 retaining.append((name, tensor))
-        return names, retaining
+        return names, retaining, named
 
     @staticmethod
     def _in_graph(retaining: list[tuple[str, Any]], walked: walker.Walk | None, hooked: bool) -> list[tuple[str, Any]]:

@@ -45,8 +45,7 @@ class Contribution:
 def contributions(nodes: Sequence[NodeGrads], index: int) -> list[Contribution]:
     """What each node that passes a gradient to node `index` passed it, in engine order. The
     engine adds them up before the node runs: their sum is the node's grad_outputs[0]."""
-    return [Contribution(source, slot, node.grad_inputs[slot] if slot < len(node.grad_inputs) else None)
-            for source, node in enumerate(nodes) for slot, target in enumerate(node.next) if target == index]
+    return contributions_to(nodes).get(index, [])
 
 
 def via_label(nodes: Sequence[NodeGrads], contribution: Contribution) -> str:
@@ -55,9 +54,21 @@ def via_label(nodes: Sequence[NodeGrads], contribution: Contribution) -> str:
     return node.tensor or node.node
 
 
-def split_text(nodes: Sequence[NodeGrads], index: int) -> str | None:
-    """"2 via y + 3 via z" when more than one path brings node `index` a gradient; else None."""
-    parts = contributions(nodes, index)
+def contributions_to(nodes: Sequence[NodeGrads]) -> dict[int, list[Contribution]]:
+    """contributions() of every node at once, by the index of the node they go to."""
+    incoming: dict[int, list[Contribution]] = {}
+    for source, node in enumerate(nodes):
+        for slot, target in enumerate(node.next):
+            if target >= 0:
+                value = node.grad_inputs[slot] if slot < len(node.grad_inputs) else None
+                incoming.setdefault(target, []).append(Contribution(source, slot, value))
+    return incoming
+
+
+def split_text(nodes: Sequence[NodeGrads], index: int, parts: Sequence[Contribution] | None = None) -> str | None:
+    """"2 via y + 3 via z" when more than one path brings node `index` a gradient (`parts`, when
+    known, are its contributions); else None."""
+    parts = contributions(nodes, index) if parts is None else parts
     if len(parts) < 2:
         return None
     sources = [part.source for part in parts]
@@ -307,6 +318,7 @@ def node_lines(nodes: Sequence[NodeGrads]) -> list[str]:
     """A call's nodes as `gradrepl replay --node-grads` prints them: one line per node in engine
     order (what came in, what went out), the node's rule under it."""
     lines = []
+    incoming = contributions_to(nodes)
     for index, node in enumerate(nodes):
         made = f" ({node.tensor})" if node.tensor else ""
         into = f" → {node.leaf}.grad" if node.leaf else ""
@@ -315,7 +327,7 @@ def node_lines(nodes: Sequence[NodeGrads]) -> list[str]:
         line = f"{index + 1}. {node.node}{made}{into}: in {given}"
         if passed:
             line += f" → out {passed}"
-        split = split_text(nodes, index)
+        split = split_text(nodes, index, incoming.get(index, []))
         if split is not None:
             line += f"  (in = {split})"
         lines.append(line)
