@@ -198,9 +198,51 @@ def test_reports_carry_only_changed_tensors_and_the_front_end_rebuilds_the_table
     del shell.user_ns["b"]
     shell.user_ns["c"] = torch.ones(1)
     changed, names = cell()
-    assert [t["name"] for t in changed["tensors_changed"]] == ["a", "c"]
+    assert [t["name"] for t in changed["tensors_changed"]] == ["c"]
+    assert [(t["name"], sorted(t)) for t in changed["tensors_patched"]] == [("a", ["data", "name"])]
     assert names == ["a", "c"]
     assert state.tensors["a"].data.preview == (100.0, 100.0)
+
+
+def test_patched_tables_equal_the_full_descriptions_through_a_training_session() -> None:
+    """The front end's table, kept by patches, is what the kernel's full descriptions say after
+    every cell: values and grads written, a grad cleared, a name bound to another tensor,
+    an alias added and dropped, a history begun."""
+    from gradrepl.client.events import ProbeState
+    from gradrepl.protocol import TensorInfo
+
+    model = torch.nn.Linear(3, 2)
+    shell = shell_with(model=model, x=torch.ones(4, 3))
+    p = probe.Probe(shell, kernel=None)
+    p.comm = FakeComm()
+    state = ProbeState()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ns = shell.user_ns
+
+    def step_grads() -> None:
+        model(ns["x"]).sum().backward()
+
+    def alias() -> None:
+        ns["w"] = model.weight
+
+    def rebind() -> None:
+        ns["x"] = torch.zeros(4, 3)
+
+    def clear() -> None:
+        opt.zero_grad(set_to_none=True)
+
+    def drop_alias() -> None:
+        del ns["w"]
+
+    for n, change in enumerate([lambda: None, step_grads, opt.step, alias, step_grads, rebind, clear, drop_alias, step_grads, opt.step], 1):
+        change()
+        p.post_run_cell(SimpleNamespace(error_before_exec=None, error_in_exec=None, execution_count=n))
+        state.report_from(p.comm.sent[-1])
+        full = [TensorInfo.from_json(t) for t in p.sent.values()]
+        assert list(state.tensors.values()) == full, f"after cell {n}"
+    steps = [m for m in p.comm.sent if m.get("tensors_patched")]
+    assert steps, "no cell was sent as patches"
+    assert all("grad" not in patch for patch in p.comm.sent[-1]["tensors_patched"])  # opt.step: new values, same grads
 
 
 def test_the_memo_reuses_unchanged_values_and_sees_writes_through_data() -> None:

@@ -155,9 +155,15 @@ def test_the_probes_report_reads_back_exactly() -> None:
         shell.user_ns["loss"] = loss = (w * 3).sum()
         loss.backward()
         p.post_run_cell(SimpleNamespace(error_before_exec=None, error_in_exec=None, execution_count=4))
+        with torch.no_grad():
+            w -= 0.1 * w.grad  # the next report patches w: new values, the same grad
+        shell.user_ns["v"] = w
+        p.post_run_cell(SimpleNamespace(error_before_exec=None, error_in_exec=None, execution_count=5))
     finally:
         p.tracer.uninstall()
-    (sent,) = p.comm.sent
+    sent, patching = p.comm.sent
     assert [e["node_order"] for e in sent["backward"]] == ["exact"]
     assert sent["backward"][0]["roots"][0]["shape"] == []
     assert CellReport.from_json(sent).to_json() == sent
+    assert sorted(patching["tensors_patched"][0]) == ["aliases", "data", "name", "version"]
+    assert CellReport.from_json(patching).to_json() == patching

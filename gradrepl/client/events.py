@@ -168,10 +168,10 @@ class ProbeState:
     tensors: dict[str, TensorInfo] = field(default_factory=dict)
 
     def report_from(self, data: dict[str, Any]) -> ProbeReport:
-        """Apply a report's tensor delta (names in order, changed descriptions) to the table."""
+        """Apply a report's tensor delta (names in order, new descriptions, patches) to the table."""
         report = CellReport.from_json(data)
         if report.tensor_names is not None:
-            self.tensors = apply_delta(self.tensors, report.tensor_names, report.tensors_changed)
+            self.tensors = apply_delta(self.tensors, report.tensor_names, report.tensors_changed, report.tensors_patched)
         return ProbeReport(tuple(self.tensors.values()), report.backward, report.frames, report.notes, report.nonfinite)
 
 

@@ -51,7 +51,7 @@ from gradrepl.protocol import (
     NODE_GRADS_ENV,
     ORIGIN_KEY,
     Graph,
-    apply_delta,
+    TensorPatch,
     error_reply,
     graph_reply,
     node_grads_mode,
@@ -82,7 +82,8 @@ class Probe:
             self.tracer.install(torch)
         else:
             sys.meta_path.insert(0, TorchImportWatcher(self.torch_imported))
-        self.sent: dict[str, dict[str, Any]] = {}
+        self.sent: dict[str, dict[str, Any]] = {}  # the front end's table, as last sent
+        self.describing: dict[str, dict[str, Any]] = {}  # the table the report being sent makes
 
     def torch_imported(self, torch: Any) -> None:
         self.tracer.install(torch)
@@ -139,10 +140,23 @@ class Probe:
         return report
 
     def delta(self, tensors: list[dict[str, Any]]) -> dict[str, Any]:
-        """Only what changed since the last report: every name in order, and the new
-        descriptions. The front end keeps the table (events.ProbeState)."""
-        changed = [t for t in tensors if self.sent.get(t["name"]) != t]
-        return {"tensor_names": [t["name"] for t in tensors], "tensors_changed": changed}
+        """Only what changed since the last report: every name in order, the descriptions of
+        tensors new under their name, and patches (the keys that differ) of the same tensor
+        objects changed. The front end keeps the table (events.ProbeState)."""
+        changed, patched = [], []
+        for t in tensors:
+            before = self.sent.get(t["name"])
+            if before == t:
+                continue
+            if before is not None and t.get("object") is not None and before.get("object") == t.get("object"):
+                patched.append(TensorPatch.between(before, t))
+            else:
+                changed.append(t)
+        self.describing = {t["name"]: t for t in tensors}
+        data: dict[str, Any] = {"tensor_names": list(self.describing), "tensors_changed": changed}
+        if patched:
+            data["tensors_patched"] = patched
+        return data
 
     def send(self, data: dict[str, Any]) -> None:
         if self.comm is None:
@@ -152,7 +166,7 @@ class Probe:
             self.comm.on_msg(self.on_request)
         self.comm.send(data)
         if "tensor_names" in data:
-            self.sent = apply_delta(self.sent, data["tensor_names"], data.get("tensors_changed") or ())
+            self.sent = self.describing
 
     def on_request(self, msg: dict[str, Any]) -> None:
         """A front end's question, answered on the same comm: {"request": "graph", "name": ...}."""

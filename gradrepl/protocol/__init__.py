@@ -40,7 +40,7 @@ from gradrepl.protocol.node_grads import (
 )
 from gradrepl.protocol.nonfinite import NAN_CHECK_ENV, NAN_CHECK_REQUEST, NonFinite
 from gradrepl.protocol.report import CellReport, Explanation, apply_delta
-from gradrepl.protocol.tensors import ErrorFrame, Stats, TensorInfo, Values
+from gradrepl.protocol.tensors import ErrorFrame, Stats, TensorInfo, TensorPatch, Values
 
 COMM_TARGET = "gradrepl.probe"  # the comm the probe opens; its messages carry CellReport and replies
 ORIGIN_KEY = "gradrepl"  # execute_request metadata key: {"file": ..., "line": ...} of the cell
@@ -101,6 +101,7 @@ __all__ = [
     "SavedValue",
     "Stats",
     "TensorInfo",
+    "TensorPatch",
     "Values",
     "apply_delta",
     "error_reply",

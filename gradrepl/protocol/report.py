@@ -9,13 +9,14 @@ from typing import Any
 from gradrepl.protocol.backward import BackwardEvent
 from gradrepl.protocol.json_forms import Json, as_tuple
 from gradrepl.protocol.nonfinite import NonFinite
-from gradrepl.protocol.tensors import ErrorFrame, TensorInfo
+from gradrepl.protocol.tensors import ErrorFrame, TensorInfo, TensorPatch
 
 
 @dataclass(frozen=True)
 class CellReport:
-    """The probe's message after a cell. Tensors travel as a delta: every name in order, and
-    the descriptions that changed since the last report (see `apply_delta`)."""
+    """The probe's message after a cell. Tensors travel as a delta: every name in order, the
+    descriptions of tensors new under their name, and patches of those that changed (see
+    `apply_delta`)."""
 
     execution_count: int | None = None
     tensor_names: tuple[str, ...] | None = None  # None: no tensor table in this report
@@ -24,6 +25,7 @@ class CellReport:
     frames: tuple[ErrorFrame, ...] = ()
     notes: tuple[str, ...] = ()
     nonfinite: tuple[NonFinite, ...] = ()  # where NaN or Inf was born in the cell (--nan-check), first first
+    tensors_patched: tuple[TensorPatch, ...] = ()  # changed tensors the table has (same name, same object)
 
     def to_json(self) -> Json:
         data: Json = {"execution_count": self.execution_count, "notes": list(self.notes),
@@ -33,6 +35,8 @@ class CellReport:
         if self.tensor_names is not None:
             data["tensor_names"] = list(self.tensor_names)
             data["tensors_changed"] = [t.to_json() for t in self.tensors_changed]
+            if self.tensors_patched:
+                data["tensors_patched"] = [t.to_json() for t in self.tensors_patched]
         return data
 
     @classmethod
@@ -44,19 +48,27 @@ class CellReport:
             tuple(BackwardEvent.from_json(e) for e in d.get("backward") or ()),
             tuple(ErrorFrame.from_json(f) for f in d.get("frames") or ()), as_tuple(d.get("notes")),
             tuple(NonFinite.from_json(n) for n in d.get("nonfinite") or ()),
+            tuple(TensorPatch.from_json(t) for t in d.get("tensors_patched") or ()),
         )
 
 
-def apply_delta(table: Mapping[str, Any], names: Sequence[str], changed: Sequence[Any]) -> dict[str, Any]:
-    """The tensor table after a report: its names in order, each with its changed description
-    or else the one the table had. Used on both sides of the comm (descriptions are JSON
-    dicts in the kernel, TensorInfo records in the front end; both have a name)."""
-    by_name = {_name_of(t): t for t in changed}
-    return {name: by_name.get(name) or table[name] for name in names}
-
-
-def _name_of(description: Any) -> str:
-    return str(description["name"] if isinstance(description, Mapping) else description.name)
+def apply_delta(table: Mapping[str, TensorInfo], names: Sequence[str], changed: Sequence[TensorInfo],
+                patched: Sequence[TensorPatch] = ()) -> dict[str, TensorInfo]:
+    """The front end's tensor table after a report: its names in order, each with its new
+    description, or the one the table had with its patch applied, or else the one it had."""
+    by_name = {t.name: t for t in changed}
+    patches = {p.name: p for p in patched}
+    result: dict[str, TensorInfo] = {}
+    for name in names:
+        known = by_name.get(name)
+        if known is None:
+            known = table.get(name)
+            patch = patches.get(name)
+            if known is not None and patch is not None:
+                known = known.patched(patch)
+        if known is not None:  # a name never described to this front end is left out
+            result[name] = known
+    return result
 
 
 # ---------------------------------------------------------------- explanations

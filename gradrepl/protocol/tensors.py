@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gradrepl.protocol.health import GradHistory
@@ -112,16 +112,59 @@ class TensorInfo:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TensorInfo:
-        return cls(
-            name=d["name"], shape=tuple(d["shape"]), dtype=d["dtype"], device=d["device"],
-            requires_grad=bool(d["requires_grad"]), is_leaf=bool(d["is_leaf"]), grad_fn=d.get("grad_fn"),
-            layout=d.get("layout", "strided"), retains_grad=bool(d.get("retains_grad", False)),
-            version=int(d.get("version", 0)), type=d.get("type", "Tensor"), object=d.get("object"),
-            data=optional(Values, d.get("data")), grad=optional(Values, d.get("grad")), note=d.get("note"),
-            aliases=as_tuple(d.get("aliases")), module_path=as_tuple(d.get("module_path")),
-            module_types=as_tuple(d.get("module_types")), buffer=bool(d.get("buffer", False)),
-            grad_history=optional(GradHistory, d.get("grad_history")),
-        )
+        fields = {key: parse(d[key]) for key, parse in _FIELDS.items() if key in d}
+        fields.setdefault("grad_fn", None)
+        return cls(name=d["name"], **fields)
+
+    def patched(self, patch: TensorPatch) -> TensorInfo:
+        """This tensor with the fields a later report changed."""
+        return replace(self, **patch.fields)
+
+
+# How each key of a description (a TensorInfo field of the same name) is read; a key left out
+# keeps the field's default.
+_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "shape": tuple, "dtype": str, "device": str, "requires_grad": bool, "is_leaf": bool,
+    "grad_fn": lambda v: v, "layout": lambda v: "strided" if v is None else v, "retains_grad": bool,
+    "version": lambda v: int(v or 0), "type": lambda v: "Tensor" if v is None else v, "object": lambda v: v,
+    "data": lambda v: optional(Values, v), "grad": lambda v: optional(Values, v), "note": lambda v: v,
+    "aliases": as_tuple, "module_path": as_tuple, "module_types": as_tuple, "buffer": bool,
+    "grad_history": lambda v: optional(GradHistory, v),
+}
+
+
+@dataclass(frozen=True)
+class TensorPatch:
+    """What changed of a tensor the front end already has (same name, same tensor object): the
+    keys whose values differ, a key the new description dropped as null. An optimizer step
+    sends each parameter's new values, not its unchanged grad."""
+
+    name: str
+    fields: Mapping[str, Any]  # TensorInfo field -> its new value
+
+    @staticmethod
+    def between(before: Mapping[str, Any], after: Mapping[str, Any]) -> Json:
+        """The patch from one description (JSON) to the next, as JSON."""
+        patch: Json = {key: value for key, value in after.items() if before.get(key, _MISSING) != value}
+        patch.update((key, None) for key in before.keys() - after.keys())
+        patch["name"] = after["name"]
+        return patch
+
+    def to_json(self) -> Json:
+        return {"name": self.name, **{key: _plain(value) for key, value in self.fields.items()}}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TensorPatch:
+        return cls(d["name"], {key: parse(d[key]) for key, parse in _FIELDS.items() if key in d})
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "to_json"):
+        return value.to_json()
+    return nested_list(value) if isinstance(value, tuple) else value
+
+
+_MISSING = object()
 
 
 # ---------------------------------------------------------------- error frames
