@@ -110,6 +110,52 @@ def test_a_backward_birth_names_the_node_and_the_line_that_made_it(watch: NanWat
     assert (tracer.rendered_events()[0].node_grads is None) == (node_grads == "off")
 
 
+@pytest.mark.parametrize("node_grads", ["on", "off"])
+def test_a_backward_node_passing_on_a_saved_nan_says_the_forward_pass_made_it(watch: NanWatch, traced, node_grads: str) -> None:
+    """The node was given finite gradients, but a tensor it saved holds the nan (made by a
+    forward op in an earlier cell): the report says so, with the user's name for the tensor."""
+    tracer, ns = traced
+    tracer.node_grads = node_grads
+    tracer.on_node_grads = watch.backward_births
+
+    def forward() -> None:
+        ns["w"] = w = torch.tensor([1.0, -1.0], requires_grad=True)
+        ns["logs"] = torch.log(w)
+        ns["loss"] = (ns["logs"] ** 2).sum()
+
+    (made,) = run_cell(watch, forward, count=1)
+    assert made.op == "torch.log"
+    (birth,) = run_cell(watch, lambda: ns["loss"].backward(), count=2)  # type: ignore[attr-defined]
+    assert (birth.phase, birth.op) == ("backward", "PowBackward0")
+    (saved,) = birth.saved_nonfinite
+    assert (saved.name, saved.tensor, saved.value.values.preview) == ("self", "logs", (0.0, "nan"))
+    lines = birth_lines([birth])
+    assert lines[2] == "  not made here: its saved self (logs) holds 1 nan of 2, from the forward pass"
+    assert lines[-1] == "  saved self (logs): 2 float32 [0, nan]"
+    assert NonFinite.from_json(json.loads(json.dumps(birth.to_json()))) == birth
+
+
+def test_a_backward_birth_in_a_loops_brief_calls_is_found(watch: NanWatch, traced) -> None:
+    """Past a cell's first DESCRIBED_IN_FULL calls (described in brief, no node gradients) each
+    node's gradients are still checked: step 70 of a loop makes the inf."""
+    from gradrepl.inkernel.tracer import DESCRIBED_IN_FULL
+
+    tracer, ns = traced
+    tracer.on_node_grads = watch.backward_births
+    steps = DESCRIBED_IN_FULL + 20
+
+    def cell() -> None:
+        ns["w"] = w = torch.tensor([2.0, 1.0], requires_grad=True)
+        for step in range(steps):
+            shifted = w - (1.0 if step == steps - 1 else 0.0)  # w[1] is 0 at the last step
+            torch.sqrt(shifted).sum().backward()  # born in the last call
+
+    (birth,) = run_cell(watch, cell, count=4)
+    assert (birth.phase, birth.op, birth.cell, birth.line) == ("backward", "SqrtBackward0", 4, _line_of("# born in the last call"))
+    assert birth.output[0].values.preview[1] == "inf"
+    assert tracer.calls.count == steps
+
+
 def test_births_round_trip_in_the_cell_report() -> None:
     birth = NonFinite("forward", "torch.log", 1, 5, (None,), (None,), "lesson.py", "b = torch.log(a)")
     report = CellReport(1, nonfinite=(birth,))

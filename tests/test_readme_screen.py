@@ -68,7 +68,7 @@ def readme_block(heading: str) -> list[str]:
 
 
 SCREENS = {  # README heading -> (snapshot, first row's text, last row's text, columns)
-    "### Where a NaN was born": ("test_where_the_nan_was_born.svg", "Out[1]:", "grad out 0:", slice(1, 66)),
+    "### Where a NaN was born": ("test_where_the_nan_was_born.svg", "Out[1]:", "saved self (shifted):", slice(1, 66)),
     "### Gradient health over steps": ("test_gradient_health_over_steps.svg", "─ Tensors", "19 tensors", slice(0, 120)),
 }
 

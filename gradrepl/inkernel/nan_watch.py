@@ -26,7 +26,7 @@ from typing import Any
 from gradrepl.inkernel import walker
 from gradrepl.inkernel.errors import CellOrigins
 from gradrepl.inkernel.node_grads import GradRecorder, preview_of, quick_copy
-from gradrepl.protocol.node_grads import GradPreview, NodeGrads
+from gradrepl.protocol.node_grads import GradPreview, NodeGrads, SavedValue
 from gradrepl.protocol.nonfinite import NonFinite, finite
 
 MAX_BIRTHS = 20  # reported per cell; the first is the one that matters
@@ -46,7 +46,7 @@ class Stamp:
 
 Site = tuple[Stamp | None, int | None, str | None, str | None]  # cell, line, script file, line's text
 # phase, op, site, inputs, outputs: made into NonFinite records at the end of the cell
-Birth = tuple[str, str, Site, tuple[GradPreview | None, ...], tuple[GradPreview | None, ...]]
+Birth = tuple[str, str, Site, tuple[GradPreview | None, ...], tuple[GradPreview | None, ...], tuple[SavedValue, ...]]
 
 
 def op_name(func: Any) -> str:
@@ -118,8 +118,8 @@ class NanWatch:
             except Exception:  # the cell left a mode of its own above ours
                 pass
         return [NonFinite("backward" if phase == "backward" else "forward", op, stamp.number if stamp else None, line,
-                          inputs, outputs, file, text)
-                for phase, op, (stamp, line, file, text), inputs, outputs in self.births]
+                          inputs, outputs, file, text, saved)
+                for phase, op, (stamp, line, file, text), inputs, outputs, saved in self.births]
 
     # ------------------------------------------------------------ forward
 
@@ -159,7 +159,7 @@ class NanWatch:
         if len(self.births) >= MAX_BIRTHS:
             return
         self.births.append(("forward", op_name(func), self.site(), tuple(_glance(torch, t) for t in inputs),
-                            tuple(_glance(torch, t) for t in outputs)))
+                            tuple(_glance(torch, t) for t in outputs), ()))
 
     # ------------------------------------------------------------ backward
 
@@ -181,7 +181,10 @@ class NanWatch:
                 name = walker.node_name(nodes[walk_index])
             if all(finite(g) for g in given) and not all(finite(g) for g in passed):
                 site = self.sites.get(walker.node_key(nodes[walk_index]), (None, None, None, None))
-                self.births.append(("backward", name, site, given, passed))
+                saved = records[at].saved if records is not None else tuple(
+                    SavedValue(saved_name, recorder.name_of(tensor), preview_of(self._torch, copy))
+                    for saved_name, tensor, copy in recorder.saved_seen.get(walk_index, ()))
+                self.births.append(("backward", name, site, given, passed, saved))
 
 
 def _glance(torch: Any, t: Any) -> GradPreview | None:

@@ -67,7 +67,7 @@ def preview_of(torch: Any, copied: Copied) -> GradPreview | None:
         return None
     shape, dtype, data, kind = copied
     if kind == "list" and len(data) == 1 and type(data[0]) is float:  # one number (most chains' grads): no stats
-        nested: Any = plain_value(data[0])
+        nested: Any = data[0] if math.isfinite(data[0]) else plain_value(data[0])
         for _ in shape:
             nested = (nested,)
         return GradPreview(shape, dtype, Values(nested, False, None))
@@ -101,7 +101,12 @@ class GradRecorder(RunRecorder):
         self.check_only = check_only
         self.names: TensorNames | None = None
         self.saved: SavedGlances | None = None
+        # Checking only: what a node that met a non-finite gradient had saved, read in its
+        # post-hook (before the engine frees it): walk index -> (name, tensor, copy).
+        self.saved_seen: dict[int, list[tuple[str, Any, Copied]]] = {}
+        self.name_of: Callable[[Any], str | None] = lambda t: None  # the user's name, asked only then
         copies = self.copies
+        saved_seen = self.saved_seen
         note = self.ran.append
         # What a node passed on is, most often, the very tensor the next node is given: copied
         # once. By id, checked to be the same object (weakly held) at the same version.
@@ -139,7 +144,9 @@ class GradRecorder(RunRecorder):
                     note(index)
                     if check_only and all_finite(grad_inputs) and all_finite(grad_outputs):
                         return
-                    copies[index] = (tuple([copied(g) for g in grad_outputs]), tuple([copied(g) for g in grad_inputs]))
+                    copies[index] = (tuple(map(copied, grad_outputs)), tuple(map(copied, grad_inputs)))
+                    if check_only:
+                        saved_seen[index] = saved_now(torch, walked.nodes[index], guard)
 
                 self._handles.append(node.register_hook(hook))
         except BaseException:
@@ -171,12 +178,28 @@ class GradRecorder(RunRecorder):
             self.ran.append(max(ready, key=lambda index: engine_priority(walked.nodes[index])))
 
 
+def saved_now(torch: Any, node: Any, guard: Callable[[Any], Any]) -> list[tuple[str, Any, Copied]]:
+    """The tensors a node saved, copied while it still holds them (never raising)."""
+    found: list[tuple[str, Any, Copied]] = []
+    try:
+        for attr, name in saved_attributes(node):
+            value = getattr(node, attr, None)
+            if isinstance(value, torch.Tensor):
+                found.append((name, value, quick_copy(torch, value, guard)))
+    except Exception:
+        pass
+    return found
+
+
 def quick_copy(torch: Any, t: Any, guard: Callable[[Any], Any] | None = None, stats: bool = True) -> Copied:
     """copy_grad, quicker for the most common gradient, a small plain CPU tensor (a list of
     its values, no guard needed); without `stats`, a big one keeps its corners only."""
-    if type(t) is torch.Tensor and t.layout == torch.strided and t.is_cpu and not t.is_nested \
-            and t.numel() <= GLANCE_STATS_LIMIT:
-        return tuple(t.shape), _dtype_name(t.dtype), t.reshape(-1).tolist(), "list"
+    if type(t) is torch.Tensor and t.is_cpu and t.layout == torch.strided and not t.is_nested:
+        numel = t.numel()
+        if numel == 1:  # a chain's gradient, most often: item() is ten times quicker than tolist()
+            return tuple(t.shape), _dtype_name(t.dtype), [t.item()], "list"
+        if numel <= GLANCE_STATS_LIMIT:
+            return tuple(t.shape), _dtype_name(t.dtype), t.reshape(-1).tolist(), "list"
     with guard(torch) if guard is not None else contextlib.nullcontext():
         if not stats and t.layout == torch.strided and not t.is_nested and not t.is_meta:
             return tuple(int(size) for size in t.shape), _dtype_name(t.dtype), capture_glance(torch, t), "corner"
@@ -259,7 +282,7 @@ def node_grads(torch: Any, recorder: GradRecorder, leaf_name: Callable[[Any], st
                        for child, _ in node.next_functions])
         variable = walker.accumulated_leaf(node)
         records.append(NodeGrads(
-            walker.node_name(node), tuple([preview(c) for c in grads_in]), tuple([preview(c) for c in grads_out]),
+            walker.node_name(node), tuple(map(preview, grads_in)), tuple(map(preview, grads_out)),
             nexts, by_grad_fn.get(id(node)), None if variable is None else leaf_name(variable),
             saved.saved(preview, walk_index) if walk_index in saved_tensors else (),  # type: ignore[union-attr]
             tuple(saved_values.get(walk_index, ())),

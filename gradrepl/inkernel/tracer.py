@@ -216,11 +216,10 @@ class BackwardTracer:
         if walked is None:
             return None
         call.node_grads_note = self._node_grads_refused(walked)
-        if call.node_grads_note is not None and self.on_node_grads is not None and not walked.cut:
-            try:  # --nan-check: every node's gradients checked, only non-finite ones copied
-                return GradRecorder(torch, walked, self._guard, check_only=True)
-            except Exception:
-                pass
+        if call.node_grads_note is not None:
+            checker = self._nan_checker(torch, walked)
+            if checker is not None:
+                return checker
         if call.node_grads_note is None:
             try:
                 with self._guard(torch):
@@ -238,6 +237,36 @@ class BackwardTracer:
         except Exception as exc:
             call.notes.append(f"node order predicted: a node took no hook ({type(exc).__name__}: {exc})"[:200])
             return None
+
+    def _nan_checker(self, torch: Any, walked: walker.Walk | None) -> GradRecorder | None:
+        """With --nan-check, hooks on every node of a call whose gradients are not recorded that
+        copy only what a node was given and passed on when either is not finite."""
+        if self.on_node_grads is None or walked is None or walked.cut:
+            return None
+        try:
+            checker = GradRecorder(torch, walked, self._guard, check_only=True)
+        except Exception:
+            return None
+        names: list[TensorNames] = []
+
+        def name_of(t: Any) -> str | None:  # the namespace read only for a birth's saved tensors
+            if not names:
+                names.append(TensorNames(self._names(torch)))
+            return names[0].of(t)
+
+        checker.name_of = name_of
+        return checker
+
+    def _checked(self, torch: Any, checker: GradRecorder, call: TracedCall) -> None:
+        """A check-only recorder's findings to --nan-check, once the call is over."""
+        try:
+            if call.error:
+                checker.failed()
+            if self.on_node_grads is not None:
+                with self._guard(torch):
+                    self.on_node_grads(checker, None)
+        except Exception as exc:
+            call.notes.append(f"gradients not checked: {type(exc).__name__}: {exc}"[:200])
 
     def _node_grads_refused(self, walked: walker.Walk) -> str | None:
         """Why this call's node gradients are not recorded, or None."""
@@ -321,11 +350,7 @@ class BackwardTracer:
                 recorder: RunRecorder | None, tracked: dict[int, Tracked], result: Any) -> None:
         try:
             if isinstance(recorder, GradRecorder) and recorder.check_only:
-                if call.error:
-                    recorder.failed()
-                if self.on_node_grads is not None:
-                    with self._guard(torch):
-                        self.on_node_grads(recorder, None)
+                self._checked(torch, recorder, call)
             elif isinstance(recorder, GradRecorder):
                 if call.error:
                     recorder.failed()
@@ -372,6 +397,7 @@ class BackwardTracer:
         resets: list[Any] = []
         first_of_group = True
         result: Any = None
+        checker: GradRecorder | None = None
         try:
             try:
                 # Attribute reads only (no guard needed), but for copying values when a group ends.
@@ -383,11 +409,15 @@ class BackwardTracer:
                         self._brief.keep_values(torch)  # the group before ends: its last call's values
             except BaseException as exc:
                 call.notes.append(f"call not described: {type(exc).__name__}: {exc}"[:200])
+            checker = self._nan_checker(torch, walked)
             result = original(*args, **kwargs)
         except BaseException as exc:
             call.error = f"{type(exc).__name__}: {exc}"[:2000]
             raise
         finally:
+            if checker is not None:
+                checker.stop()
+                self._checked(torch, checker, call)
             try:
                 with self._guard(torch):
                     self._brief.after(torch, call, walked, starts, leaves, keys, resets,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gradrepl.protocol.json_forms import Json, optional
-from gradrepl.protocol.node_grads import GradPreview
+from gradrepl.protocol.node_grads import GradPreview, SavedValue
 
 Phase = Literal["forward", "backward"]
 NAN_CHECK_ENV = "GRADREPL_NAN_CHECK"  # "1" in the kernel's environment: check every op's output
@@ -26,6 +26,7 @@ class NonFinite:
     output: tuple[GradPreview | None, ...]  # forward: its results; backward: the grads out
     file: str | None = None  # the script the cell came from
     source: str | None = None  # the line's text
+    saved: tuple[SavedValue, ...] = ()  # backward: the tensors the node saved (a non-finite one explains it)
 
     @property
     def where(self) -> str:
@@ -42,14 +43,23 @@ class NonFinite:
             data["file"] = self.file
         if self.source is not None:
             data["source"] = self.source
+        if self.saved:
+            data["saved"] = [value.to_json() for value in self.saved]
         return data
+
+    @property
+    def saved_nonfinite(self) -> tuple[SavedValue, ...]:
+        """The saved tensors that are not finite: a backward node given finite gradients that
+        saved one of these passes on what the forward pass made, it made nothing."""
+        return tuple(value for value in self.saved if value.value is not None and not finite(value.value))
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> NonFinite:
         phase: Phase = "backward" if d.get("phase") == "backward" else "forward"
         return cls(phase, str(d.get("op")), d.get("cell"), d.get("line"),
                    tuple(optional(GradPreview, v) for v in d.get("inputs") or ()),
-                   tuple(optional(GradPreview, v) for v in d.get("output") or ()), d.get("file"), d.get("source"))
+                   tuple(optional(GradPreview, v) for v in d.get("output") or ()), d.get("file"), d.get("source"),
+                   tuple(SavedValue.from_json(v) for v in d.get("saved") or ()))
 
 
 def finite(value: GradPreview | None) -> bool:
