@@ -98,3 +98,16 @@ def test_names_are_counted_past_the_first_three() -> None:
 def test_only_groups_with_counted_calls_say_which_are_described() -> None:
     (group,) = call_groups([loss_call(1, 1.0), loss_call(2, 1.0)])
     assert described_text(group) is None
+
+
+def test_a_models_many_grads_are_summarised_past_the_first_few() -> None:
+    def leaf(i: int, accumulated: bool = False, norm: float | str = 1.0) -> LeafChange:
+        return LeafChange(f"model.{i}.weight", None, Values((1.0,)), accumulated, norm)
+
+    few = tuple(leaf(i) for i in range(6))
+    assert backward_line(BackwardEvent("backward", 1, leaves=few, expression="loss")).count(".grad fresh") == 6
+    many = (*(leaf(i, norm=0.5 * (i + 1)) for i in range(299)), leaf(299, True, "nan"))
+    line = backward_line(BackwardEvent("backward", 1, leaves=many, expression="loss"))
+    assert line.count(".grad fresh") == 4 and "model.3.weight.grad" in line and "model.4.weight.grad" not in line
+    assert line.endswith("and 296 more grads (295 fresh, 1 accumulated): model.4.weight … model.299.weight, "
+                         "norms 2.5 to 149.5, 1 not finite")

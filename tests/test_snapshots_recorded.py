@@ -390,7 +390,8 @@ def test_where_the_nan_was_born(snap_compare: SnapCompare) -> None:
     (loss.backward(); w.grad = tensor([nan, nan, nan, nan])) the backward log's entry and the
     note in the transcript 'the first non-finite value: PowBackward0 passed on 4 nan of 4 from
     finite gradients, at nan_origin.py, line 18 (In [1]) (where its node was made)' with the
-    line's text and the gradients in and out; above, In [1] ends with the forward birth at
+    line's text, 'not made here: its saved self (shifted) holds 4 nan of 4, from the forward
+    pass', the gradients in and out and the saved tensor; above, In [1] ends with the forward birth at
     torch.log (line 16, input [0.5, 1.25, -0.25, 2], output with its nan). Both in the theme's
     error colour, not the muted italic of notes."""
     snapshot(snap_compare, recorded_app("nan_origin", script=ROOT / "examples" / "nan_origin.py"))

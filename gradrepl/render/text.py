@@ -64,7 +64,8 @@ def backward_line(event: BackwardEvent, max_nodes: int = 6, cell_error: str | No
         return f"{line}: returned {returned_text(event)}" + _hooks_part(event)
     if not event.leaves:
         return f"{line}: no .grad changed" + _hooks_part(event)
-    return f"{line}: " + "; ".join(leaf_change_text(leaf) for leaf in event.leaves) + _hooks_part(event)
+    shown, rest = leaves_shown(event.leaves)
+    return f"{line}: " + "; ".join([*(leaf_change_text(leaf) for leaf in shown), *([rest] if rest else [])]) + _hooks_part(event)
 
 
 def failure_text(event: BackwardEvent, max_nodes: int, cell_error: str | None = None) -> str:
@@ -89,6 +90,33 @@ def leaf_change_text(leaf: LeafChange) -> str:
     if leaf.accumulated and leaf.before is not None:
         return f"{name} accumulated {values_preview(leaf.before)} → {after}"
     return f"{name} {grad_kind(leaf)} {after}"
+
+
+LEAVES_IN_FULL = 6  # grads a call's entry lists one by one; past that, the first LEAVES_SHOWN and a summary
+LEAVES_SHOWN = 4
+
+
+def leaves_shown(leaves: Sequence[LeafChange]) -> tuple[Sequence[LeafChange], str | None]:
+    """The grads an entry lists one by one, and a line for the rest (a model's 300
+    parameters: the first 4, then "and 296 more grads fresh: model.147.bias … model.0.weight,
+    norms 1e-39 to 5.4"); the call's detail and --json have every one."""
+    if len(leaves) <= LEAVES_IN_FULL:
+        return leaves, None
+    shown, rest = leaves[:LEAVES_SHOWN], leaves[LEAVES_SHOWN:]
+    kinds = sorted({grad_kind(leaf) for leaf in rest})
+    if len(kinds) > 1:
+        accumulated = sum(1 for leaf in rest if leaf.accumulated)
+        what = f"({len(rest) - accumulated:,} fresh, {accumulated:,} accumulated)"
+    else:
+        what = kinds[0]
+    summary = f"and {counted(len(rest), 'more grad')} {what}: {rest[0].name} … {rest[-1].name}"
+    norms = [leaf.norm for leaf in rest if isinstance(leaf.norm, (int, float))]
+    not_finite = sum(1 for leaf in rest if isinstance(leaf.norm, str))
+    if norms:
+        summary += f", norms {number(min(norms))} to {number(max(norms))}"
+    if not_finite:
+        summary += f", {not_finite:,} not finite"
+    return shown, summary
 
 
 def returned_text(event: BackwardEvent) -> str:

@@ -40,14 +40,20 @@ class HangingText:
 
     def __init__(self, text: Text) -> None:
         self.text = text
+        self._rows: dict[int, list[Text]] = {}  # by width: Textual measures, then draws, at each layout
 
     def __str__(self) -> str:
         return self.text.plain
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = max(options.max_width, 4)
-        for line in self.text.split("\n", allow_blank=True):
-            yield from hang_wrapped(console, line, width)
+        rows = self._rows.get(width)
+        if rows is None:
+            if len(self._rows) > 4:
+                self._rows.clear()
+            rows = self._rows[width] = [row for line in self.text.split("\n", allow_blank=True)
+                                        for row in hang_wrapped(console, line, width)]
+        yield from rows
 
 
 class LabelledRule:

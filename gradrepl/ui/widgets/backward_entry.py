@@ -19,6 +19,7 @@ from gradrepl.render.text import (
     failure_text,
     grad_kind,
     hook_text,
+    leaves_shown,
     norm_text,
     returned_text,
     values_preview,
@@ -67,7 +68,8 @@ def call_text(execution_count: int | None, event: BackwardEvent, numbered: bool)
             text.append(f"\n  via {backward_path(event, 8)}", style="dim")
         if event.kind == "grad":
             text.append(f"\n  returned {returned_text(event)}")
-    for leaf in event.leaves:
+    shown, rest = leaves_shown(event.leaves)
+    for leaf in shown:
         kind = grad_kind(leaf)
         text.append(f"\n{leaf.name}.grad ", style="bold")
         if leaf.retained:
@@ -79,6 +81,9 @@ def call_text(execution_count: int | None, event: BackwardEvent, numbered: bool)
         if not event.brief:
             text.append(f"\n  {values_preview(leaf.before)}", style="dim")
         text.append(f"\n→ {values_preview(leaf.after)}")
+    if rest:
+        text.append(f"\n{rest}", style="dim")
+        text.append("\n  Enter: every grad", style="dim")
     if not event.error and event.kind != "grad" and not event.leaves:
         text.append("\n  no .grad changed", style="dim")
     for hook in event.hooks:
@@ -118,10 +123,15 @@ class BackwardEntry(Static):
     def __init__(self, text: Text, event: BackwardEvent, classes: str = "entry") -> None:
         super().__init__(text, classes=classes)
         self.event = event
+        self._hanging: HangingText | None = None
 
     def render(self) -> RenderResult:
         content = self.content
-        return HangingText(content) if isinstance(content, Text) else super().render()
+        if not isinstance(content, Text):
+            return super().render()
+        if self._hanging is None or self._hanging.text is not content:
+            self._hanging = HangingText(content)
+        return self._hanging
 
     def action_open(self) -> None:
         self.post_message(EventWanted(self.event))
