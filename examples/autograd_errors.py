@@ -124,9 +124,10 @@ print("fixed under no_grad:", w, "| still a leaf:", w.is_leaf)
 # ## An uncaught error
 #
 # Finally the first mistake again, this time without `try`: the second
-# `backward()` raises and the cell ends with a traceback.
+# `backward()` raises and the cell ends with a traceback (its tag tells
+# `gradrepl check` and nbval that the error is expected).
 
-# %%
+# %% tags=["raises-exception"]
 x = torch.tensor([1.0, 2.0], requires_grad=True)
 y = (x.exp() * x).sum()
 y.backward()

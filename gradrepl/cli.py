@@ -1,5 +1,6 @@
 """Command line: `gradrepl [SCRIPT]` opens the app, `gradrepl replay SCRIPT` runs headless,
-`gradrepl graph SCRIPT [NAME ...]` prints autograd graphs.
+`gradrepl graph SCRIPT [NAME ...]` prints autograd graphs, `gradrepl check PATH ...` checks
+lessons' outputs against the expected ones.
 
 Start-up is kept light: the kernel process is launched as soon as the script has been
 read, before jupyter_client (or anything else heavy) is imported here.
@@ -104,14 +105,65 @@ def graph_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cell_number(text: str) -> int:
+def check_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradrepl check",
+        description="Run lessons (notebooks, # %% or sphinx-gallery scripts; folders are searched) each in a fresh "
+        "kernel and compare every code cell's output with what it is expected to print: a notebook's stored "
+        "outputs, or for a script NAME.expected.jsonl beside it (or its paired NAME.ipynb). Tensor reprs are "
+        "compared as numbers. Exit 0: all match, 1: a cell differs or fails, 2: bad input.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="lesson files or folders of them")
+    parser.add_argument("--update", action="store_true",
+                        help="write the outputs of this run as the expected ones (the notebook's outputs, "
+                        "or NAME.expected.jsonl) instead of comparing")
+    parser.add_argument("--rtol", type=_tolerance, default=1.3e-6, metavar="R",
+                        help="relative tolerance for tensor values (default 1.3e-06, float32's in torch.testing)")
+    parser.add_argument("--atol", type=_tolerance, default=1e-5, metavar="A",
+                        help="absolute tolerance for tensor values (default 1e-05)")
+    parser.add_argument("--float-tolerance", action="store_true",
+                        help="compare the floats in other text (print(loss.item())) with the same tolerances")
+    parser.add_argument("--lax", action="store_true",
+                        help="compare only the cells marked NBVAL_CHECK_OUTPUT (the others must only run), as nbval --nbval-lax")
+    parser.add_argument("--sanitize-with", type=Path, action="append", default=[], metavar="FILE",
+                        help="nbval-style rules ([section] regex: ... replace: ...) applied to both outputs before comparing")
+    parser.add_argument("--ignore-stderr", action="store_true", help="do not compare what cells write to stderr (warnings)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per cell: file, cell, line, verdict, summary, diff")
+    parser.add_argument("--junit-xml", type=Path, metavar="PATH", help="also write the results as JUnit XML")
+    parser.add_argument("-j", "--jobs", type=_jobs, default=1, metavar="N", help="check N files at once, each in its own kernel")
+    parser.add_argument("--seed", type=int, metavar="N", help="seed random, numpy and torch with N before each file's first cell")
+    parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer (it fails)")
+    _memory_limit_option(parser)
+    return parser
+
+
+def _tolerance(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a cell number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"cells are numbered from 1: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a tolerance of 0 or more: {text!r}")
     return value
+
+
+def _counting(what: str, too_small: str) -> Callable[[str], int]:
+    """An argparse type for a whole number of at least 1; `what` and `too_small` name the mistakes."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{too_small}: {text!r}")
+        return value
+
+    return parse
+
+
+_jobs = _counting("a number of jobs", "at least 1 job")
+_cell_number = _counting("a cell number", "cells are numbered from 1")
 
 
 def app_parser() -> argparse.ArgumentParser:
@@ -119,7 +171,8 @@ def app_parser() -> argparse.ArgumentParser:
         prog="gradrepl",
         description="A terminal REPL for watching PyTorch autograd.",
         epilog="Headless: gradrepl replay SCRIPT [--json] [--keep-going] (see gradrepl replay --help); "
-        "gradrepl graph SCRIPT [NAME ...] [--cell N] prints autograd graphs (see gradrepl graph --help).",
+        "gradrepl graph SCRIPT [NAME ...] [--cell N] prints autograd graphs (see gradrepl graph --help); "
+        "gradrepl check PATH ... compares lessons' outputs with the expected ones (see gradrepl check --help).",
     )
     parser.add_argument("script", nargs="?", help="a script to resume: its cells run, then the session goes on")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
@@ -333,6 +386,65 @@ def run_graph(argv: list[str]) -> int:
     return _run_to_the_end(main)
 
 
+def run_check(argv: list[str]) -> int:
+    args = check_parser().parse_args(argv)
+    from gradrepl.check.compare import Comparison
+    from gradrepl.check.normalise import Normaliser, SanitizeError, sanitize_rules
+    from gradrepl.check.report import (
+        github_annotations,
+        in_github_actions,
+        json_lines,
+        summary_line,
+        text_lines,
+        write_junit,
+        write_lines,
+    )
+    from gradrepl.check.runner import CheckOptions, check_all, lessons
+    from gradrepl.check.tensor_text import Tolerance
+
+    try:
+        rules = sanitize_rules(args.sanitize_with)
+    except SanitizeError as err:
+        print(err, file=sys.stderr)
+        return EXIT_USAGE
+    files, problems = lessons(Path(p) for p in args.paths)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    if not files:
+        print(f"gradrepl: no notebooks or cell scripts in {', '.join(args.paths)}", file=sys.stderr)
+        return EXIT_USAGE
+    comparison = Comparison(Tolerance(args.rtol, args.atol, args.float_tolerance), Normaliser(rules), args.ignore_stderr)
+    options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed, _kernel_env(args))
+    github = in_github_actions()
+
+    def on_result(result: Any) -> None:
+        write_lines(sys.stdout, json_lines(result) if args.json else text_lines(result))
+        if github:
+            write_lines(sys.stdout, github_annotations(result))
+
+    async def main() -> list[Any]:
+        return await check_all(files, options, args.jobs, on_result)
+
+    try:
+        results = asyncio.run(main())
+    except KeyboardInterrupt:
+        print("gradrepl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.json:
+        print(summary_line(results, args.update))
+    if args.junit_xml is not None:
+        try:
+            write_junit(args.junit_xml, results)
+        except OSError as err:
+            print(f"gradrepl: cannot write '{args.junit_xml}': {err.strerror or err}", file=sys.stderr)
+            return EXIT_USAGE
+    if any(r.problem is not None and not r.verdicts for r in results):
+        return EXIT_USAGE
+    return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
+
+
 def _read_or_say(path: str) -> Any:
     """The script at `path`, or None once the reason it cannot be read is on stderr."""
     from gradrepl.cells import ScriptError, read_script
@@ -478,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_replay(argv[1:])
         if argv and argv[0] == "graph":
             return run_graph(argv[1:])
+        if argv and argv[0] == "check":
+            return run_check(argv[1:])
         return run_app(argv)
     except RuntimeDirError as err:  # no temporary directory for the kernel's private files
         print(err, file=sys.stderr)

@@ -15,7 +15,7 @@ REASON_KEY = "gradrepl_skipped"
 def skip_reason(cell: Cell) -> str | None:
     """Why `cell` is not to be run ("interrupted", "before restart", ...), or None to run it."""
     metadata = dict(cell.metadata)
-    if SKIP_TAG not in _tags(metadata.get("tags")):
+    if SKIP_TAG not in tags_of(metadata.get("tags")):
         return None
     return metadata.get(REASON_KEY) or "skip-execution"
 
@@ -23,7 +23,7 @@ def skip_reason(cell: Cell) -> str | None:
 def marked_skipped(cell: Cell, reason: str) -> Cell:
     """`cell` with the skip tag and `reason` added; other metadata kept."""
     metadata = dict(cell.metadata)
-    tags = _tags(metadata.get("tags"))
+    tags = tags_of(metadata.get("tags"))
     if SKIP_TAG not in tags:
         tags.append(SKIP_TAG)
     metadata["tags"] = json.dumps(tags, ensure_ascii=False)
@@ -33,7 +33,8 @@ def marked_skipped(cell: Cell, reason: str) -> Cell:
     return edited(cell, metadata=tuple(metadata.items()))
 
 
-def _tags(value: str | None) -> list[str]:
+def tags_of(value: str | None) -> list[str]:
+    """The tags in a cell's `tags` metadata (its JSON text); [] when it has none or they are unreadable."""
     if value is None:
         return []
     try:

@@ -185,11 +185,13 @@ class KernelSession:
         *,
         origin: dict[str, Any] | None = None,
         timeout: float | None = None,
+        store_history: bool = True,
     ) -> AsyncIterator[Event]:
         """Run one cell; yield its events as they arrive, ending with CellFinished.
 
         `origin` ({"file": ..., "line": ...}) lets the probe map error lines to the file.
         `timeout` interrupts the cell after that many seconds (status "timeout").
+        Without `store_history` the cell takes no execution count (set-up the user did not write).
         """
         if self.client is None or self._death is None or self._death.done():
             yield CellFinished("died", None, self._death_reason())
@@ -197,7 +199,7 @@ class KernelSession:
         content = {
             "code": code,
             "silent": False,
-            "store_history": True,
+            "store_history": store_history,
             "user_expressions": {},
             "allow_stdin": False,
             "stop_on_error": False,

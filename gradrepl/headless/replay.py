@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from gradrepl.cells import Cell, Script, skip_reason
-from gradrepl.client.events import CellOutcome, CellStatus, Display, OutputCut, strip_ansi
+from gradrepl.client.events import CellOutcome, CellStatus, Display, Error, OutputCut, Result, Stream, strip_ansi
 from gradrepl.client.session import KernelSession
 from gradrepl.protocol import (
     EXPLODING_RATIO,
@@ -35,6 +35,10 @@ from gradrepl.render.nonfinite_text import birth_lines
 
 LIBRARY_FRAMES_SHOWN = 1
 EMPTY_CELL = "empty cell"  # the skip reason of a blank code cell: Jupyter does not run one either
+
+
+class SetupError(Exception):
+    """The set-up code run before a script's cells failed; str() says how."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class CellRecord:
     explanation: Explanation | None = None  # for a known autograd error
     nonfinite: tuple[NonFinite, ...] = ()  # --nan-check: where NaN or Inf was born, first first
     alerts: tuple[HealthAlert, ...] = ()  # vanishing or exploding gradients the cell's calls showed
+    outputs: tuple[dict[str, Any], ...] = ()  # as a notebook stores them (nbformat 4), in the order they came
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` line of this cell (the README lists its fields)."""
@@ -147,7 +152,31 @@ def record_from(cell: Cell, number: int, outcome: CellOutcome, script_name: str)
         notes=[*(report.notes if report else ()), *(e.note for e in outcome.events if isinstance(e, OutputCut))],
         explanation=explanation,
         nonfinite=report.nonfinite if report else (),
+        outputs=notebook_outputs(outcome),
     )
+
+
+def notebook_outputs(outcome: CellOutcome) -> tuple[dict[str, Any], ...]:
+    """The cell's outputs as Jupyter stores them in a notebook: streams (one output per run of
+    a stream, as Jupyter merges them), results and displays with every MIME type, errors with
+    the kernel's traceback."""
+    outputs: list[dict[str, Any]] = []
+    for event in outcome.events:
+        if isinstance(event, Stream):
+            last = outputs[-1] if outputs else None
+            if last is not None and last["output_type"] == "stream" and last["name"] == event.name:
+                last["text"] += event.text
+            else:
+                outputs.append({"output_type": "stream", "name": event.name, "text": event.text})
+        elif isinstance(event, Result):
+            outputs.append({"output_type": "execute_result", "execution_count": event.execution_count,
+                            "data": dict(event.data), "metadata": {}})
+        elif isinstance(event, Display):
+            outputs.append({"output_type": "display_data", "data": dict(event.data), "metadata": {}})
+        elif isinstance(event, Error):
+            outputs.append({"output_type": "error", "ename": event.ename, "evalue": event.evalue,
+                            "traceback": list(event.traceback)})
+    return tuple(outputs)
 
 
 def skipped_record(cell: Cell, number: int, reason: str) -> CellRecord:
@@ -175,10 +204,13 @@ async def replay(
     session: KernelSession | None = None,
     stopped: Callable[[], bool] = lambda: False,
     thresholds: tuple[float, float] = (VANISHING_RATIO, EXPLODING_RATIO),
+    setup: str | None = None,
 ) -> int:
     """Run every code cell; return the exit code (0 all ran, 1 a cell failed). No cell
     starts once `stopped()` is true (the user pressed Ctrl+C). `thresholds`: the ‖grad‖/‖param‖
-    below which a module's gradients vanish, above which they explode."""
+    below which a module's gradients vanish, above which they explode. `setup` runs first,
+    unrecorded and without an execution count (check --seed); if it fails, nothing else runs
+    and the error is raised as SetupError."""
     path = script.path
     script_name = path.name if path else "<script>"
     own_session = session is None
@@ -189,6 +221,11 @@ async def replay(
     judged: dict[str, int] = {}  # a tensor's name -> its last backward call judged for alerts
     try:
         await session.start()
+        if setup is not None:
+            prepared = await session.run(setup, store_history=False, timeout=cell_timeout)
+            if prepared.status != "ok":
+                error = prepared.error
+                raise SetupError(f"{error.ename}: {error.evalue}" if error else prepared.finished.reason if prepared.finished else "the kernel died")
         for number, cell in enumerate(script.code_cells, start=1):
             if stopped():
                 break

@@ -1,0 +1,203 @@
+"""`gradrepl check`: each lesson run in a fresh kernel (replay's engine, every cell run even
+after a failing one) and each code cell judged against its expected outputs, or, with
+`update`, its expected outputs written."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gradrepl.cells import Script, ScriptError, marked_skipped, read_script
+from gradrepl.check.compare import CellVerdict, Comparison, judge
+from gradrepl.check.expected import (
+    Expected,
+    ExpectedError,
+    Outputs,
+    find_expected,
+    golden_path,
+    paired_notebook,
+    write_golden,
+    write_notebook_outputs,
+)
+from gradrepl.check.markers import CellDirectives, directives
+from gradrepl.headless.replay import CellRecord, SetupError, replay
+
+SKIPPED_FOLDERS = frozenset({".git", ".ipynb_checkpoints", "__pycache__", ".venv", "venv", "node_modules", "build", "dist"})
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    comparison: Comparison = field(default_factory=Comparison)
+    lax: bool = False
+    update: bool = False
+    cell_timeout: float | None = None
+    seed: int | None = None
+    kernel_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FileResult:
+    path: Path
+    verdicts: tuple[CellVerdict, ...] = ()
+    problem: str | None = None  # the file could not be checked (bad input): one line
+    updated: str | None = None  # --update: what was written
+
+    @property
+    def failed(self) -> bool:
+        return self.problem is not None or any(v.verdict == "failed" for v in self.verdicts)
+
+
+def lessons(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """The lessons under `paths`: each file named, and in each folder the notebooks and the cell
+    scripts (`# %%` or sphinx-gallery; a script paired with a notebook beside it is that
+    notebook's); with the problems (a path that does not exist), one line each."""
+    found: list[Path] = []
+    problems: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            found += _folder_lessons(path)
+        elif path.is_file():
+            found.append(path)
+        else:
+            problems.append(f"gradrepl: '{path}' does not exist" if not os.path.lexists(path) else f"gradrepl: '{path}' is not a file or folder")
+    unique = list(dict.fromkeys(found))
+    return unique, problems
+
+
+def _folder_lessons(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for root, folders, files in os.walk(folder):
+        folders[:] = sorted(f for f in folders if f not in SKIPPED_FOLDERS and not f.startswith("."))
+        for name in sorted(files):
+            path = Path(root) / name
+            if name.endswith(".ipynb") or (name.endswith(".py") and paired_notebook(path) is None and _is_cell_script(path)):
+                found.append(path)
+    return found
+
+
+def _is_cell_script(path: Path) -> bool:
+    try:
+        return read_script(path).format in ("percent", "sphinx", "nbconvert")
+    except ScriptError:
+        return True  # named in the report as unreadable rather than passed over
+
+
+def _with_skips(script: Script, marks: list[CellDirectives]) -> Script:
+    code = iter(marks)
+    cells = tuple(marked_skipped(cell, "NBVAL_SKIP") if cell.kind == "code" and next(code).skip else cell
+                  for cell in script.cells)
+    return Script(script.path, script.format, cells, script.preamble)
+
+
+def seed_code(seed: int) -> str:
+    return (f"import random as _r\n_r.seed({seed})\ndel _r\n"
+            f"try:\n    import numpy as _n\n    _n.random.seed({seed})\n    del _n\nexcept ImportError:\n    pass\n"
+            f"try:\n    import torch as _t\n    _t.manual_seed({seed})\n    del _t\nexcept ImportError:\n    pass\n")
+
+
+async def check_file(path: Path, options: CheckOptions) -> FileResult:
+    try:
+        script = read_script(path)
+    except ScriptError as err:
+        return FileResult(path, problem=str(err))
+    try:
+        expected = find_expected(path)
+    except ExpectedError as err:
+        return FileResult(path, problem=str(err))
+    if expected is None and not options.update:
+        return FileResult(path, problem=f"gradrepl: '{path}' has no expected outputs ({golden_path(path).name} or a "
+                                        f"paired .ipynb): record them with gradrepl check --update {path}")
+    marks = [directives(cell) for cell in script.code_cells]
+    records: list[CellRecord] = []
+    from gradrepl.client.session import KernelError, KernelSession
+
+    session = KernelSession(cwd=path.parent, env=dict(options.kernel_env))
+    try:
+        await replay(_with_skips(script, marks), records.append, keep_going=True, cell_timeout=options.cell_timeout,
+                     session=session, setup=None if options.seed is None else seed_code(options.seed))
+    except KernelError as err:
+        return FileResult(path, problem=str(err))
+    except SetupError as err:
+        return FileResult(path, problem=f"gradrepl: '{path}': --seed could not be set: {err}")
+    finally:
+        await session.shutdown()
+    verdicts = _verdicts(script, marks, records, expected, options)
+    if not options.update:
+        return FileResult(path, verdicts)
+    try:
+        written = _write(path, expected, records)
+    except ExpectedError as err:
+        return FileResult(path, verdicts, problem=str(err))
+    failures = tuple(v for v in verdicts if v.verdict == "failed")
+    return FileResult(path, failures, updated=written)
+
+
+def _verdicts(script: Script, marks: list[CellDirectives], records: list[CellRecord], expected: Expected | None,
+              options: CheckOptions) -> tuple[CellVerdict, ...]:
+    by_number = {record.cell: record for record in records}
+    wanted = expected.cells if expected is not None else ()
+    lines = expected.lines if expected is not None and expected.lines else None
+    verdicts: list[CellVerdict] = []
+    died_in: int | None = None
+    for number, cell in enumerate(script.code_cells, start=1):
+        line = lines[number - 1] if lines and number <= len(lines) else cell.line
+        record = by_number.get(number)
+        if record is None:
+            after = f"the kernel died in cell {died_in}" if died_in else "an earlier cell stopped the run"
+            verdicts.append(CellVerdict(number, line, "failed", f"not run: {after}"))
+            continue
+        if record.status == "died":
+            died_in = number
+        want = wanted[number - 1] if number <= len(wanted) else None
+        if options.update:  # only the cells that fail unexpectedly are reported
+            want = None
+        actual = Outputs(record.stdout, record.stderr, record.result, tuple(record.displays),
+                         (record.error.ename, record.error.evalue) if record.error else None, record.source)
+        mark = marks[number - 1]
+        if options.update:
+            mark = CellDirectives(ignore=True, raises=mark.raises, skip=mark.skip)
+        verdicts.append(judge(number, line, record.status, record.reason, want, actual, mark, options.comparison, options.lax))
+    return tuple(verdicts)
+
+
+def _write(path: Path, expected: Expected | None, records: list[CellRecord]) -> str:
+    """Write the run's outputs where the expected ones were read (a new golden file when there
+    were none); say what was written."""
+    ran = [record for record in records if record.status != "skipped"]
+    target = expected.origin if expected is not None else (path if path.suffix.lower() == ".ipynb" else golden_path(path))
+    if target.suffix.lower() == ".ipynb":
+        write_notebook_outputs(target, {r.cell: (r.outputs, r.execution_count) for r in ran})
+    else:
+        kept = {record.cell: record.to_json() for record in records}
+        skipped = {record.cell for record in records if record.status == "skipped"}
+        if expected is not None:  # a skipped cell keeps what it had
+            for number, outputs in enumerate(expected.cells, start=1):
+                if number in skipped and outputs is not None and outputs.extra is not None:
+                    kept[number] = dict(outputs.extra)
+        write_golden(target, [kept[number] for number in sorted(kept)])
+    return f"wrote the outputs of {len(ran)} cell{'s' if len(ran) != 1 else ''} to {target}"
+
+
+async def check_all(paths: list[Path], options: CheckOptions, jobs: int, on_result: Callable[[FileResult], None]) -> list[FileResult]:
+    """Check each lesson, `jobs` at a time (each in its kernel); results are handed on in the
+    order of `paths`, each as soon as it and those before it are done."""
+    limit = asyncio.Semaphore(max(1, jobs))
+
+    async def one(path: Path) -> FileResult:
+        async with limit:
+            return await check_file(path, options)
+
+    tasks = [asyncio.ensure_future(one(path)) for path in paths]
+    results: list[FileResult] = []
+    try:
+        for task in tasks:
+            result = await task
+            on_result(result)
+            results.append(result)
+    finally:
+        for task in tasks:
+            task.cancel()
+    return results

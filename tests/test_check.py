@@ -1,0 +1,163 @@
+"""`gradrepl check` through real kernels: golden files written and compared, notebooks that
+Jupyter itself executed, nbval's markers, bad input, CI forms, and the examples folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from support.command_line import gradrepl, records, script
+
+pytestmark = pytest.mark.kernel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LESSON = (
+    "import torch\nx = torch.tensor([1.0, 2.0], requires_grad=True)\ny = (x * x).sum()\ny.backward()\nprint(x.grad)",
+    "y2 = (x * x).sum()\ny2.backward()\nx.grad",
+)
+
+
+def notebook(path: Path, *cells: str, markdown: str = "# A lesson") -> Path:
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    book.cells = [nbformat.v4.new_markdown_cell(markdown), *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nbformat.write(book, path)
+    return path
+
+
+def executed_by_jupyter(path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
+                    "--allow-errors", str(path)], check=True, capture_output=True, timeout=300)
+
+
+def test_a_script_checks_against_the_golden_file_update_wrote(tmp_path: Path) -> None:
+    path = script(tmp_path, *LESSON)
+    assert gradrepl("check", str(path)).returncode == 2  # nothing recorded yet
+    done = gradrepl("check", "--update", str(path))
+    assert done.returncode == 0, done.stderr
+    golden = tmp_path / "cells.expected.jsonl"
+    assert done.stdout.splitlines()[-1] == "1 of 1 file updated"
+    lines = records(golden.read_text())
+    assert [line["stdout"] for line in lines] == ["tensor([2., 4.])\n", ""]
+    assert lines[1]["result"] == "tensor([4., 8.])" and "tensors" not in lines[0]
+    done = gradrepl("check", str(path))
+    assert (done.returncode, done.stdout) == (0, "2 passed, 0 failed in 1 file\n")
+
+
+def test_a_last_digit_change_passes_and_a_changed_grad_fails_with_its_diff(tmp_path: Path) -> None:
+    path = script(tmp_path, "import torch\nprint(torch.tensor([0.12345678, 2.0]) * 1)", *LESSON[:1])
+    assert gradrepl("check", "--update", str(path)).returncode == 0
+    golden = tmp_path / "cells.expected.jsonl"
+    lines = records(golden.read_text())
+    assert lines[0]["stdout"] == "tensor([0.1235, 2.0000])\n"
+    lines[0]["stdout"] = "tensor([0.1234, 2.0000])\n"  # what another torch might print for the same float32
+    golden.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert gradrepl("check", str(path)).returncode == 0
+    lines[1]["stdout"] = "tensor([2., 5.])\n"  # the grad itself is another
+    golden.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = gradrepl("check", str(path), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == [
+        "cells.py:6 cell 2: output differs",
+        "    stdout:",
+        "    - tensor([2., 5.])",
+        "    + tensor([2., 4.])",
+        "      value 2 of 2: 5. expected, 4. printed (off by 1; allowed: 1.65e-05)",
+        "1 passed, 1 failed in 1 file",
+    ]
+
+
+def test_a_notebook_jupyter_executed_passes_and_update_keeps_its_other_cells(tmp_path: Path) -> None:
+    seed = ROOT / "examples" / "seed_autograd.py"
+    from gradrepl.cells import read_script
+
+    cells = [cell.source for cell in read_script(seed).code_cells]
+    path = notebook(tmp_path / "seed.ipynb", *cells, markdown="## 梯度")
+    executed_by_jupyter(path)
+    done = gradrepl("check", str(path))
+    assert (done.returncode, done.stdout) == (0, f"{len(cells)} passed, 0 failed in 1 file\n"), done.stdout
+    book = nbformat.read(path, as_version=4)
+    book.cells[4].outputs[0]["data"]["text/plain"] = "tensor([[0.5000, 1.0000],\n        [1.5000, 2.5000]])"
+    nbformat.write(book, path)
+    done = gradrepl("check", str(path), cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout.startswith("seed.ipynb:"), done.stdout
+    assert " cell 4: output differs\n    Out:\n" in done.stdout and "value 4 of 4: 2.5000 expected, 2.0000 printed" in done.stdout
+    assert gradrepl("check", "--update", str(path)).returncode == 0
+    updated = nbformat.read(path, as_version=4)
+    nbformat.validate(updated)
+    assert updated.cells[0].source == "## 梯度" and updated.cells[4].execution_count == 4
+    assert updated.cells[4].outputs[0]["data"]["text/plain"].endswith("[1.5000, 2.0000]])")
+    assert gradrepl("check", str(path)).returncode == 0
+
+
+def test_nbval_markers_skip_ignore_and_expect_errors(tmp_path: Path) -> None:
+    path = notebook(tmp_path / "marked.ipynb",
+                    "# NBVAL_IGNORE_OUTPUT\nimport random\nprint(random.random())",
+                    "# NBVAL_SKIP\nraise SystemExit('never run')",
+                    "1 / 0",
+                    "print('after')")
+    book = nbformat.read(path, as_version=4)
+    book.cells[3].metadata["tags"] = ["raises-exception"]
+    nbformat.write(book, path)
+    executed_by_jupyter(path)
+    done = gradrepl("check", str(path), "--json")
+    assert done.returncode == 0, done.stdout
+    verdicts = [(r["cell"], r["verdict"], r["summary"]) for r in records(done.stdout)]
+    assert verdicts == [(1, "passed", "ran (output not compared)"), (2, "skipped", "skipped (NBVAL_SKIP)"),
+                        (3, "passed", "output matches"), (4, "passed", "output matches")]
+    book = nbformat.read(path, as_version=4)
+    book.cells[3].metadata["tags"] = []
+    nbformat.write(book, path)
+    done = gradrepl("check", str(path))
+    assert done.returncode == 1 and "cell 3: raised ZeroDivisionError unexpectedly: division by zero" in done.stdout
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    done = gradrepl("check", str(tmp_path / "missing.ipynb"))
+    assert (done.returncode, done.stderr) == (2, f"gradrepl: '{tmp_path / 'missing.ipynb'}' does not exist\n")
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    done = gradrepl("check", str(broken))
+    assert done.returncode == 2 and done.stdout.splitlines()[0].startswith(f"gradrepl: cannot read '{broken}': not a valid notebook")
+    path = script(tmp_path, "x = 1")
+    done = gradrepl("check", str(path), "--sanitize-with", str(tmp_path / "none.cfg"))
+    assert done.returncode == 2 and done.stderr.startswith("gradrepl: cannot read the sanitize file")
+    done = gradrepl("check", str(path))
+    assert done.returncode == 2 and "has no expected outputs" in done.stdout and "gradrepl check --update" in done.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert gradrepl("check", str(empty)).returncode == 2
+
+
+def test_seeded_runs_print_the_same_random_numbers(tmp_path: Path) -> None:
+    path = script(tmp_path, "import torch, random\nprint(torch.rand(2), random.random())")
+    assert gradrepl("check", "--update", "--seed", "7", str(path)).returncode == 0
+    assert gradrepl("check", "--seed", "7", str(path)).returncode == 0
+    assert gradrepl("check", "--seed", "8", str(path)).returncode == 1
+    assert records((tmp_path / "cells.expected.jsonl").read_text())[0]["execution_count"] == 1
+
+
+def test_ci_gets_annotations_junit_and_parallel_files(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.py").write_text(f"# %%\nprint('{name}')\n")
+    assert gradrepl("check", "--update", str(tmp_path)).returncode == 0
+    (tmp_path / "b.expected.jsonl").write_text((tmp_path / "b.expected.jsonl").read_text().replace('"b\\n"', '"B\\n"'))
+    env = {**os.environ, "NO_COLOR": "1", "GITHUB_ACTIONS": "true"}
+    done = gradrepl("check", "-j", "2", "--junit-xml", str(tmp_path / "junit.xml"), str(tmp_path), cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert "::error file=b.py,line=2,title=gradrepl check cell 1::output differs%0Astdout:%0A- B%0A+ b" in done.stdout
+    assert done.stdout.splitlines()[-1] == "1 passed, 1 failed in 2 files"
+    assert 'failures="1"' in (tmp_path / "junit.xml").read_text()
+
+
+def test_the_examples_folder_passes_its_check(examples_copy: Path) -> None:
+    done = gradrepl("check", "-j", "2", str(examples_copy))
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.splitlines()[-1].endswith(" passed, 0 failed in 10 files")
