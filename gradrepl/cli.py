@@ -74,6 +74,10 @@ def replay_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print one JSON object per cell per line")
     parser.add_argument("--keep-going", action="store_true", help="run the remaining cells after a failing one")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer")
+    parser.add_argument("--to-notebook", type=Path, metavar="OUT.ipynb",
+                        help="also write the run as a notebook with its outputs, as if it had run in Jupyter "
+                        "(not over a file gradrepl replay did not write, unless --force)")
+    parser.add_argument("--force", action="store_true", help="let --to-notebook replace a file it did not write")
     _backward_log_option(parser)
     _node_grads_option(parser, "given, the text transcript prints them under each call; --json always has them")
     _nan_check_option(parser)
@@ -265,7 +269,14 @@ def run_replay(argv: list[str]) -> int:
     script = _read_or_say(args.script)
     if script is None:
         return EXIT_USAGE
-    if not script.code_cells:
+    if args.to_notebook is not None:
+        from gradrepl.headless.notebook_out import refusal
+
+        problem = refusal(script.path, args.to_notebook, args.force)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return EXIT_USAGE
+    if not script.code_cells and args.to_notebook is None:
         print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
         return EXIT_OK
 
@@ -286,8 +297,13 @@ def run_replay(argv: list[str]) -> int:
     from gradrepl.protocol import EXPLODING_RATIO, VANISHING_RATIO
 
     thresholds = (args.vanishing or VANISHING_RATIO, args.exploding or EXPLODING_RATIO)
-    write = writer_for(args.json, script.path, node_grads=args.node_grads is not None and args.node_grads != "off",
-                       thresholds=thresholds)
+    show = writer_for(args.json, script.path, node_grads=args.node_grads is not None and args.node_grads != "off",
+                      thresholds=thresholds)
+    ran: list[Any] = []
+
+    def write(record: Any) -> None:
+        ran.append(record)
+        show(record)
 
     async def main() -> int:
         stop = _StopOnSigint(session)
@@ -311,7 +327,16 @@ def run_replay(argv: list[str]) -> int:
             stop.remove()
 
     try:
-        return _run_to_the_end(main)
+        code = _run_to_the_end(main)
+        if args.to_notebook is not None and code != EXIT_OUTPUT_CLOSED:
+            from gradrepl.headless.notebook_out import NotebookOutError, write_run
+
+            try:
+                write_run(args.to_notebook, script, ran)
+            except NotebookOutError as err:
+                print(err, file=sys.stderr)
+                return EXIT_FAILED
+        return code
     finally:
         # The process ends next (gradrepl replay is its last act): its teardown need not
         # search everything imported here for reference cycles (a tenth of a second).

@@ -13,13 +13,13 @@ the old one, so an interrupted update leaves the old file whole.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from gradrepl.cells.percent import write_atomically
 
 GOLDEN_SUFFIX = ".expected.jsonl"
 
@@ -199,15 +199,6 @@ def write_notebook_outputs(path: Path, outputs: Mapping[int, tuple[Sequence[Mapp
 
 def _replace(path: Path, text: str) -> None:
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.chmod(temporary, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        write_atomically(path, text.encode("utf-8"))
     except OSError as err:
         raise ExpectedError(f"gradrepl: cannot write '{path}': {err.strerror or err}") from err
