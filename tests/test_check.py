@@ -161,3 +161,23 @@ def test_the_examples_folder_passes_its_check(examples_copy: Path) -> None:
     done = gradrepl("check", "-j", "2", str(examples_copy))
     assert done.returncode == 0, done.stdout
     assert done.stdout.splitlines()[-1].endswith(" passed, 0 failed in 10 files")
+
+
+def pytest_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q", *args],
+                          capture_output=True, text=True, cwd=folder, timeout=300)
+
+
+def test_pytest_collects_each_cell_as_an_item_with_the_same_diff(tmp_path: Path) -> None:
+    path = script(tmp_path, *LESSON)
+    assert gradrepl("check", "--update", str(path)).returncode == 0
+    done = pytest_in(tmp_path, "--gradrepl", "--collect-only")
+    assert "cells.py::cell 1" in done.stdout and "cells.py::cell 2" in done.stdout, done.stdout
+    assert pytest_in(tmp_path, "--gradrepl").returncode == 0
+    golden = tmp_path / "cells.expected.jsonl"
+    golden.write_text(golden.read_text().replace("tensor([4., 8.])", "tensor([4., 9.])"))
+    done = pytest_in(tmp_path, "--gradrepl")
+    assert done.returncode == 1
+    assert "cells.py:9 cell 2: output differs\n    Out:\n    - tensor([4., 9.])\n    + tensor([4., 8.])\n" in done.stdout
+    assert done.stdout.splitlines()[-1].startswith("1 failed, 1 passed")
+    assert "no tests ran" in pytest_in(tmp_path).stdout  # without --gradrepl, lessons are not collected

@@ -22,18 +22,23 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
+def verdict_lines(path: Path, verdict: CellVerdict) -> list[str]:
+    """`FILE:LINE cell N: summary`, then what differs, part by part."""
+    lines = [f"{shown_path(path)}:{verdict.line} cell {verdict.cell}: {verdict.summary}"]
+    for difference in verdict.differences:
+        lines.append(f"    {difference.part}:")
+        lines += [f"    {line}" for line in difference.lines]
+    return lines
+
+
 def text_lines(result: FileResult) -> list[str]:
     name = shown_path(result.path)
     lines: list[str] = []
     if result.problem is not None:
         lines.append(result.problem)
     for verdict in result.verdicts:
-        if verdict.verdict != "failed":
-            continue
-        lines.append(f"{name}:{verdict.line} cell {verdict.cell}: {verdict.summary}")
-        for difference in verdict.differences:
-            lines.append(f"    {difference.part}:")
-            lines += [f"    {line}" for line in difference.lines]
+        if verdict.verdict == "failed":
+            lines += verdict_lines(result.path, verdict)
     if result.updated is not None:
         lines.append(f"{name}: {result.updated}")
     return lines
