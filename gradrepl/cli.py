@@ -121,6 +121,10 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--update", action="store_true",
                         help="write the outputs of this run as the expected ones (the notebook's outputs, "
                         "or NAME.expected.jsonl) instead of comparing")
+    parser.add_argument("--autograd", action="store_true",
+                        help="with --update: also record each cell's autograd expectations (the tensors it changed: "
+                        "grad_fn, requires_grad, grad values; its backward calls: fresh or accumulated grads), "
+                        "checked from then on beside the outputs")
     parser.add_argument("--rtol", type=_tolerance, default=1.3e-6, metavar="R",
                         help="relative tolerance for tensor values (default 1.3e-06, float32's in torch.testing)")
     parser.add_argument("--atol", type=_tolerance, default=1e-5, metavar="A",
@@ -412,7 +416,10 @@ def run_graph(argv: list[str]) -> int:
 
 
 def run_check(argv: list[str]) -> int:
-    args = check_parser().parse_args(argv)
+    parser = check_parser()
+    args = parser.parse_args(argv)
+    if args.autograd and not args.update:
+        parser.error("--autograd goes with --update (the expectations it records are checked whenever they are there)")
     from gradrepl.check.compare import Comparison
     from gradrepl.check.normalise import Normaliser, SanitizeError, sanitize_rules
     from gradrepl.check.report import (
@@ -441,7 +448,7 @@ def run_check(argv: list[str]) -> int:
         print(f"gradrepl: no notebooks or cell scripts in {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
     comparison = Comparison(Tolerance(args.rtol, args.atol, args.float_tolerance), Normaliser(rules), args.ignore_stderr)
-    options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed, _kernel_env(args))
+    options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed, _kernel_env(args), args.autograd)
     github = in_github_actions()
 
     def on_result(result: Any) -> None:

@@ -181,3 +181,43 @@ def test_pytest_collects_each_cell_as_an_item_with_the_same_diff(tmp_path: Path)
     assert "cells.py:9 cell 2: output differs\n    Out:\n    - tensor([4., 9.])\n    + tensor([4., 8.])\n" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("1 failed, 1 passed")
     assert "no tests ran" in pytest_in(tmp_path).stdout  # without --gradrepl, lessons are not collected
+
+
+ACCUMULATES = (
+    "import torch\nx = torch.tensor([1.0, 2.0], requires_grad=True)",
+    "(x * x).sum().backward()",
+    "y = (x * x).sum()\ny.backward()\nprint('the grad accumulates')",
+)
+
+
+def test_autograd_expectations_catch_a_lesson_whose_point_broke_while_its_printout_did_not(tmp_path: Path) -> None:
+    path = script(tmp_path, *ACCUMULATES)
+    assert gradrepl("check", "--autograd", str(path)).returncode == 2  # only with --update
+    assert gradrepl("check", "--update", "--autograd", str(path)).returncode == 0
+    third = records((tmp_path / "cells.expected.jsonl").read_text())[2]["autograd"]
+    assert third["tensors"]["x"]["grad"] == [4.0, 8.0]
+    assert third["backward"] == [{"call": "y.backward()", "leaves": {"x": "accumulated"}}]
+    assert gradrepl("check", str(path)).returncode == 0
+    path.write_text(path.read_text().replace("y = (x * x).sum()", "x.grad = None\ny = (x * x).sum()"))
+    done = gradrepl("check", str(path), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[:4] == [
+        "cells.py:9 cell 3: autograd differs; its code changed since they were recorded",
+        "    autograd:",
+        "    x.grad: value 1 of 2: 4.0 expected, 2.0 now",
+        "    backward call 1: x.grad accumulated expected, fresh",
+    ]
+    assert gradrepl("check", "--update", str(path)).returncode == 0  # a plain update keeps recording them
+    assert "autograd" in records((tmp_path / "cells.expected.jsonl").read_text())[2]
+
+
+def test_a_notebook_keeps_its_autograd_expectations_in_cell_metadata(tmp_path: Path) -> None:
+    path = notebook(tmp_path / "lesson.ipynb", *ACCUMULATES)
+    assert gradrepl("check", "--update", "--autograd", str(path)).returncode == 0
+    book = nbformat.read(path, as_version=4)
+    nbformat.validate(book)
+    assert book.cells[3].metadata["gradrepl"]["autograd"]["backward"][0]["leaves"] == {"x": "accumulated"}
+    book.cells[3].metadata["gradrepl"]["autograd"]["backward"][0]["leaves"] = {"x": "fresh"}
+    nbformat.write(book, path)
+    done = gradrepl("check", str(path), cwd=tmp_path)
+    assert done.returncode == 1 and "    backward call 1: x.grad fresh expected, accumulated\n" in done.stdout

@@ -5,6 +5,7 @@ as numbers; a difference is shown as the lines that differ and, for a tensor, wh
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -96,8 +97,9 @@ def diff_lines(expected: str, actual: str) -> list[str]:
 
 
 def judge(cell: int, line: int, status: str, reason: str, expected: Outputs | None, actual: Outputs,
-          directives: CellDirectives, comparison: Comparison, lax: bool) -> CellVerdict:
-    """The verdict of one cell that was run (or skipped: `status` "skipped")."""
+          directives: CellDirectives, comparison: Comparison, lax: bool, autograd: Sequence[str] = ()) -> CellVerdict:
+    """The verdict of one cell that was run (or skipped: `status` "skipped"); `autograd`: how
+    the cell's tensors and backward calls differ from its autograd expectations."""
     if status == "skipped":
         return CellVerdict(cell, line, "skipped", f"skipped ({reason})" if reason else "skipped")
     if status in ("timeout", "died"):
@@ -113,7 +115,10 @@ def judge(cell: int, line: int, status: str, reason: str, expected: Outputs | No
     if expected is None:
         return CellVerdict(cell, line, "failed", "no expected output recorded for it: run gradrepl check --update")
     differences = comparison.differences(expected, actual)
+    what = "output and autograd differ" if differences and autograd else "output differs" if differences else "autograd differs"
+    if autograd:
+        differences = (*differences, Difference("autograd", tuple(autograd)))
     if differences:
         changed = "; its code changed since they were recorded" if expected.source not in (None, "") and expected.source != actual.source else ""
-        return CellVerdict(cell, line, "failed", f"output differs{changed}", differences)
+        return CellVerdict(cell, line, "failed", f"{what}{changed}", differences)
     return CellVerdict(cell, line, "passed", "output matches")

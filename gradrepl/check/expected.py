@@ -22,6 +22,7 @@ from typing import Any
 from gradrepl.cells.percent import write_atomically
 
 GOLDEN_SUFFIX = ".expected.jsonl"
+METADATA_KEY = "gradrepl"  # a notebook cell's metadata: {"autograd": ...}
 
 
 class ExpectedError(Exception):
@@ -38,10 +39,11 @@ class Outputs:
     displays: tuple[str, ...] = ()
     error: tuple[str, str] | None = None  # ename, evalue
     source: str | None = None  # the cell's code when these were recorded (golden files keep it)
-    extra: Mapping[str, Any] | None = None  # the golden line as written: tensors, backward, status
+    extra: Mapping[str, Any] | None = None  # the golden line as written
+    autograd: Mapping[str, Any] | None = None  # autograd_expect's record, when one was made
 
     @classmethod
-    def from_notebook(cls, outputs: Sequence[Mapping[str, Any]]) -> Outputs:
+    def from_notebook(cls, outputs: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None) -> Outputs:
         streams = {"stdout": "", "stderr": ""}
         result: str | None = None
         displays: list[str] = []
@@ -56,7 +58,10 @@ class Outputs:
                 displays.append(_text((output.get("data") or {}).get("text/plain")))
             elif kind == "error":
                 error = (str(output.get("ename", "")), str(output.get("evalue", "")))
-        return cls(streams["stdout"], streams["stderr"], result, tuple(displays), error)
+        own = (metadata or {}).get(METADATA_KEY)
+        autograd = own.get("autograd") if isinstance(own, Mapping) else None
+        return cls(streams["stdout"], streams["stderr"], result, tuple(displays), error,
+                   autograd=autograd if isinstance(autograd, Mapping) else None)
 
     @classmethod
     def from_golden(cls, line: Mapping[str, Any]) -> Outputs:
@@ -64,7 +69,7 @@ class Outputs:
         return cls(str(line.get("stdout") or ""), str(line.get("stderr") or ""), line.get("result"),
                    tuple(str(d) for d in line.get("displays") or ()),
                    (str(error.get("ename", "")), str(error.get("evalue", ""))) if isinstance(error, Mapping) else None,
-                   line.get("source"), line)
+                   line.get("source"), line, line.get("autograd") if isinstance(line.get("autograd"), Mapping) else None)
 
 
 def _text(value: Any) -> str:
@@ -142,7 +147,7 @@ def read_notebook_outputs(path: Path) -> Expected:
     starts = cell_lines(text)
     code = [(index, cell) for index, cell in enumerate(notebook.cells) if cell.get("cell_type") == "code"]
     lines = tuple(starts[index] if index < len(starts) else 1 for index, _ in code)
-    return Expected(path, tuple(Outputs.from_notebook(cell.get("outputs") or ()) for _, cell in code), lines)
+    return Expected(path, tuple(Outputs.from_notebook(cell.get("outputs") or (), cell.get("metadata")) for _, cell in code), lines)
 
 
 def cell_lines(text: str) -> list[int]:
@@ -162,7 +167,8 @@ def cell_lines(text: str) -> list[int]:
 
 # The fields of a replay --json line a golden file keeps: what a cell printed, not the probe's
 # whole snapshot (a training lesson's would be a megabyte, and change at every update).
-GOLDEN_KEYS = ("cell", "line", "source", "status", "execution_count", "stdout", "stderr", "result", "displays", "error")
+GOLDEN_KEYS = ("cell", "line", "source", "status", "execution_count", "stdout", "stderr", "result", "displays", "error",
+               "autograd")
 
 
 def golden_line(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,9 +185,11 @@ def write_golden(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
     _replace(path, "".join(json.dumps(golden_line(record), ensure_ascii=False) + "\n" for record in records))
 
 
-def write_notebook_outputs(path: Path, outputs: Mapping[int, tuple[Sequence[Mapping[str, Any]], int | None]]) -> None:
+def write_notebook_outputs(path: Path, outputs: Mapping[int, tuple[Sequence[Mapping[str, Any]], int | None]],
+                           autograd: Mapping[int, Mapping[str, Any]] | None = None) -> None:
     """The notebook at `path` with each code cell's outputs and execution count replaced
-    (`outputs`: by code cell number from 1); cells not in `outputs` keep theirs."""
+    (`outputs`: by code cell number from 1), and its autograd expectations when given; cells
+    not in `outputs` keep theirs."""
     import nbformat
 
     _, notebook = _load_notebook(path)
@@ -194,6 +202,10 @@ def write_notebook_outputs(path: Path, outputs: Mapping[int, tuple[Sequence[Mapp
             cell_outputs, count = outputs[number]
             cell["outputs"] = [nbformat.from_dict(dict(output)) for output in cell_outputs]
             cell["execution_count"] = count
+        if autograd is not None and number in autograd:
+            own = dict(cell.get("metadata", {}).get(METADATA_KEY) or {})
+            own["autograd"] = dict(autograd[number])
+            cell.setdefault("metadata", {})[METADATA_KEY] = own
     _replace(path, nbformat.writes(notebook) + "\n")
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradrepl.cells import Script, ScriptError, marked_skipped, read_script
+from gradrepl.check import autograd_expect
 from gradrepl.check.compare import CellVerdict, Comparison, judge
 from gradrepl.check.expected import (
     Expected,
@@ -24,6 +25,7 @@ from gradrepl.check.expected import (
 )
 from gradrepl.check.markers import CellDirectives, directives
 from gradrepl.headless.replay import CellRecord, SetupError, replay
+from gradrepl.protocol import TensorInfo
 
 SKIPPED_FOLDERS = frozenset({".git", ".ipynb_checkpoints", "__pycache__", ".venv", "venv", "node_modules", "build", "dist"})
 
@@ -36,6 +38,7 @@ class CheckOptions:
     cell_timeout: float | None = None
     seed: int | None = None
     kernel_env: dict[str, str] = field(default_factory=dict)
+    autograd: bool = False  # --update: record autograd expectations (kept anyway where there were some)
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ async def check_file(path: Path, options: CheckOptions) -> FileResult:
     if not options.update:
         return FileResult(path, verdicts)
     try:
-        written = _write(path, expected, records)
+        written = _write(path, expected, records, options.autograd)
     except ExpectedError as err:
         return FileResult(path, verdicts, problem=str(err))
     failures = tuple(v for v in verdicts if v.verdict == "failed")
@@ -159,19 +162,37 @@ def _verdicts(script: Script, marks: list[CellDirectives], records: list[CellRec
         mark = marks[number - 1]
         if options.update:
             mark = CellDirectives(ignore=True, raises=mark.raises, skip=mark.skip)
-        verdicts.append(judge(number, line, record.status, record.reason, want, actual, mark, options.comparison, options.lax))
+        autograd = [] if want is None or want.autograd is None or record.status == "skipped" else \
+            autograd_expect.differences(want.autograd, record.tensors, record.backward, options.comparison.tolerance)
+        verdicts.append(judge(number, line, record.status, record.reason, want, actual, mark, options.comparison,
+                              options.lax, autograd))
     return tuple(verdicts)
 
 
-def _write(path: Path, expected: Expected | None, records: list[CellRecord]) -> str:
+def _autograd_records(records: list[CellRecord]) -> dict[int, dict[str, object]]:
+    found: dict[int, dict[str, object]] = {}
+    before: dict[str, TensorInfo] = {}
+    for record in records:
+        if record.status == "skipped":
+            continue
+        found[record.cell] = autograd_expect.record(before, record.tensors, record.backward)
+        before = {info.name: info for info in record.tensors}
+    return found
+
+
+def _write(path: Path, expected: Expected | None, records: list[CellRecord], autograd: bool) -> str:
     """Write the run's outputs where the expected ones were read (a new golden file when there
-    were none); say what was written."""
+    were none), with autograd expectations when asked or when there were some; say what was written."""
     ran = [record for record in records if record.status != "skipped"]
     target = expected.origin if expected is not None else (path if path.suffix.lower() == ".ipynb" else golden_path(path))
+    if expected is not None and any(outputs is not None and outputs.autograd is not None for outputs in expected.cells):
+        autograd = True
+    expectations = _autograd_records(records) if autograd else {}
     if target.suffix.lower() == ".ipynb":
-        write_notebook_outputs(target, {r.cell: (r.outputs, r.execution_count) for r in ran})
+        write_notebook_outputs(target, {r.cell: (r.outputs, r.execution_count) for r in ran}, expectations or None)
     else:
-        kept = {record.cell: record.to_json() for record in records}
+        kept = {record.cell: {**record.to_json(), **({"autograd": expectations[record.cell]} if record.cell in expectations else {})}
+                for record in records}
         skipped = {record.cell for record in records if record.status == "skipped"}
         if expected is not None:  # a skipped cell keeps what it had
             for number, outputs in enumerate(expected.cells, start=1):
