@@ -92,6 +92,15 @@ Rows
                            model in the namespace (all grads change), from Ctrl+R until every
                            pane, the inspector included, is drawn, vs the same with 10 plain
                            tensors, in a fresh app after it. Medians. Target: <= 100 ms.
+    check-vs-nbval         `gradrepl check .` on the examples/ lessons written as notebooks with
+                           their outputs (replay --to-notebook), vs `pytest --nbval .` on the same
+                           notebooks (nbval comes with the test extra), same interpreter and
+                           kernel. Alternating, at most 3 rounds; median of per-round ratios.
+                           Target: ratio <= 0.7.
+    check-jobs-2           `gradrepl check -j 2 .` vs `-j 1` on those notebooks. Target: <= 0.9
+                           (-j 1 already starts the next lesson's kernel, and its torch import
+                           when that is its first statement, while a lesson runs: on 2 cores
+                           -j 2 wins only the cells' own time).
     graph-view-1e4         in-process run_test, the app's own kernel: the graph screen of a
                            10,001-node recurrence (h = h * 1.01 + 0.5, 5,000 steps) from
                            app.show_graph until drawn with its graph (kernel walk, folding,

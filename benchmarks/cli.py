@@ -26,6 +26,7 @@ GROUPS: dict[str, list[str]] = {
     "fold": ["fold-expand-1e5", "fold-expand-key", "fold-expand-first-key"],
     "graph": ["graph-view-1e4", "graph-text-1e4"],
     "inspector": ["app-model-inspector"],
+    "check": ["check-vs-nbval", "check-jobs-2"],
 }
 ROW_NAMES = [name for names in GROUPS.values() for name in names]
 
@@ -77,6 +78,10 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.model_inspector import bench_model_inspector
 
         tasks.append((GROUPS["inspector"], lambda: bench_model_inspector(4 * rounds)))
+    if chosen(only, "check"):
+        from benchmarks.lesson_check import bench_lesson_check
+
+        tasks.append((GROUPS["check"], lambda: bench_lesson_check(min(rounds, 3))))
     if chosen(only, "graph"):
         from benchmarks.graph_scale import bench_graph_scale
 

@@ -221,3 +221,13 @@ def test_a_notebook_keeps_its_autograd_expectations_in_cell_metadata(tmp_path: P
     nbformat.write(book, path)
     done = gradrepl("check", str(path), cwd=tmp_path)
     assert done.returncode == 1 and "    backward call 1: x.grad fresh expected, accumulated\n" in done.stdout
+
+
+def test_torch_is_imported_ahead_only_where_the_lesson_imports_it_first(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("# %%\nimport torch\nprint(torch.ones(1))\n")
+    (tmp_path / "b.py").write_text("# %%\nimport sys\nprint('torch' in sys.modules)\n\n# %%\nimport torch\n")
+    done = gradrepl("check", "--update", str(tmp_path))
+    assert done.returncode == 0, done.stdout
+    assert records((tmp_path / "a.expected.jsonl").read_text())[0]["stdout"] == "tensor([1.])\n"
+    assert records((tmp_path / "b.expected.jsonl").read_text())[0]["stdout"] == "False\n"  # as in Jupyter
+    assert gradrepl("check", str(tmp_path)).returncode == 0

@@ -155,3 +155,16 @@ def test_results_are_told_to_ci_as_junit_and_github_annotations(tmp_path: Path) 
     assert suite is not None and (suite.get("tests"), suite.get("failures")) == ("2", "1")
     (failure,) = suite.iter("failure")
     assert failure.get("message") == "output differs" and "+ b" in (failure.text or "")
+
+
+@pytest.mark.parametrize(("first", "ahead"), [
+    ("import torch\nx = 1", True), ("import torch.nn as nn", True), ("from torch import nn", True),
+    ("import numpy, torch", False), ("import os\nos.environ['OMP_NUM_THREADS'] = '1'\nimport torch", False),
+    ("%matplotlib inline\nimport torch", False), ("from .torch import x", False), ("", False),
+])
+def test_torch_is_imported_ahead_only_when_it_is_the_lessons_first_statement(tmp_path: Path, first: str, ahead: bool) -> None:
+    from gradrepl.check.runner import imports_torch_first
+
+    lesson = tmp_path / "lesson.py"
+    lesson.write_text(f"# %%\n{first}\n\n# %%\nprint(1)\n")
+    assert imports_torch_first(lesson) is ahead

@@ -4,9 +4,10 @@ after a failing one) and each code cell judged against its expected outputs, or,
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from gradrepl.check.expected import (
     write_notebook_outputs,
 )
 from gradrepl.check.markers import CellDirectives, directives
+from gradrepl.client.events import Display, Error, Result, Stream
+from gradrepl.client.session import KernelError, KernelSession
 from gradrepl.headless.replay import CellRecord, SetupError, replay
 from gradrepl.protocol import TensorInfo
 
@@ -101,7 +104,58 @@ def seed_code(seed: int) -> str:
             f"try:\n    import torch as _t\n    _t.manual_seed({seed})\n    del _t\nexcept ImportError:\n    pass\n")
 
 
-async def check_file(path: Path, options: CheckOptions) -> FileResult:
+def new_session(path: Path, options: CheckOptions) -> KernelSession:
+    return KernelSession(cwd=path.parent, env=dict(options.kernel_env))
+
+
+def imports_torch_first(path: Path) -> bool:
+    """Whether the lesson's first statement imports torch (`import torch`, `from torch import
+    nn`): then importing it ahead, in a kernel started early, is what its first cell does first."""
+    try:
+        cells = read_script(path).code_cells
+        tree = ast.parse(cells[0].source) if cells else None
+    except (ScriptError, SyntaxError, ValueError):
+        return False
+    first = tree.body[0] if tree is not None and tree.body else None
+    if isinstance(first, ast.Import):
+        return first.names[0].name.split(".")[0] == "torch"
+    return isinstance(first, ast.ImportFrom) and first.level == 0 and (first.module or "").split(".")[0] == "torch"
+
+
+async def warmed_up(session: KernelSession, path: Path) -> None:
+    """Start a lesson's kernel ahead of its turn, with torch imported when that is what the
+    lesson does first (a second or two of each lesson). Should the import print anything or
+    fail, that kernel is replaced by a fresh one, so the lesson's first cell shows it as in Jupyter."""
+    await session.start()
+    if not imports_torch_first(path):
+        return
+    outcome = await session.run("import torch", store_history=False)
+    if outcome.status != "ok" or any(isinstance(e, Stream | Display | Error | Result) for e in outcome.events):
+        await session.restart()
+
+
+async def check_file(path: Path, options: CheckOptions, session: KernelSession | None = None,
+                     started: Awaitable[None] | None = None,
+                     done_with: Callable[[KernelSession], None] | None = None) -> FileResult:
+    """One lesson's verdicts (or, with `update`, its expected outputs written). `session`: a
+    kernel started for it ahead of time (`started` ends when it is ready); when the file is
+    done it goes to `done_with`, else it is shut down here, whatever happens."""
+    session = session or new_session(path, options)
+    try:
+        if started is not None:
+            try:
+                await started
+            except KernelError as err:
+                return FileResult(path, problem=str(err))
+        return await _check_file(path, options, session)
+    finally:
+        if done_with is not None:
+            done_with(session)
+        else:
+            await session.shutdown()
+
+
+async def _check_file(path: Path, options: CheckOptions, session: KernelSession) -> FileResult:
     try:
         script = read_script(path)
     except ScriptError as err:
@@ -115,9 +169,6 @@ async def check_file(path: Path, options: CheckOptions) -> FileResult:
                                         f"paired .ipynb): record them with gradrepl check --update {path}")
     marks = [directives(cell) for cell in script.code_cells]
     records: list[CellRecord] = []
-    from gradrepl.client.session import KernelError, KernelSession
-
-    session = KernelSession(cwd=path.parent, env=dict(options.kernel_env))
     try:
         await replay(_with_skips(script, marks), records.append, keep_going=True, cell_timeout=options.cell_timeout,
                      session=session, setup=None if options.seed is None else seed_code(options.seed))
@@ -125,8 +176,6 @@ async def check_file(path: Path, options: CheckOptions) -> FileResult:
         return FileResult(path, problem=str(err))
     except SetupError as err:
         return FileResult(path, problem=f"gradrepl: '{path}': --seed could not be set: {err}")
-    finally:
-        await session.shutdown()
     verdicts = _verdicts(script, marks, records, expected, options)
     if not options.update:
         return FileResult(path, verdicts)
@@ -204,14 +253,30 @@ def _write(path: Path, expected: Expected | None, records: list[CellRecord], aut
 
 async def check_all(paths: list[Path], options: CheckOptions, jobs: int, on_result: Callable[[FileResult], None]) -> list[FileResult]:
     """Check each lesson, `jobs` at a time (each in its kernel); results are handed on in the
-    order of `paths`, each as soon as it and those before it are done."""
-    limit = asyncio.Semaphore(max(1, jobs))
+    order of `paths`, each as soon as it and those before it are done. While a file runs, the
+    kernel of the file that will take its place is already starting (a fresh kernel and its
+    imports are most of a short lesson's time)."""
+    jobs = max(1, jobs)
+    limit = asyncio.Semaphore(jobs)
+    launched: dict[int, tuple[KernelSession, asyncio.Future[None]]] = {}
+    ending: list[asyncio.Future[None]] = []  # kernels of finished files exit while the next file runs
 
-    async def one(path: Path) -> FileResult:
+    def launch(index: int) -> None:
+        if index < len(paths) and index not in launched:
+            session = new_session(paths[index], options)
+            launched[index] = (session, asyncio.ensure_future(warmed_up(session, paths[index])))
+
+    def done_with(session: KernelSession) -> None:
+        ending.append(asyncio.ensure_future(session.shutdown()))
+
+    async def one(index: int) -> FileResult:
         async with limit:
-            return await check_file(path, options)
+            launch(index)
+            launch(index + jobs)
+            session, started = launched.pop(index)
+            return await check_file(paths[index], options, session, started, done_with)
 
-    tasks = [asyncio.ensure_future(one(path)) for path in paths]
+    tasks = [asyncio.ensure_future(one(index)) for index in range(len(paths))]
     results: list[FileResult] = []
     try:
         for task in tasks:
@@ -221,4 +286,8 @@ async def check_all(paths: list[Path], options: CheckOptions, jobs: int, on_resu
     finally:
         for task in tasks:
             task.cancel()
+        for session, started in launched.values():  # started ahead for files not reached (interrupted)
+            started.cancel()
+            ending.append(asyncio.ensure_future(session.shutdown()))
+        await asyncio.gather(*ending, return_exceptions=True)
     return results
