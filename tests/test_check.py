@@ -231,3 +231,27 @@ def test_torch_is_imported_ahead_only_where_the_lesson_imports_it_first(tmp_path
     assert records((tmp_path / "a.expected.jsonl").read_text())[0]["stdout"] == "tensor([1.])\n"
     assert records((tmp_path / "b.expected.jsonl").read_text())[0]["stdout"] == "False\n"  # as in Jupyter
     assert gradrepl("check", str(tmp_path)).returncode == 0
+
+
+def test_a_script_paired_with_a_notebook_is_checked_against_the_notebooks_outputs(tmp_path: Path) -> None:
+    lesson = tmp_path / "pair.py"
+    lesson.write_text("# %%\nimport torch\nprint(torch.ones(2) * 3)\n")
+    book = notebook(tmp_path / "pair.ipynb", "import torch\nprint(torch.ones(2) * 3)")
+    executed_by_jupyter(book)
+    done = gradrepl("check", str(lesson))
+    assert (done.returncode, done.stdout) == (0, "1 passed, 0 failed in 1 file\n"), done.stdout
+    saved = nbformat.read(book, as_version=4)
+    saved.cells[1].outputs[0]["text"] = "tensor([3., 4.])\n"
+    nbformat.write(saved, book)
+    assert gradrepl("check", str(lesson)).returncode == 1
+    done = gradrepl("check", "--json", str(tmp_path))  # the folder: the pair is checked once, as the notebook
+    assert [(r["file"].rsplit("/", 1)[-1], r["verdict"]) for r in records(done.stdout)] == [("pair.ipynb", "failed")]
+
+
+def test_a_cell_past_its_timeout_fails_and_the_rest_still_run(tmp_path: Path) -> None:
+    path = script(tmp_path, "import time\ntime.sleep(4)", "print('after')")
+    assert gradrepl("check", "--update", str(path)).returncode == 0  # no timeout: both run
+    done = gradrepl("check", "--cell-timeout", "1", str(path), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0].startswith("cells.py:2 cell 1: timed out")
+    assert done.stdout.splitlines()[-1] == "1 passed, 1 failed in 1 file"

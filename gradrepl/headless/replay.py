@@ -220,7 +220,7 @@ async def replay(
     restarted_after: int | None = None
     judged: dict[str, int] = {}  # a tensor's name -> its last backward call judged for alerts
     try:
-        if session.client is None:  # not started ahead by the caller (check starts the next file's kernel early)
+        if getattr(session, "client", None) is None:  # not started ahead by the caller (check starts the next file's kernel early)
             await session.start()
         if setup is not None:
             prepared = await session.run(setup, store_history=False, timeout=cell_timeout)
