@@ -24,10 +24,15 @@ def shown_path(path: Path) -> str:
 
 def verdict_lines(path: Path, verdict: CellVerdict) -> list[str]:
     """`FILE:LINE cell N: summary`, then what differs, part by part."""
-    lines = [f"{shown_path(path)}:{verdict.line} cell {verdict.cell}: {verdict.summary}"]
+    return [f"{shown_path(path)}:{verdict.line} cell {verdict.cell}: {verdict.summary}",
+            *(f"    {line}" for line in _difference_lines(verdict))]
+
+
+def _difference_lines(verdict: CellVerdict) -> list[str]:
+    lines: list[str] = []
     for difference in verdict.differences:
-        lines.append(f"    {difference.part}:")
-        lines += [f"    {line}" for line in difference.lines]
+        lines.append(f"{difference.part}:")
+        lines += difference.lines
     return lines
 
 
@@ -101,11 +106,7 @@ def write_junit(path: Path, results: Sequence[FileResult]) -> None:
 
 
 def _verdict_text(verdict: CellVerdict) -> list[str]:
-    lines = [verdict.summary]
-    for difference in verdict.differences:
-        lines.append(f"{difference.part}:")
-        lines += difference.lines
-    return lines
+    return [verdict.summary, *_difference_lines(verdict)]
 
 
 def _escaped(text: str, property_value: bool = False) -> str:

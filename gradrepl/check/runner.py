@@ -8,7 +8,7 @@ import ast
 import asyncio
 import os
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gradrepl.cells import Script, ScriptError, marked_skipped, read_script
@@ -95,7 +95,7 @@ def _with_skips(script: Script, marks: list[CellDirectives]) -> Script:
     code = iter(marks)
     cells = tuple(marked_skipped(cell, "NBVAL_SKIP") if cell.kind == "code" and next(code).skip else cell
                   for cell in script.cells)
-    return Script(script.path, script.format, cells, script.preamble)
+    return replace(script, cells=cells)
 
 
 def seed_code(seed: int) -> str:

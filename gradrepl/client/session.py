@@ -76,6 +76,9 @@ class KernelSession:
             self.process = launch_kernel(cwd=self.cwd, extra_env=self.env)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
+        """Launch the kernel if need be and wait until it answers; a started session stays as it is."""
+        if self.client is not None:
+            return
         self.launch()
         assert self.process is not None
         from jupyter_client.asynchronous import AsyncKernelClient

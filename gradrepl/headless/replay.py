@@ -220,8 +220,7 @@ async def replay(
     restarted_after: int | None = None
     judged: dict[str, int] = {}  # a tensor's name -> its last backward call judged for alerts
     try:
-        if getattr(session, "client", None) is None:  # not started ahead by the caller (check starts the next file's kernel early)
-            await session.start()
+        await session.start()  # check starts the next file's kernel ahead: then this returns at once
         if setup is not None:
             prepared = await session.run(setup, store_history=False, timeout=cell_timeout)
             if prepared.status != "ok":
