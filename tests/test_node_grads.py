@@ -4,6 +4,7 @@ torch's own node hooks see, and the chain rule's text built from it."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from typing import Any
 
@@ -145,6 +146,19 @@ def test_a_leaf_reached_by_two_paths_says_what_each_brought(traced) -> None:
     assert leaf_split_line(nodes, accumulate).startswith("x.grad gets ")
     lines = step_lines(nodes, accumulate)
     assert lines[0].endswith("AccumulateGrad → x.grad") and "x.grad += grad = 5" in "\n".join(lines)
+
+
+def test_one_element_gradients_equal_in_value_keep_their_own_sign_and_shape(traced) -> None:
+    """One-element gradients share a preview when equal (a chain passes each on): -0.0 is not 0.0."""
+    tracer, ns = traced
+    ns["x"] = x = torch.tensor([1.0], requires_grad=True)
+    ns["y"], ns["z"] = y, z = x * 0.0, (x * -0.0).reshape(())
+    (y.sum() + z).backward()
+    nodes = _only_event(tracer).node_grads
+    passed = {n.node: n.grad_inputs[0] for n in nodes if n.node in ("MulBackward0", "ViewBackward0")}
+    signs = sorted(math.copysign(1.0, _flat(n.grad_inputs[0])[0]) for n in nodes if n.node == "MulBackward0")
+    assert signs == [-1.0, 1.0]
+    assert passed["ViewBackward0"].shape == (1,) and passed["ViewBackward0"].values.preview == (1.0,)
 
 
 def test_a_mul_node_states_its_rule_with_its_numbers(traced) -> None:

@@ -109,16 +109,20 @@ class GradRecorder(RunRecorder):
         saved_seen = self.saved_seen
         note = self.ran.append
         # What a node passed on is, most often, the very tensor the next node is given: copied
-        # once. By id, checked to be the same object (weakly held) at the same version.
+        # once. By id, checked to be the same object (weakly held) at the same version. (A
+        # one-element gradient, a chain's, is copied again: quicker than the check.)
         seen: dict[int, tuple[Any, int, Copied]] = {}
+        tensor_type, strided, dtype_names = torch.Tensor, torch.strided, _DTYPE_NAMES
 
         def copied(t: Any) -> Copied:
             if t is None:
                 return None
-            known = seen.get(id(t))
-            if known is not None and known[0]() is t and known[1] == t._version:
-                return known[2]
             try:  # never raises into the engine: the user's call goes on whatever a copy meets
+                if type(t) is tensor_type and t.is_cpu and t.numel() == 1 and t.layout == strided and not t.is_nested:
+                    return tuple(t.shape), dtype_names.get(t.dtype) or _dtype_name(t.dtype), [t.item()], "list"
+                known = seen.get(id(t))
+                if known is not None and known[0]() is t and known[1] == t._version:
+                    return known[2]
                 copy = quick_copy(torch, t, guard)
             except Exception as exc:
                 return (), "", f"not read: {type(exc).__name__}: {exc}"[:200], "note"
@@ -222,7 +226,7 @@ class SavedGlances:
 
     def __init__(self, torch: Any, walked: walker.Walk, names: TensorNames) -> None:
         self.tensors: dict[int, list[tuple[str, str | None, Copied, str | None]]] = {}
-        self.values: dict[int, list[tuple[str, str]]] = {}
+        self.values: dict[int, tuple[tuple[str, str], ...]] = {}
         tensor = torch.Tensor
         for index, node in enumerate(walked.nodes):
             attributes = saved_attributes(node)
@@ -247,7 +251,7 @@ class SavedGlances:
             if tensors:
                 self.tensors[index] = tensors
             if values:
-                self.values[index] = values
+                self.values[index] = tuple(values)
 
     def saved(self, preview: Callable[[Copied], GradPreview | None], index: int) -> tuple[SavedValue, ...]:
         return tuple([SavedValue(name, user_name, preview(copy), note)
@@ -263,12 +267,23 @@ def node_grads(torch: Any, recorder: GradRecorder, leaf_name: Callable[[Any], st
     finished = recorder.finished()
     engine_index = {walk_index: at for at, walk_index in enumerate(finished)}
     rendered: dict[int, GradPreview | None] = {}  # by id of the copy: one copy is often two nodes' gradient
+    numbers: dict[tuple[Any, ...], GradPreview | None] = {}  # one-element copies by value: a chain passes each on
 
     def preview(copied: Copied) -> GradPreview | None:
-        known = rendered.get(id(copied), rendered)
-        if known is rendered:
+        if copied is None:
+            return None
+        shape, dtype, data, kind = copied
+        if kind == "list" and len(data) == 1:
+            number = data[0]
+            key = (shape, dtype, number if number else repr(number))  # -0.0 shows apart from 0.0
+            known = numbers.get(key)
+            if known is None:
+                known = numbers[key] = preview_of(torch, copied)
+            return known
+        known = rendered.get(id(copied))
+        if known is None:
             known = rendered[id(copied)] = preview_of(torch, copied)
-        return known  # type: ignore[return-value]
+        return known
 
     records = []
     copies = recorder.copies
@@ -285,7 +300,7 @@ def node_grads(torch: Any, recorder: GradRecorder, leaf_name: Callable[[Any], st
             walker.node_name(node), tuple(map(preview, grads_in)), tuple(map(preview, grads_out)),
             nexts, by_grad_fn.get(id(node)), None if variable is None else leaf_name(variable),
             saved.saved(preview, walk_index) if walk_index in saved_tensors else (),  # type: ignore[union-attr]
-            tuple(saved_values.get(walk_index, ())),
+            saved_values.get(walk_index, ()),
         ))
     return tuple(records)
 

@@ -152,7 +152,10 @@ class BackwardTracer:
                 except Exception:
                     pass
                 if tracer.calls.in_full():
-                    return tracer._traced_call(torch, call, original, bind, args, kwargs)
+                    if tracer.node_grads == "off":
+                        return tracer._traced_call(torch, call, original, bind, args, kwargs)
+                    with no_collections():  # a record for every node, no cycles among them (graph.py)
+                        return tracer._traced_call(torch, call, original, bind, args, kwargs)
                 return tracer._brief_call(torch, call, original, bind, args, kwargs)
             finally:
                 tracer._depth -= 1

@@ -23,13 +23,17 @@ AUTO_NODE_LIMIT = 2000  # auto: calls whose graphs have at most this many nodes
 NOT_PASSED = -1  # a `next` number: the input needs no gradient, or its node did not run
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class GradPreview:
     """One gradient tensor: its shape, dtype, a preview of its values and their stats."""
 
     shape: tuple[int, ...]
     dtype: str
     values: Values
+
+    def __init__(self, shape: tuple[int, ...], dtype: str, values: Values) -> None:
+        fields = self.__dict__  # as Values does: one for every gradient of every node
+        fields["shape"], fields["dtype"], fields["values"] = shape, dtype, values
 
     def to_json(self) -> Json:
         return {"shape": list(self.shape), "dtype": self.dtype, **self.values.to_json()}
@@ -70,7 +74,7 @@ def _previews(items: Any) -> tuple[GradPreview | None, ...]:
     return tuple(optional(GradPreview, item) for item in items or ())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class NodeGrads:
     """One node of a call as the engine ran it."""
 
@@ -82,6 +86,13 @@ class NodeGrads:
     leaf: str | None = None  # AccumulateGrad: the leaf it wrote into
     saved: tuple[SavedValue, ...] = ()
     values: tuple[tuple[str, str], ...] = ()  # other saved values: ("exponent", "2")
+
+    def __init__(self, node: str, grad_outputs: tuple[GradPreview | None, ...], grad_inputs: tuple[GradPreview | None, ...],
+                 next: tuple[int, ...] = (), tensor: str | None = None, leaf: str | None = None,
+                 saved: tuple[SavedValue, ...] = (), values: tuple[tuple[str, str], ...] = ()) -> None:
+        fields = self.__dict__  # as Values does: one for every node of a call
+        fields["node"], fields["grad_outputs"], fields["grad_inputs"], fields["next"] = node, grad_outputs, grad_inputs, next
+        fields["tensor"], fields["leaf"], fields["saved"], fields["values"] = tensor, leaf, saved, values
 
     def to_json(self) -> Json:
         data: Json = {"node": self.node,
