@@ -461,11 +461,13 @@ def run_check(argv: list[str]) -> int:
 
     try:
         results = asyncio.run(main())
+        if not args.json:
+            print(summary_line(results, args.update), flush=True)
     except KeyboardInterrupt:
         print("gradrepl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    if not args.json:
-        print(summary_line(results, args.update))
+    except BrokenPipeError:  # `gradrepl check ... | head`: the kernels were shut down on the way out
+        return _output_closed()
     if args.junit_xml is not None:
         try:
             write_junit(args.junit_xml, results)
@@ -512,13 +514,17 @@ def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     except KeyboardInterrupt:
         print("gradrepl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (`gradrepl replay ... | head`): no further cell runs (the
-        # session was shut down on the way out), and nothing more is written.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        return EXIT_OUTPUT_CLOSED
+    except BrokenPipeError:  # `gradrepl replay ... | head`: the session was shut down on the way out
+        return _output_closed()
+
+
+def _output_closed() -> int:
+    """The reader of stdout went away: no further cell runs, and nothing more is written
+    (not even what Python would flush at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_OUTPUT_CLOSED
 
 
 # Cells of a script the app resumes: each is a few widgets of the transcript, and Textual lays

@@ -255,3 +255,87 @@ def test_a_cell_past_its_timeout_fails_and_the_rest_still_run(tmp_path: Path) ->
     assert done.returncode == 1
     assert done.stdout.splitlines()[0].startswith("cells.py:2 cell 1: timed out")
     assert done.stdout.splitlines()[-1] == "1 passed, 1 failed in 1 file"
+
+
+SPHINX_LESSON = '''"""
+Gradients accumulate
+====================
+
+A sphinx-gallery example.
+"""
+
+import torch
+
+x = torch.tensor([1.0, 2.0], requires_grad=True)
+(x * x).sum().backward()
+print(x.grad)
+
+###############################################################################
+# Once more, and the grad adds up.
+
+(x * x).sum().backward()
+print(x.grad)
+'''
+
+
+def test_a_sphinx_gallery_script_is_checked_block_by_block(tmp_path: Path) -> None:
+    path = tmp_path / "plot_accumulate.py"
+    path.write_text(SPHINX_LESSON)
+    assert gradrepl("check", "--update", str(path)).returncode == 0
+    lines = records((tmp_path / "plot_accumulate.expected.jsonl").read_text())
+    assert [line["stdout"] for line in lines] == ["tensor([2., 4.])\n", "tensor([4., 8.])\n"]
+    assert gradrepl("check", str(path)).returncode == 0
+    path.write_text(SPHINX_LESSON[: SPHINX_LESSON.rindex("print")] + "print(x.grad + 1)\n")
+    done = gradrepl("check", str(path), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0] == "plot_accumulate.py:17 cell 2: output differs; its code changed since they were recorded"
+
+
+def test_lax_compares_only_the_cells_marked_check_output(tmp_path: Path) -> None:
+    path = notebook(tmp_path / "lax.ipynb", "print('free text')", "# NBVAL_CHECK_OUTPUT\nprint(2 + 2)")
+    executed_by_jupyter(path)
+    book = nbformat.read(path, as_version=4)
+    book.cells[1].outputs[0]["text"] = "other free text\n"
+    nbformat.write(book, path)
+    assert gradrepl("check", str(path)).returncode == 1
+    done = gradrepl("check", "--lax", "--json", str(path))
+    assert done.returncode == 0, done.stdout
+    assert [(r["verdict"], r["summary"]) for r in records(done.stdout)] == [
+        ("passed", "ran (output not compared)"), ("passed", "output matches")]
+    book.cells[2].outputs[0]["text"] = "5\n"
+    nbformat.write(book, path)
+    done = gradrepl("check", "--lax", str(path), cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout.startswith("lax.ipynb:") and " cell 2: output differs" in done.stdout
+
+
+def test_a_sanitize_file_makes_run_to_run_text_agree(tmp_path: Path) -> None:
+    path = script(tmp_path, "import uuid\nprint('run', uuid.uuid4().hex)")
+    assert gradrepl("check", "--update", str(path)).returncode == 0
+    assert gradrepl("check", str(path)).returncode == 1
+    rules = tmp_path / "sanitize.cfg"
+    rules.write_text("[uuid]\nregex: [0-9a-f]{32}\nreplace: UUID\n")
+    assert gradrepl("check", "--sanitize-with", str(rules), str(path)).returncode == 0
+
+
+def test_parallel_kernels_give_the_verdicts_one_kernel_gives(examples_copy: Path) -> None:
+    (examples_copy / "grad_modes.expected.jsonl").write_text(
+        (examples_copy / "grad_modes.expected.jsonl").read_text().replace("grad enabled: True", "grad enabled: False", 1))
+    one = gradrepl("check", "--json", "-j", "1", str(examples_copy))
+    two = gradrepl("check", "--json", "-j", "2", str(examples_copy))
+    assert one.returncode == two.returncode == 1
+    verdicts = [[(r["file"], r["cell"], r["verdict"], r.get("diff")) for r in records(run.stdout)] for run in (one, two)]
+    assert verdicts[0] == verdicts[1] and any(v[2] == "failed" for v in verdicts[0])
+
+
+def test_a_reader_that_goes_away_ends_the_check_quietly(tmp_path: Path) -> None:
+    """`gradrepl check --json ... | head -1`: more lines than a pipe holds, exit 141 and no traceback."""
+    path = script(tmp_path, *[f"{n}" for n in range(1000)])
+    assert gradrepl("check", "--update", str(path)).returncode == 0
+    run = subprocess.Popen([sys.executable, "-m", "gradrepl", "check", "--json", str(path)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stdout is not None and run.stderr is not None
+    assert run.stdout.readline()
+    run.stdout.close()
+    err = run.stderr.read()
+    assert run.wait(timeout=120) == 141, err
+    assert err == ""
