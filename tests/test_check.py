@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from support.command_line import gradrepl, records, script
+from support.command_line import gradrepl, reader_goes_away, records, script
 
 pytestmark = pytest.mark.kernel
 
@@ -331,11 +331,5 @@ def test_a_reader_that_goes_away_ends_the_check_quietly(tmp_path: Path) -> None:
     """`gradrepl check --json ... | head -1`: more lines than a pipe holds, exit 141 and no traceback."""
     path = script(tmp_path, *[f"{n}" for n in range(1000)])
     assert gradrepl("check", "--update", str(path)).returncode == 0
-    run = subprocess.Popen([sys.executable, "-m", "gradrepl", "check", "--json", str(path)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert run.stdout is not None and run.stderr is not None
-    assert run.stdout.readline()
-    run.stdout.close()
-    err = run.stderr.read()
-    assert run.wait(timeout=120) == 141, err
-    assert err == ""
+    status, err = reader_goes_away("check", "--json", str(path))
+    assert (status, err) == (141, "")

@@ -28,3 +28,14 @@ def script(tmp_path: Path, *cells: str) -> Path:
 
 def records(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines()]
+
+
+def reader_goes_away(*args: str) -> tuple[int, str]:
+    """Run `gradrepl ARGS`, read one line of its stdout and close it (`... | head -1`): its
+    exit status and stderr."""
+    run = subprocess.Popen([sys.executable, "-m", "gradrepl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stdout is not None and run.stderr is not None
+    assert run.stdout.readline()
+    run.stdout.close()
+    err = run.stderr.read()
+    return run.wait(timeout=120), err
