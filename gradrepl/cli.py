@@ -83,6 +83,7 @@ def replay_parser() -> argparse.ArgumentParser:
     _nan_check_option(parser)
     _health_options(parser)
     _memory_limit_option(parser)
+    _existing_options(parser)
     return parser
 
 
@@ -106,6 +107,7 @@ def graph_parser() -> argparse.ArgumentParser:
                                "received and passed on")
     _nan_check_option(parser)
     _memory_limit_option(parser)
+    _existing_options(parser)
     return parser
 
 
@@ -142,6 +144,7 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, metavar="N", help="seed random, numpy and torch with N before each file's first cell")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer (it fails)")
     _memory_limit_option(parser)
+    _existing_options(parser, "the lessons run one after another in that kernel, not each in a fresh one")
     return parser
 
 
@@ -189,6 +192,7 @@ def app_parser() -> argparse.ArgumentParser:
     _nan_check_option(parser)
     _health_options(parser)
     _memory_limit_option(parser)
+    _existing_options(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
 
@@ -255,6 +259,37 @@ def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _existing_options(parser: argparse.ArgumentParser, shared: str = "") -> None:
+    parser.add_argument(
+        "--existing", metavar="CONNECTION_FILE",
+        help="attach to a running kernel (a connection file: a path, or a name in `jupyter --runtime-dir`, "
+        "as jupyter console --existing) instead of starting one; the probe is put into it silently, and "
+        f"quitting leaves it running{'; ' + shared if shared else ''}",
+    )
+    parser.add_argument("--shutdown-on-exit", action="store_true", help="with --existing: shut the kernel down when done")
+
+
+def _existing_of(args: argparse.Namespace) -> Any:
+    """The kernel --existing names (client.existing.Existing), None without it, or False once
+    what is wrong with it is on stderr."""
+    if args.existing is None:
+        if args.shutdown_on_exit:
+            print("gradrepl: --shutdown-on-exit goes with --existing (a kernel gradrepl starts always ends with it)",
+                  file=sys.stderr)
+            return False
+        return None
+    if args.memory_limit is not None:
+        print("gradrepl: --memory-limit is set when gradrepl starts the kernel: not with --existing", file=sys.stderr)
+        return False
+    from gradrepl.client.existing import ConnectionFileError, find_existing
+
+    try:
+        return find_existing(args.existing, args.shutdown_on_exit)
+    except ConnectionFileError as err:
+        print(err, file=sys.stderr)
+        return False
+
+
 def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
     from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NAN_CHECK_ENV, NODE_GRADS_ENV
 
@@ -284,19 +319,23 @@ def run_replay(argv: list[str]) -> int:
         print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
         return EXIT_OK
 
+    existing = _existing_of(args)
+    if existing is False:
+        return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
 
     cwd, env = (script.path.parent if script.path else None), _kernel_env(args)
-    process = launch_kernel(cwd=cwd, extra_env=env)  # loads while the rest of the client is imported
+    process = launch_kernel(cwd=cwd, extra_env=env) if existing is None else None  # loads while the client is imported
     try:
         from gradrepl.client.session import KernelSession
         from gradrepl.headless.replay import replay, writer_for
     except BaseException:
-        process.kill()
-        process.cleanup()
+        if process is not None:
+            process.kill()
+            process.cleanup()
         raise
 
-    session = KernelSession(cwd=cwd, env=env)
+    session = KernelSession(cwd=cwd, env=env, existing=existing)
     session.process = process
     from gradrepl.protocol import EXPLODING_RATIO, VANISHING_RATIO
 
@@ -398,10 +437,13 @@ def run_graph(argv: list[str]) -> int:
         print(f"gradrepl: --cell {args.cell}: '{args.script}' has {count} code cell{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_USAGE
 
+    existing = _existing_of(args)
+    if existing is False:
+        return EXIT_USAGE
     from gradrepl.client.session import KernelSession
     from gradrepl.headless.graph import GraphRequest, show_graphs
 
-    session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args))
+    session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args), existing=existing)
     session.launch()
     request = GraphRequest(tuple(args.names), args.cell, args.json, args.dot,
                            node_grads=args.node_grads is not None and args.node_grads != "off")
@@ -447,8 +489,15 @@ def run_check(argv: list[str]) -> int:
     if not files:
         print(f"gradrepl: no notebooks or cell scripts in {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
+    existing = _existing_of(args)
+    if existing is False:
+        return EXIT_USAGE
+    if existing is not None and args.jobs > 1:
+        print("gradrepl: -j runs lessons in kernels of their own: not with --existing (one kernel)", file=sys.stderr)
+        return EXIT_USAGE
     comparison = Comparison(Tolerance(args.rtol, args.atol, args.float_tolerance), Normaliser(rules), args.ignore_stderr)
-    options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed, _kernel_env(args), args.autograd)
+    options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed, _kernel_env(args), args.autograd,
+                           existing)
     github = in_github_actions()
 
     def on_result(result: Any) -> None:
@@ -544,6 +593,9 @@ def run_app(argv: list[str]) -> int:
             print(f"gradrepl: '{args.script}' has {cells:,} cells: the app resumes scripts of up to "
                   f"{MAX_APP_CELLS:,} (each is a pane of the transcript); gradrepl replay runs any", file=sys.stderr)
             return EXIT_USAGE
+    existing = _existing_of(args)
+    if existing is False:
+        return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
     from gradrepl.ui.typeahead import keep_typeahead
 
@@ -551,7 +603,7 @@ def run_app(argv: list[str]) -> int:
     cwd = script.path.parent if script is not None and script.path is not None else None
     env = _kernel_env(args)
     try:
-        process = launch_kernel(cwd=cwd, extra_env=env)  # loads while Textual starts
+        process = launch_kernel(cwd=cwd, extra_env=env) if existing is None else None  # loads while Textual starts
     except BaseException:
         if terminal is not None:
             terminal.restore()
@@ -562,7 +614,7 @@ def run_app(argv: list[str]) -> int:
 
         app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env,
                           settings=config.Settings(config.default_path()), freeze_start_up=True,
-                          thresholds=(args.vanishing, args.exploding))
+                          thresholds=(args.vanishing, args.exploding), session_factory=_attached_to(existing))
         if terminal is not None:
             from gradrepl.ui.typeahead import driver_with_typeahead
 
@@ -570,12 +622,25 @@ def run_app(argv: list[str]) -> int:
         _end_with_the_terminal(app, process, terminal)
         code = app.run()
     finally:
-        if process.is_alive():
-            process.kill()
-        process.cleanup()
+        if process is not None:
+            if process.is_alive():
+                process.kill()
+            process.cleanup()
         if terminal is not None:
             terminal.restore()
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _attached_to(existing: Any) -> Any:
+    """The app's sessions for --existing: each attaches to that kernel (None: the app starts its own)."""
+    if existing is None:
+        return None
+    from gradrepl.client.session import KernelSession
+
+    def attached(*, cwd: Path | None, env: dict[str, str] | None) -> KernelSession:
+        return KernelSession(cwd=cwd, env=env, existing=existing)
+
+    return attached
 
 
 _SIGTERM_GRACE = 2.0  # seconds the app gets to end by itself after SIGTERM

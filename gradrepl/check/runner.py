@@ -26,6 +26,7 @@ from gradrepl.check.expected import (
 )
 from gradrepl.check.markers import CellDirectives, directives
 from gradrepl.client.events import Display, Error, Result, Stream
+from gradrepl.client.existing import Existing
 from gradrepl.client.session import KernelError, KernelSession
 from gradrepl.headless.replay import CellRecord, SetupError, replay
 from gradrepl.protocol import TensorInfo
@@ -42,6 +43,7 @@ class CheckOptions:
     seed: int | None = None
     kernel_env: dict[str, str] = field(default_factory=dict)
     autograd: bool = False  # --update: record autograd expectations (kept anyway where there were some)
+    existing: Existing | None = None  # --existing: every lesson runs in that kernel, one after another
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,7 @@ def seed_code(seed: int) -> str:
 
 
 def new_session(path: Path, options: CheckOptions) -> KernelSession:
-    return KernelSession(cwd=path.parent, env=dict(options.kernel_env))
+    return KernelSession(cwd=path.parent, env=dict(options.kernel_env), existing=options.existing)
 
 
 def imports_torch_first(path: Path) -> bool:
@@ -127,7 +129,7 @@ async def warmed_up(session: KernelSession, path: Path) -> None:
     lesson does first (a second or two of each lesson). Should the import print anything or
     fail, that kernel is replaced by a fresh one, so the lesson's first cell shows it as in Jupyter."""
     await session.start()
-    if not imports_torch_first(path):
+    if session.existing is not None or not imports_torch_first(path):  # not a fresh kernel: nothing to replace it by
         return
     outcome = await session.run("import torch", store_history=False)
     if outcome.status != "ok" or any(isinstance(e, Stream | Display | Error | Result) for e in outcome.events):

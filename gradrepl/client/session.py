@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gradrepl.client.events import CellFinished, CellOutcome, Event, OutputBudget, OutputCut, ProbeState, parse_iopub
+from gradrepl.client.existing import Existing, attach_result, install_request
 from gradrepl.client.process import KernelProcess, launch_kernel
 from gradrepl.protocol import (
     MEMORY_LIMIT_ENV,
@@ -30,6 +31,7 @@ from gradrepl.protocol import (
 )
 
 READY_TIMEOUT = 120.0
+HEARTBEAT_SECONDS = 3.0  # an attached kernel is dead once its heartbeat is silent this long
 OUTPUT_LIMIT = 1_000_000  # characters of text output a cell keeps; the rest is counted
 INTERRUPT_GRACE = 5.0
 REPLY_GRACE = 5.0
@@ -58,26 +60,33 @@ class KernelDied(Exception):
 
 
 class KernelSession:
-    def __init__(self, *, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, cwd: Path | None = None, env: dict[str, str] | None = None,
+                 existing: Existing | None = None) -> None:
         self.cwd = cwd
         self.env = env
+        self.existing = existing  # a kernel gradrepl did not start: attached to, never launched or killed
         self.output_limit = OUTPUT_LIMIT
         self.process: KernelProcess | None = None
         self.client: Any = None
         self._death: asyncio.Future[int] | None = None
         self._probe = ProbeState()
         self.stuck = False  # a cell did not stop when interrupted: the kernel runs it still
+        self._needs_probe = False  # an attached kernel that restarted: its new process has no probe yet
+        self._kernel_identity: str | None = None  # the session id of the kernel process's messages
 
     # ------------------------------------------------------------ lifecycle
 
     def launch(self) -> None:
         """Start the kernel process now, before anything heavy is imported; start() connects."""
-        if self.process is None:
+        if self.process is None and self.existing is None:
             self.process = launch_kernel(cwd=self.cwd, extra_env=self.env)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         """Launch the kernel if need be and wait until it answers; a started session stays as it is."""
         if self.client is not None:
+            return
+        if self.existing is not None:
+            await self._attach(self.existing, timeout)
             return
         self.launch()
         assert self.process is not None
@@ -104,6 +113,56 @@ class KernelSession:
             hint = f": --memory-limit {size_text(int(limit))} is likely too small for it" if limit else ""
             raise KernelError(f"gradrepl: the kernel exited while starting ({last}){hint}") from None
 
+    async def _attach(self, existing: Existing, timeout: float) -> None:
+        """Connect to a running kernel, its death watched by its heartbeat, and put the probe in it."""
+        from jupyter_client.asynchronous import AsyncKernelClient
+
+        client = AsyncKernelClient()
+        client.load_connection_info(existing.connection_info)  # type: ignore[arg-type]  # a plain dict of the same keys
+        loop = asyncio.get_running_loop()
+        death: asyncio.Future[int] = loop.create_future()
+        self._death = death
+
+        def died() -> None:
+            if not death.done():
+                death.set_result(-1)
+
+        def heart_failed(since_last_heartbeat: float) -> None:  # on the heartbeat's thread
+            loop.call_soon_threadsafe(died)
+
+        client.hb_channel.time_to_dead = HEARTBEAT_SECONDS
+        client.hb_channel.call_handlers = heart_failed
+        client.start_channels()
+        self.client = client
+        try:
+            await asyncio.wait_for(self._until_ready(), timeout)
+            answer = await asyncio.wait_for(self._install_probe(), timeout)
+        except (asyncio.TimeoutError, KernelDied):
+            self._detach()
+            raise KernelError(f"gradrepl: the kernel of '{existing.connection_file}' does not answer") from None
+        if "error" in answer:
+            self._detach()
+            raise KernelError(f"gradrepl: could not put the probe into the kernel: {answer['error']}"[:300])
+
+    async def _install_probe(self) -> dict[str, Any]:
+        code, expressions = install_request(dict(self.env or {}))  # the settings a launched kernel has in its environment
+        content = {"code": code, "silent": True, "store_history": False, "user_expressions": expressions,
+                   "allow_stdin": False, "stop_on_error": False}
+        request = self.client.session.msg("execute_request", content)
+        self.client.shell_channel.send(request)
+        answer = attach_result(await self._next_reply(request["header"]["msg_id"], timeout=READY_TIMEOUT))
+        if answer.get("comm"):
+            self._probe.comm_ids.add(str(answer["comm"]))
+        self._needs_probe = "error" in answer
+        return answer
+
+    def _detach(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.stop_channels()
+        self._probe = ProbeState()
+
     async def _until_ready(self) -> None:
         while True:
             request = self.client.session.msg("kernel_info_request")
@@ -111,6 +170,7 @@ class KernelSession:
             reply = await self._next_reply(request["header"]["msg_id"], timeout=1.0)
             if reply is None:
                 continue
+            self._kernel_identity = reply["header"].get("session")
             # IOPub is a subscription: it is live once any message (ipykernel's
             # iopub_welcome, or the status of our request) has come through.
             if await self._next_message(self.client.get_iopub_msg(), timeout=1.0) is not None:
@@ -147,10 +207,19 @@ class KernelSession:
     async def interrupt(self) -> None:
         if self.process is not None:
             self.process.interrupt()
+        elif self.existing is not None and self.client is not None:  # not ours to signal: ask it
+            self.client.control_channel.send(self.client.session.msg("interrupt_request", {}))
 
     async def shutdown(self, *, now: bool = False) -> None:
         """Ask the kernel to exit, and kill it after 2 s; `now` (or a kernel still running a
         cell that did not stop, which could not exit) kills it at once."""
+        if self.existing is not None:  # left running, unless asked
+            if self.existing.shutdown_on_exit and self.client is not None and self.alive:
+                with contextlib.suppress(Exception):
+                    self.client.shutdown()
+            self._detach()
+            self.stuck = False
+            return
         process, self.process = self.process, None
         client, self.client = self.client, None
         if process is None:
@@ -178,6 +247,8 @@ class KernelSession:
 
     @property
     def alive(self) -> bool:
+        if self.existing is not None:
+            return self.client is not None and self._death is not None and not self._death.done()
         return self.process is not None and self.process.is_alive()
 
     # ------------------------------------------------------------ execution
@@ -199,6 +270,9 @@ class KernelSession:
         if self.client is None or self._death is None or self._death.done():
             yield CellFinished("died", None, self._death_reason())
             return
+        if self.existing is not None:
+            with contextlib.suppress(KernelDied):  # a death shows in the cell itself
+                await self._probe_in_place()
         content = {
             "code": code,
             "silent": False,
@@ -233,6 +307,7 @@ class KernelSession:
                     deadline = loop.time() + INTERRUPT_GRACE
                     continue
                 if msg["parent_header"].get("msg_id") != msg_id:
+                    self._other(msg)
                     continue
                 if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
                     break
@@ -259,6 +334,36 @@ class KernelSession:
             yield CellFinished("ok", count)
         else:
             yield CellFinished("error", count)
+
+    def _other(self, msg: dict[str, Any]) -> None:
+        """A message that is not for the request waited on: another client's cell (of a kernel
+        shared with a notebook), or one that finished before. Its probe report still updates
+        the tensor table (the probe sends each report as a delta); one from a kernel process
+        since replaced does not."""
+        if msg["header"]["msg_type"] in ("comm_open", "comm_msg") and msg["header"].get("session") == self._kernel_identity:
+            parse_iopub(msg, self._probe)
+
+    async def _probe_in_place(self) -> None:
+        """Before a cell in an attached kernel: the probe put in again if the kernel is a new
+        process (restarted where it runs), told by the session id its replies carry."""
+        await self._read_others()
+        request = self.client.session.msg("kernel_info_request")
+        self.client.shell_channel.send(request)
+        reply = await self._next_reply(request["header"]["msg_id"], timeout=REPLY_GRACE)
+        identity = (reply or {}).get("header", {}).get("session")
+        if identity is not None and identity != self._kernel_identity:
+            self._probe = ProbeState()
+            self._needs_probe = True
+        if self._needs_probe:
+            await self._install_probe()
+        if identity is not None and not self._needs_probe:
+            self._kernel_identity = identity
+
+    async def _read_others(self) -> None:
+        """What came on IOPub between requests, read without waiting."""
+        with contextlib.suppress(Exception):  # queue.Empty once all is read
+            while True:
+                self._other(await self.client.get_iopub_msg(timeout=0))
 
     async def complete(self, code: str, cursor_pos: int, timeout: float = 5.0) -> tuple[list[str], int, int] | None:
         """The kernel's completions at `cursor_pos`: (matches, start, end), or None without a reply."""
@@ -340,6 +445,10 @@ class KernelSession:
         return f"the kernel sent no reply: {lines[-1]}" if lines else "the kernel sent no reply"
 
     def _death_reason(self) -> str:
+        if self.existing is not None:
+            if self._death is not None and self._death.done():
+                return f"the kernel stopped answering its heartbeat (for {HEARTBEAT_SECONDS:g} s)"
+            return "not attached to the kernel"
         if self.process is None:
             return "the kernel is not running"
         code = self.process.process.poll()

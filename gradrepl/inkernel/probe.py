@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from gradrepl.inkernel.errors import (
@@ -61,7 +61,8 @@ from gradrepl.protocol import (
 class Probe:
     """One kernel's probe, hooked into its shell by `install`."""
 
-    def __init__(self, shell: Any, kernel: Any) -> None:
+    def __init__(self, shell: Any, kernel: Any, settings: Mapping[str, str] | None = None) -> None:
+        settings = os.environ if settings is None else settings
         self.shell = shell
         self.kernel = kernel
         self.origins = CellOrigins()
@@ -70,13 +71,9 @@ class Probe:
         self.tracer = BackwardTracer(
             lambda torch: named_tensors(torch, shell, budget=Budget(NAMES_SECONDS)), guarded, capture_glance, render_capture
         )
-        self.tracer.enabled = os.environ.get(BACKWARD_LOG_ENV, "1") != "0"
-        self.tracer.node_grads = node_grads_mode(os.environ.get(NODE_GRADS_ENV))
         self.nan_watch = NanWatch(self.origins)
         self.health = HealthBook(self.memo.serial)
-        if os.environ.get(HEALTH_ENV, "1") != "0":
-            self.tracer.on_grads = self.health.add
-        self.set_nan_check(os.environ.get(NAN_CHECK_ENV) == "1")
+        self.configure(settings)
         torch = sys.modules.get("torch")
         if torch is not None:
             self.tracer.install(torch)
@@ -104,13 +101,21 @@ class Probe:
         # What the cell printed goes out before its report (ipykernel's IOPub thread sends a
         # stream on its own schedule: a long report could overtake the cell's last print).
         for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):  # an interrupt that comes once the cell is done included
                 stream.flush()
         try:
             self.send(self.report(result))
         except BaseException as exc:  # an interrupt that lands in the probe included
             with contextlib.suppress(BaseException):
                 self.send({"notes": [f"probe failed: {type(exc).__name__}: {exc}"]})
+
+    def configure(self, settings: Mapping[str, str]) -> None:
+        """The front end's choices (the *_ENV names of gradrepl.protocol, in the kernel's
+        environment when gradrepl started it)."""
+        self.tracer.enabled = settings.get(BACKWARD_LOG_ENV, "1") != "0"
+        self.tracer.node_grads = node_grads_mode(settings.get(NODE_GRADS_ENV))
+        self.tracer.on_grads = self.health.add if settings.get(HEALTH_ENV, "1") != "0" else None
+        self.set_nan_check(settings.get(NAN_CHECK_ENV) == "1")
 
     def set_nan_check(self, on: bool) -> None:
         """--nan-check on or off; on, every call described in full has its nodes' gradients
@@ -225,8 +230,12 @@ class TorchImportWatcher:
         loader.exec_module = exec_then_notify
 
 
-def install(shell: Any, kernel: Any) -> Probe:
-    probe = Probe(shell, kernel)
+PROBE_ATTRIBUTE = "_gradrepl_probe"  # on the shell: the probe a kernel has, one however many front ends attach
+
+
+def install(shell: Any, kernel: Any, settings: Mapping[str, str] | None = None) -> Probe:
+    probe = Probe(shell, kernel, settings)
+    setattr(shell, PROBE_ATTRIBUTE, probe)
     probe.origins.wrap_compiler(shell.compile)
     if hasattr(getattr(shell, "InteractiveTB", None), "structured_traceback"):
         hide_frames_from_tracebacks(shell, own_codes())
