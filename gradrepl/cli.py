@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gradrepl import __version__
+from gradrepl.client import kernel_choice
 
 if TYPE_CHECKING:
     from gradrepl.ui.typeahead import Terminal
@@ -83,7 +84,7 @@ def replay_parser() -> argparse.ArgumentParser:
     _nan_check_option(parser)
     _health_options(parser)
     _memory_limit_option(parser)
-    _existing_options(parser)
+    kernel_choice.add_options(parser)
     return parser
 
 
@@ -107,7 +108,7 @@ def graph_parser() -> argparse.ArgumentParser:
                                "received and passed on")
     _nan_check_option(parser)
     _memory_limit_option(parser)
-    _existing_options(parser)
+    kernel_choice.add_options(parser)
     return parser
 
 
@@ -144,7 +145,7 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, metavar="N", help="seed random, numpy and torch with N before each file's first cell")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer (it fails)")
     _memory_limit_option(parser)
-    _existing_options(parser, "the lessons run one after another in that kernel, not each in a fresh one")
+    kernel_choice.add_options(parser, "the lessons run one after another in that kernel, not each in a fresh one")
     return parser
 
 
@@ -192,7 +193,7 @@ def app_parser() -> argparse.ArgumentParser:
     _nan_check_option(parser)
     _health_options(parser)
     _memory_limit_option(parser)
-    _existing_options(parser)
+    kernel_choice.add_options(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
 
@@ -259,37 +260,6 @@ def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _existing_options(parser: argparse.ArgumentParser, shared: str = "") -> None:
-    parser.add_argument(
-        "--existing", metavar="CONNECTION_FILE",
-        help="attach to a running kernel (a connection file: a path, or a name in `jupyter --runtime-dir`, "
-        "as jupyter console --existing) instead of starting one; the probe is put into it silently, and "
-        f"quitting leaves it running{'; ' + shared if shared else ''}",
-    )
-    parser.add_argument("--shutdown-on-exit", action="store_true", help="with --existing: shut the kernel down when done")
-
-
-def _existing_of(args: argparse.Namespace) -> Any:
-    """The kernel --existing names (client.existing.Existing), None without it, or False once
-    what is wrong with it is on stderr."""
-    if args.existing is None:
-        if args.shutdown_on_exit:
-            print("gradrepl: --shutdown-on-exit goes with --existing (a kernel gradrepl starts always ends with it)",
-                  file=sys.stderr)
-            return False
-        return None
-    if args.memory_limit is not None:
-        print("gradrepl: --memory-limit is set when gradrepl starts the kernel: not with --existing", file=sys.stderr)
-        return False
-    from gradrepl.client.existing import ConnectionFileError, find_existing
-
-    try:
-        return find_existing(args.existing, args.shutdown_on_exit)
-    except ConnectionFileError as err:
-        print(err, file=sys.stderr)
-        return False
-
-
 def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
     from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NAN_CHECK_ENV, NODE_GRADS_ENV
 
@@ -319,7 +289,7 @@ def run_replay(argv: list[str]) -> int:
         print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
         return EXIT_OK
 
-    existing = _existing_of(args)
+    existing = kernel_choice.chosen(args)
     if existing is False:
         return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
@@ -335,7 +305,7 @@ def run_replay(argv: list[str]) -> int:
             process.cleanup()
         raise
 
-    session = KernelSession(cwd=cwd, env=env, existing=existing)
+    session = KernelSession(cwd=cwd, env=env, attach=existing)
     session.process = process
     from gradrepl.protocol import EXPLODING_RATIO, VANISHING_RATIO
 
@@ -437,13 +407,13 @@ def run_graph(argv: list[str]) -> int:
         print(f"gradrepl: --cell {args.cell}: '{args.script}' has {count} code cell{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_USAGE
 
-    existing = _existing_of(args)
+    existing = kernel_choice.chosen(args)
     if existing is False:
         return EXIT_USAGE
     from gradrepl.client.session import KernelSession
     from gradrepl.headless.graph import GraphRequest, show_graphs
 
-    session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args), existing=existing)
+    session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args), attach=existing)
     session.launch()
     request = GraphRequest(tuple(args.names), args.cell, args.json, args.dot,
                            node_grads=args.node_grads is not None and args.node_grads != "off")
@@ -489,11 +459,11 @@ def run_check(argv: list[str]) -> int:
     if not files:
         print(f"gradrepl: no notebooks or cell scripts in {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    existing = _existing_of(args)
+    existing = kernel_choice.chosen(args)
     if existing is False:
         return EXIT_USAGE
-    if existing is not None and args.jobs > 1:
-        print("gradrepl: -j runs lessons in kernels of their own: not with --existing (one kernel)", file=sys.stderr)
+    if kernel_choice.one_kernel(existing) and args.jobs > 1:
+        print("gradrepl: -j runs lessons in kernels of their own: not with --existing or --kernel-id (one kernel)", file=sys.stderr)
         return EXIT_USAGE
     comparison = Comparison(Tolerance(args.rtol, args.atol, args.float_tolerance), Normaliser(rules), args.ignore_stderr)
     options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed, _kernel_env(args), args.autograd,
@@ -553,13 +523,13 @@ def _new_script(path: str) -> Any:
 
 def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a headless command's session; a kernel that cannot start is one line."""
-    from gradrepl.client.session import KernelError
+    from gradrepl.client.session import KernelError, KernelUnreachable
 
     try:
         return asyncio.run(main())
     except KernelError as err:
         print(err, file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if isinstance(err, KernelUnreachable) else EXIT_FAILED
     except KeyboardInterrupt:
         print("gradrepl: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -593,7 +563,7 @@ def run_app(argv: list[str]) -> int:
             print(f"gradrepl: '{args.script}' has {cells:,} cells: the app resumes scripts of up to "
                   f"{MAX_APP_CELLS:,} (each is a pane of the transcript); gradrepl replay runs any", file=sys.stderr)
             return EXIT_USAGE
-    existing = _existing_of(args)
+    existing = kernel_choice.chosen(args)
     if existing is False:
         return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
@@ -632,13 +602,14 @@ def run_app(argv: list[str]) -> int:
 
 
 def _attached_to(existing: Any) -> Any:
-    """The app's sessions for --existing: each attaches to that kernel (None: the app starts its own)."""
+    """The app's sessions for --existing or --server: each attaches to that kernel, or starts one
+    on that server (None: the app starts its own)."""
     if existing is None:
         return None
     from gradrepl.client.session import KernelSession
 
     def attached(*, cwd: Path | None, env: dict[str, str] | None) -> KernelSession:
-        return KernelSession(cwd=cwd, env=env, existing=existing)
+        return KernelSession(cwd=cwd, env=env, attach=existing)
 
     return attached
 

@@ -137,7 +137,7 @@ def _tensor_names(outcome: object) -> list[str]:
 
 def test_another_clients_cells_reach_the_tensor_table(plain_kernel: PlainKernel) -> None:
     async def run() -> tuple[list[str], list[str]]:
-        session = KernelSession(existing=find_existing(str(plain_kernel.connection_file)))
+        session = KernelSession(attach=find_existing(str(plain_kernel.connection_file)))
         await session.start()
         try:
             first = await session.run("import torch\nx = torch.ones(2)")
@@ -157,7 +157,7 @@ def test_a_kernel_restarted_where_it_runs_gets_the_probe_again(tmp_path: Path) -
     manager.start_kernel(cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def run() -> list[list[object]]:
-        session = KernelSession(existing=find_existing(manager.connection_file))
+        session = KernelSession(attach=find_existing(manager.connection_file))
         await session.start()
         try:
             before = await session.run("import torch\nx = torch.ones(2)")
@@ -178,7 +178,7 @@ def test_a_kernel_restarted_where_it_runs_gets_the_probe_again(tmp_path: Path) -
 
 def test_its_death_ends_the_cell_with_the_reason(plain_kernel: PlainKernel) -> None:
     async def run() -> CellFinished:
-        session = KernelSession(existing=find_existing(str(plain_kernel.connection_file)))
+        session = KernelSession(attach=find_existing(str(plain_kernel.connection_file)))
         await session.start()
         try:
             outcome = await session.run("import os, time\nprint('going', flush=True)\ntime.sleep(0.5)\nos._exit(3)")

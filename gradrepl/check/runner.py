@@ -27,6 +27,8 @@ from gradrepl.check.expected import (
 from gradrepl.check.markers import CellDirectives, directives
 from gradrepl.client.events import Display, Error, Result, Stream
 from gradrepl.client.existing import Existing
+from gradrepl.client.kernel_choice import one_kernel
+from gradrepl.client.remote import Server
 from gradrepl.client.session import KernelError, KernelSession
 from gradrepl.headless.replay import CellRecord, SetupError, replay
 from gradrepl.protocol import TensorInfo
@@ -43,7 +45,7 @@ class CheckOptions:
     seed: int | None = None
     kernel_env: dict[str, str] = field(default_factory=dict)
     autograd: bool = False  # --update: record autograd expectations (kept anyway where there were some)
-    existing: Existing | None = None  # --existing: every lesson runs in that kernel, one after another
+    attach: Existing | Server | None = None  # --existing, --server: a running kernel runs every lesson in turn
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ def seed_code(seed: int) -> str:
 
 
 def new_session(path: Path, options: CheckOptions) -> KernelSession:
-    return KernelSession(cwd=path.parent, env=dict(options.kernel_env), existing=options.existing)
+    return KernelSession(cwd=path.parent, env=dict(options.kernel_env), attach=options.attach)
 
 
 def imports_torch_first(path: Path) -> bool:
@@ -129,7 +131,7 @@ async def warmed_up(session: KernelSession, path: Path) -> None:
     lesson does first (a second or two of each lesson). Should the import print anything or
     fail, that kernel is replaced by a fresh one, so the lesson's first cell shows it as in Jupyter."""
     await session.start()
-    if session.existing is not None or not imports_torch_first(path):  # not a fresh kernel: nothing to replace it by
+    if one_kernel(session.existing or session.server) or not imports_torch_first(path):  # not fresh: nothing to replace it by
         return
     outcome = await session.run("import torch", store_history=False)
     if outcome.status != "ok" or any(isinstance(e, Stream | Display | Error | Result) for e in outcome.events):

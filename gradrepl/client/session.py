@@ -19,6 +19,7 @@ from typing import Any
 from gradrepl.client.events import CellFinished, CellOutcome, Event, OutputBudget, OutputCut, ProbeState, parse_iopub
 from gradrepl.client.existing import Existing, attach_result, install_request
 from gradrepl.client.process import KernelProcess, launch_kernel
+from gradrepl.client.remote import Server, ServerError, ServerLink
 from gradrepl.protocol import (
     MEMORY_LIMIT_ENV,
     NAN_CHECK_ENV,
@@ -55,20 +56,27 @@ class KernelError(RuntimeError):
     """The kernel could not be started or reached; str() is one line for the user."""
 
 
+class KernelUnreachable(KernelError):
+    """The server to run the kernel on could not be used (bad input: a command exits 2)."""
+
+
 class KernelDied(Exception):
     pass
 
 
 class KernelSession:
     def __init__(self, *, cwd: Path | None = None, env: dict[str, str] | None = None,
-                 existing: Existing | None = None) -> None:
+                 attach: Existing | Server | None = None) -> None:
         self.cwd = cwd
         self.env = env
-        self.existing = existing  # a kernel gradrepl did not start: attached to, never launched or killed
+        # A kernel gradrepl did not launch: one running (attached to, never killed), or on a
+        # Jupyter Server or gateway (through its REST and websocket API).
+        self.existing = attach if isinstance(attach, Existing) else None
+        self.server = attach if isinstance(attach, Server) else None
         self.output_limit = OUTPUT_LIMIT
         self.process: KernelProcess | None = None
         self.client: Any = None
-        self._death: asyncio.Future[int] | None = None
+        self._death: asyncio.Future[Any] | None = None  # its result: an exit code, or (attached) a reason
         self._probe = ProbeState()
         self.stuck = False  # a cell did not stop when interrupted: the kernel runs it still
         self._needs_probe = False  # an attached kernel that restarted: its new process has no probe yet
@@ -78,7 +86,7 @@ class KernelSession:
 
     def launch(self) -> None:
         """Start the kernel process now, before anything heavy is imported; start() connects."""
-        if self.process is None and self.existing is None:
+        if self.process is None and not self.attached:
             self.process = launch_kernel(cwd=self.cwd, extra_env=self.env)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
@@ -87,6 +95,9 @@ class KernelSession:
             return
         if self.existing is not None:
             await self._attach(self.existing, timeout)
+            return
+        if self.server is not None:
+            await self._attach_server(self.server, timeout)
             return
         self.launch()
         assert self.process is not None
@@ -142,6 +153,32 @@ class KernelSession:
             raise KernelError(f"gradrepl: the kernel of '{existing.connection_file}' does not answer") from None
         if "error" in answer:
             self._detach()
+            raise KernelError(f"gradrepl: could not put the probe into the kernel: {answer['error']}"[:300])
+
+    async def _attach_server(self, server: Server, timeout: float) -> None:
+        """Start (or find) the kernel on the server, open its channels, and put the probe in it."""
+        link = ServerLink(server)
+        try:
+            await asyncio.wait_for(link.start(), timeout)
+        except ServerError as err:
+            link.stop_channels()
+            raise KernelUnreachable(str(err)) from None
+        except asyncio.TimeoutError:
+            link.stop_channels()
+            raise KernelError(f"gradrepl: the server at {server.url} did not start the kernel within {timeout:.0f} s") from None
+        assert link.death is not None
+        self.client, self._death = link, link.death
+        await self._ready_with_probe(f"the kernel on {server.url} does not answer")
+
+    async def _ready_with_probe(self, silent: str) -> None:
+        try:
+            await asyncio.wait_for(self._until_ready(), READY_TIMEOUT)
+            answer = await asyncio.wait_for(self._install_probe(), READY_TIMEOUT)
+        except (asyncio.TimeoutError, KernelDied):
+            await self.shutdown()
+            raise KernelError(f"gradrepl: {silent}") from None
+        if "error" in answer:
+            await self.shutdown()
             raise KernelError(f"gradrepl: could not put the probe into the kernel: {answer['error']}"[:300])
 
     async def _install_probe(self) -> dict[str, Any]:
@@ -207,6 +244,9 @@ class KernelSession:
     async def interrupt(self) -> None:
         if self.process is not None:
             self.process.interrupt()
+        elif self.server is not None and isinstance(self.client, ServerLink):  # the server knows how
+            with contextlib.suppress(ServerError):
+                await self.client.interrupt()
         elif self.existing is not None and self.client is not None:  # not ours to signal: ask it
             self.client.control_channel.send(self.client.session.msg("interrupt_request", {}))
 
@@ -217,6 +257,13 @@ class KernelSession:
             if self.existing.shutdown_on_exit and self.client is not None and self.alive:
                 with contextlib.suppress(Exception):
                     self.client.shutdown()
+            self._detach()
+            self.stuck = False
+            return
+        if self.server is not None:
+            link = self.client
+            if isinstance(link, ServerLink) and self.server.ends_with_session:
+                await link.delete()
             self._detach()
             self.stuck = False
             return
@@ -242,12 +289,25 @@ class KernelSession:
             self.stuck = False
 
     async def restart(self) -> None:
+        if self.server is not None and isinstance(self.client, ServerLink) and self.alive:
+            try:  # the server owns the kernel: it restarts it, and the probe goes in again
+                await self.client.restart()
+            except ServerError as err:
+                raise KernelError(str(err)) from None
+            self._probe = ProbeState()
+            await self._ready_with_probe(f"the kernel on {self.server.url} does not answer after its restart")
+            return
         await self.shutdown()
         await self.start()
 
     @property
+    def attached(self) -> bool:
+        """Whether the kernel is one gradrepl did not launch (--existing, --server)."""
+        return self.existing is not None or self.server is not None
+
+    @property
     def alive(self) -> bool:
-        if self.existing is not None:
+        if self.attached:
             return self.client is not None and self._death is not None and not self._death.done()
         return self.process is not None and self.process.is_alive()
 
@@ -270,7 +330,7 @@ class KernelSession:
         if self.client is None or self._death is None or self._death.done():
             yield CellFinished("died", None, self._death_reason())
             return
-        if self.existing is not None:
+        if self.attached:
             with contextlib.suppress(KernelDied):  # a death shows in the cell itself
                 await self._probe_in_place()
         content = {
@@ -445,6 +505,10 @@ class KernelSession:
         return f"the kernel sent no reply: {lines[-1]}" if lines else "the kernel sent no reply"
 
     def _death_reason(self) -> str:
+        if self.server is not None:
+            if self._death is not None and self._death.done():
+                return str(self._death.result())
+            return "not connected to the kernel"
         if self.existing is not None:
             if self._death is not None and self._death.done():
                 return f"the kernel stopped answering its heartbeat (for {HEARTBEAT_SECONDS:g} s)"

@@ -66,6 +66,11 @@ class Settings:
             return default
         return float(value)
 
+    def text(self, key: str) -> str | None:
+        """A string the file sets (`server_token = "..."`), else None."""
+        value = self._other.get(key)
+        return value if isinstance(value, str) and value else None
+
     def _load(self, path: Path) -> None:
         try:
             text = path.read_text(encoding="utf-8")
