@@ -101,6 +101,12 @@ Rows
                            (-j 1 already starts the next lesson's kernel, and its torch import
                            when that is its first statement, while a lesson runs: on 2 cores
                            -j 2 wins only the cells' own time).
+    server-roundtrip       a trivial cell (`1 + 1`) through a Jupyter Server started on 127.0.0.1
+                           (`--server`: REST, then the kernel's websocket) vs the same cell in a
+                           kernel gradrepl starts; alternating, medians. Target: <= 2x + 5 ms.
+    replay-seed-server     `gradrepl replay --server URL` of the seed (a kernel started on that
+                           server and shut down after) vs `gradrepl replay`; alternating rounds,
+                           median of per-round ratios. Target: ratio <= 1.3.
     graph-view-1e4         in-process run_test, the app's own kernel: the graph screen of a
                            10,001-node recurrence (h = h * 1.01 + 0.5, 5,000 steps) from
                            app.show_graph until drawn with its graph (kernel walk, folding,

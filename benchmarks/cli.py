@@ -27,6 +27,7 @@ GROUPS: dict[str, list[str]] = {
     "graph": ["graph-view-1e4", "graph-text-1e4"],
     "inspector": ["app-model-inspector"],
     "check": ["check-vs-nbval", "check-jobs-2"],
+    "remote": ["server-roundtrip", "replay-seed-server"],
 }
 ROW_NAMES = [name for names in GROUPS.values() for name in names]
 
@@ -82,6 +83,10 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.lesson_check import bench_lesson_check
 
         tasks.append((GROUPS["check"], lambda: bench_lesson_check(min(rounds, 3))))
+    if chosen(only, "remote"):
+        from benchmarks.remote import bench_remote
+
+        tasks.append((GROUPS["remote"], lambda: bench_remote(rounds, 6 * rounds)))
     if chosen(only, "graph"):
         from benchmarks.graph_scale import bench_graph_scale
 

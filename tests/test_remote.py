@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.jupyter_servers import RunningServer
 from conftest import DATA, EXAMPLES
 from gradrepl.client.events import CellFinished, Error, ProbeReport, Stream
 from gradrepl.client.remote import Server, ServerLink
 from gradrepl.client.session import KernelSession
 from support.command_line import gradrepl, records, script
-from support.servers import RunningServer
 from support.waiting import wait_until
 from test_replay import without_addresses
 
@@ -53,7 +53,7 @@ def test_the_seed_through_it_prints_what_jupyter_printed_and_the_kernel_goes_aft
         (w["cell"], without_addresses(w["stdout"]), without_addresses(w["result"])) for w in expected]
     assert got[3]["backward"][0]["nodes"] == ["MeanBackward0", "PowBackward0", "AccumulateGrad"]
     assert any_server.token not in run.stdout + run.stderr
-    assert any_server.kernels() == []  # the kernel it started was shut down
+    wait_until(lambda: any_server.kernels() == [], "the kernel it started shut down")  # by the server, once asked
 
 
 def test_graph_and_check_run_on_it_in_parallel_kernels(jupyter_server: RunningServer, examples_copy: Path) -> None:
@@ -63,7 +63,7 @@ def test_graph_and_check_run_on_it_in_parallel_kernels(jupyter_server: RunningSe
     check = gradrepl("check", "-j", "2", "--server", jupyter_server.url, str(examples_copy), env=env)
     assert check.returncode == 0, check.stdout
     assert check.stdout.splitlines()[-1].endswith(" passed, 0 failed in 10 files")
-    assert jupyter_server.kernels() == []
+    wait_until(lambda: jupyter_server.kernels() == [], "the lessons' kernels shut down")
 
 
 def test_a_wrong_token_an_unreachable_server_and_a_bad_url_are_one_line_and_exit_2(jupyter_server: RunningServer,
@@ -92,7 +92,7 @@ def test_a_kernel_given_by_id_is_attached_to_and_left_running(jupyter_server: Ru
     second.write_text("# %%\nprint(w + 1)\n")
     run = gradrepl("replay", "--server", jupyter_server.url, "--kernel-id", kernel, "--shutdown-on-exit", str(second), env=env)
     assert run.returncode == 0 and "42" in run.stdout
-    assert jupyter_server.kernels() == []
+    wait_until(lambda: jupyter_server.kernels() == [], "the kernel shut down")
 
 
 def test_a_kernel_the_server_culls_mid_cell_ends_the_cell_with_the_reason(jupyter_server: RunningServer, tmp_path: Path) -> None:

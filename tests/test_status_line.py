@@ -78,3 +78,10 @@ async def test_a_dead_kernels_reason_is_cut_before_the_file_name(path: str) -> N
     name = path.rsplit("/", 1)[-1] or "no file"
     assert row.endswith(f"{name}  ● 2 unsaved") and f"…{name}" not in row.replace("…/", ""), row
     assert "(the kernel died" in row and "…" in row and len(row) <= 80, row
+
+
+@pytest.mark.parametrize("width", [120, 80])
+async def test_a_kernel_on_a_server_shows_where_with_its_round_trip_and_the_path_gives_way(width: int) -> None:
+    row = await shown(width, kernel_state="idle", link="on gpu-box:8888 12 ms", cells_run=3, path=LONG, unsaved=1)
+    assert row.startswith(" kernel  idle  on gpu-box:8888 12 ms  │  3 cells run  │  "), row
+    assert row.endswith("● 1 unsaved") and len(row) <= width, row

@@ -1,18 +1,19 @@
 """A kernel on a Jupyter Server, a Kernel Gateway or an Enterprise Gateway (`--server URL`):
-started, or found by `--kernel-id`, through the server's REST API; its channels over the
-server's websocket.
+started, or found by `--kernel-id`, through the server's REST API (`/api/kernels`); its
+channels over the server's websocket (`/api/kernels/ID/channels`), the JSON messages with a
+`channel` key that every such server speaks.
 
-Both go through jupyter_server's gateway client, the code jupyter_server itself uses to run
-kernels on a gateway: `GatewayClient` (the URL, the token in an Authorization header, TLS
-verification, retries) makes the REST requests and gives the connection arguments the
-websocket is opened with, by tornado's websocket client. Messages cross the websocket as
-JSON text with a `channel` key (the protocol every such server speaks); binary frames are
-read with jupyter_server's own decoder. jupyter_server's `GatewayKernelClient` is not used:
-its channels wait for messages by spinning (`asyncio.sleep(0)` in a loop) and open the
-websocket without the token.
+Both through tornado's HTTP and websocket clients (maintained, and installed with ipykernel):
+the token in an Authorization header, TLS verified by default. jupyter_server's own gateway
+client was tried and left: importing it costs 1.7 s here before the first request (its event
+logger loads jsonschema's format checkers), which doubled a replay's time, and its
+GatewayKernelClient waits for messages by spinning the event loop (`asyncio.sleep(0)` in a
+loop) and opens the websocket without the token. jupyter_kernel_client is synchronous, with
+its heartbeat not implemented. Binary frames (messages with buffers) are read with
+jupyter_server's decoder when it is installed (`gradrepl[remote]`).
 
-Here, each channel is an asyncio queue the websocket's reader fills: waiting costs nothing.
-A websocket that drops is opened again; if the server says the kernel is gone (culled, shut
+Each channel is an asyncio queue the websocket's reader fills: waiting costs nothing. A
+websocket that drops is opened again; if the server says the kernel is gone (culled, shut
 down), `death` ends with the reason. The token is never printed, logged or put in a URL.
 """
 
@@ -21,14 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import queue
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+CONNECT_SECONDS = 10.0
+REQUEST_SECONDS = 60.0  # a gateway may take this long to start a kernel on a cluster
 RECONNECT_SECONDS = 10.0  # how long a dropped websocket is tried again before the kernel counts as lost
 WATCH_SECONDS = 3.0  # how often the server is asked whether it still has the kernel (its heartbeat, here)
 
@@ -46,6 +49,11 @@ class Server:
     kernel_id: str | None = None  # attach to this kernel instead of starting one
     kernel_name: str = "python3"
     shutdown_on_exit: bool | None = None  # None: shut down a kernel gradrepl started, leave one it attached to
+
+    @property
+    def where(self) -> str:
+        """The server as the status line names it: host:port."""
+        return urlsplit(self.url).netloc
 
     @property
     def ends_with_session(self) -> bool:
@@ -98,6 +106,7 @@ class ServerLink:
         self.kernel_id: str | None = server.kernel_id
         self.death: asyncio.Future[str] | None = None
         self.latency: float | None = None  # seconds of the last REST round trip
+        self.on_latency: Callable[[float], None] | None = None  # told each new one
         self._socket: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
@@ -108,40 +117,32 @@ class ServerLink:
 
     # ------------------------------------------------------------ REST
 
-    def _gateway(self) -> Any:
-        from jupyter_server.gateway.gateway_client import GatewayClient
-
-        quiet = logging.getLogger("gradrepl.gateway")  # it logs failures gradrepl says in a line of its own
-        quiet.addHandler(logging.NullHandler())
-        quiet.propagate = False
-        logging.getLogger("ServerApp").addHandler(logging.NullHandler())
-        logging.getLogger("ServerApp").propagate = False
-        gateway = GatewayClient.instance(log=quiet)
-        gateway.url, gateway.auth_token = self.server.url, self.server.token
-        gateway.ws_url = "ws" + self.server.url[4:]  # http -> ws, https -> wss
-        return gateway
+    def _connection(self) -> dict[str, Any]:
+        """What every request carries: the token, and bounded waits."""
+        headers = {"Authorization": f"token {self.server.token}"} if self.server.token else {}
+        return {"headers": headers, "connect_timeout": CONNECT_SECONDS, "request_timeout": REQUEST_SECONDS,
+                "validate_cert": True}
 
     async def _request(self, path: str, method: str = "GET", body: Any = None) -> Any:
-        from jupyter_server.gateway.gateway_client import gateway_request
-        from tornado import web
-        from tornado.httpclient import HTTPClientError
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-        self._gateway()
+        connection = self._connection()
+        if body is not None:
+            connection["headers"] = {**connection["headers"], "Content-Type": "application/json"}
         started = time.perf_counter()
         try:
-            response = await gateway_request(f"{self.server.url}/api/kernels{path}", method=method,
-                                             body=None if body is None else json.dumps(body),
-                                             headers={"Content-Type": "application/json"} if body is not None else {})
-        except web.HTTPError as err:
-            cause = err.__cause__
-            if isinstance(cause, socket.gaierror):
-                raise ServerError(f"gradrepl: no such host: {urlsplit(self.server.url).hostname}") from None
-            if isinstance(cause, ConnectionError | OSError) and not isinstance(cause, HTTPClientError):
-                raise ServerError(f"gradrepl: cannot reach the server at {self.server.url}: {cause.strerror or cause}") from None
-            raise ServerError(self._http_problem(err.status_code)) from None
-        except (OSError, TimeoutError) as err:  # TLS, or a timeout that is not the server's answer
-            raise ServerError(f"gradrepl: cannot reach the server at {self.server.url}: {err}"[:300]) from None
+            response = await AsyncHTTPClient().fetch(f"{self.server.url}/api/kernels{path}", method=method,
+                                                     body=None if body is None else json.dumps(body),
+                                                     allow_nonstandard_methods=True, **connection)
+        except HTTPClientError as err:
+            raise ServerError(self._http_problem(err.code)) from None
+        except socket.gaierror:
+            raise ServerError(f"gradrepl: no such host: {urlsplit(self.server.url).hostname}") from None
+        except OSError as err:  # refused, unreachable, TLS
+            raise ServerError(f"gradrepl: cannot reach the server at {self.server.url}: {err.strerror or err}"[:300]) from None
         self.latency = time.perf_counter() - started
+        if self.on_latency is not None:
+            self.on_latency(self.latency)
         return json.loads(response.body) if response.body else None
 
     def _http_problem(self, status: int) -> str:
@@ -150,7 +151,7 @@ class ServerLink:
         if status == 404 and self.kernel_id:
             return f"gradrepl: the server at {self.server.url} has no kernel {self.kernel_id}"
         if status == 599:
-            return f"gradrepl: cannot reach the server at {self.server.url}"
+            return f"gradrepl: the server at {self.server.url} did not answer within {REQUEST_SECONDS:g} s"
         return f"gradrepl: the server at {self.server.url} answered HTTP {status}"
 
     async def start(self) -> None:
@@ -193,8 +194,12 @@ class ServerLink:
         await self._request(f"/{self.kernel_id}/restart", "POST", {})
 
     async def delete(self) -> None:
-        with contextlib.suppress(ServerError):
-            await self._request(f"/{self.kernel_id}", "DELETE")
+        """Ask the server to shut the kernel down. Its answer comes once the kernel process has
+        exited (most of a second, with torch loaded): waited for only as long as the request
+        takes to arrive, twice the last round trip; the server finishes the shutdown anyway."""
+        arrived = max(0.25, 2 * (self.latency or 0.0) + 0.1)
+        with contextlib.suppress(ServerError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._request(f"/{self.kernel_id}", "DELETE"), arrived)
 
     # ------------------------------------------------------------ websocket
 
@@ -202,8 +207,9 @@ class ServerLink:
         from tornado.httpclient import HTTPRequest
         from tornado.websocket import websocket_connect
 
-        url = f"{self._gateway().ws_url}/api/kernels/{self.kernel_id}/channels?session_id={self.session.session}"
-        request = HTTPRequest(url, **self._gateway().load_connection_args())
+        ws_url = "ws" + self.server.url[4:]  # http -> ws, https -> wss
+        url = f"{ws_url}/api/kernels/{self.kernel_id}/channels?session_id={self.session.session}"
+        request = HTTPRequest(url, **self._connection())
         try:
             self._socket = await websocket_connect(request)
         except Exception as err:
@@ -211,8 +217,6 @@ class ServerLink:
         self._reader = asyncio.ensure_future(self._read(self._socket))
 
     async def _read(self, ws: Any) -> None:
-        from jupyter_server.services.kernels.connection.base import deserialize_binary_message
-
         quick_ack = _quick_ack(ws)
         while True:
             frame = await ws.read_message()
@@ -220,9 +224,9 @@ class ServerLink:
                 break
             quick_ack()
             try:
-                msg = deserialize_binary_message(frame) if isinstance(frame, bytes) else json.loads(frame)
+                msg = _binary_message(frame) if isinstance(frame, bytes) else json.loads(frame)
                 channel = self._channels.get(msg.pop("channel", "iopub"))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, ImportError):
                 continue
             if channel is not None:
                 channel.messages.put_nowait(msg)
@@ -292,3 +296,10 @@ def _quick_ack(ws: Any) -> Any:
             raw.setsockopt(socket.IPPROTO_TCP, option, 1)
 
     return ack
+
+
+def _binary_message(frame: bytes) -> dict[str, Any]:
+    """A message with buffers, as the server frames it (ImportError without jupyter_server)."""
+    from jupyter_server.services.kernels.connection.base import deserialize_binary_message
+
+    return dict(deserialize_binary_message(frame))

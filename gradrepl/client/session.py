@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ class KernelSession:
         # Jupyter Server or gateway (through its REST and websocket API).
         self.existing = attach if isinstance(attach, Existing) else None
         self.server = attach if isinstance(attach, Server) else None
+        self.on_latency: Callable[[float], None] | None = None  # a server kernel: each REST round trip, in seconds
         self.output_limit = OUTPUT_LIMIT
         self.process: KernelProcess | None = None
         self.client: Any = None
@@ -158,6 +159,7 @@ class KernelSession:
     async def _attach_server(self, server: Server, timeout: float) -> None:
         """Start (or find) the kernel on the server, open its channels, and put the probe in it."""
         link = ServerLink(server)
+        link.on_latency = self.on_latency
         try:
             await asyncio.wait_for(link.start(), timeout)
         except ServerError as err:

@@ -22,7 +22,7 @@ from textual.widgets import Footer
 
 from gradrepl.client.process import KernelProcess
 from gradrepl.protocol import NAN_CHECK_ENV
-from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
+from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelLink, KernelStateChanged
 from gradrepl.ui.readable_text import ReadableText
 from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.ui.state.config import Settings
@@ -339,6 +339,11 @@ class GradReplApp(App[int]):
         status = self.query_one(StatusLine)
         status.cells_run = sum(1 for c in self.worksheet.cells if c.state not in ("queued", "running", "cancelled"))
         status.unsaved = self.worksheet.unsaved
+
+    @on(KernelLink)
+    def _kernel_link(self, event: KernelLink) -> None:
+        latency = f" {event.latency_ms:.0f} ms" if event.latency_ms is not None else ""
+        self.query_one(StatusLine).link = f"on {event.where}{latency}"
 
     @on(KernelStateChanged)
     def _kernel_state(self, event: KernelStateChanged) -> None:

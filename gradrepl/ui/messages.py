@@ -22,6 +22,14 @@ class KernelStateChanged(Message):
 
 
 @dataclass
+class KernelLink(Message):
+    """Where a kernel on a server runs, and the last round trip to it (ms)."""
+
+    where: str
+    latency_ms: float | None = None
+
+
+@dataclass
 class CellStarted(Message):
     cell: SessionCell
 

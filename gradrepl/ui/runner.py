@@ -16,7 +16,7 @@ from textual.message_pump import MessagePump
 
 from gradrepl.client.process import KernelProcess, launch_kernel
 from gradrepl.protocol import Graph
-from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelStateChanged
+from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelLink, KernelStateChanged
 from gradrepl.ui.state.worksheet import SessionCell
 
 if TYPE_CHECKING:
@@ -86,6 +86,9 @@ class KernelRunner:
         else:
             session = module.KernelSession(cwd=self.cwd, env=self.env)
             session.process, self._process = self._process, None
+        server = getattr(session, "server", None)  # a recorded session (tests) has none
+        if server is not None:
+            self._tell_link(session, server.where)
         self.session = session
         try:
             await session.start()
@@ -94,6 +97,15 @@ class KernelRunner:
             return
         self._ready.set()
         await self._serve()
+
+    def _tell_link(self, session: KernelSession, where: str) -> None:
+        """The status line shows the server, and each round trip to it as it is measured."""
+        self.target.post_message(KernelLink(where))
+
+        def measured(seconds: float) -> None:
+            self.target.post_message(KernelLink(where, seconds * 1e3))
+
+        session.on_latency = measured
 
     async def _serve(self) -> None:
         while True:

@@ -1,4 +1,5 @@
-"""The status line: kernel state, cells run, script path, unsaved marker."""
+"""The status line: kernel state (and the server it runs on, with the round trip to it),
+cells run, script path, unsaved marker."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class StatusLine(Static):
 
     kernel_state: reactive[str] = reactive("starting")
     kernel_reason: reactive[str] = reactive("")
+    link: reactive[str] = reactive("")  # a kernel on a server: "on host:port 12 ms"
     cells_run: reactive[int] = reactive(0)
     progress: reactive[str] = reactive("")
     path: reactive[str] = reactive("")
@@ -55,7 +57,8 @@ class StatusLine(Static):
         then a long reason its end; the kernel state and the unsaved count always show."""
         cells = f"{self.cells_run} cell{'s' if self.cells_run != 1 else ''} run"
         unsaved = f"  ● {self.unsaved} unsaved" if self.unsaved else ""
-        fixed = len(" kernel ") + len(self.kernel_state) + 2 + len(f"  │  {cells}") + len("  │  ") + len(unsaved)
+        link = f" {self.link}" if self.link else ""
+        fixed = len(" kernel ") + len(self.kernel_state) + 2 + len(link) + len(f"  │  {cells}") + len("  │  ") + len(unsaved)
         if self.progress:
             fixed += len(f"  │  {self.progress}")
         room = max(self.content_size.width, 1) - fixed
@@ -68,6 +71,8 @@ class StatusLine(Static):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(" kernel ")
         text.append(f" {self.kernel_state} ", style=styles.get(self.kernel_state, "bold"))
+        if link:
+            text.append(link, style="dim")
         if reason:
             text.append(reason, style="italic")
         text.append(f"  │  {cells}")

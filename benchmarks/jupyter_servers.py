@@ -1,5 +1,5 @@
-"""Real Jupyter servers for the tests: a Jupyter Server or a Kernel Gateway on 127.0.0.1, a free
-port and a fresh token, its config, data and runtime folders the test's own."""
+"""Real Jupyter servers for the tests and the bench: a Jupyter Server or a Kernel Gateway on
+127.0.0.1, a free port and a fresh token, its config, data and runtime folders its own."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import secrets
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
-
-from support.waiting import wait_until
 
 
 def free_port() -> int:
@@ -43,7 +42,12 @@ class RunningServer:
                     f"--KernelGatewayApp.auth_token={self.token}", "--JupyterWebsocketPersonality.list_kernels=True"]
         self.log = open(home / "server.log", "wb")  # noqa: SIM115  # closed in stop()
         self.process = subprocess.Popen(argv, cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(self._answers, f"the {kind} at {self.url} answering", timeout=60)
+        deadline = time.monotonic() + 60
+        while not self._answers():  # a server says it is up on no channel but its port
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the {kind} at {self.url} did not answer within 60 s (log: {self.log.name})")
+            time.sleep(0.05)
 
     def _answers(self) -> bool:
         assert self.process.poll() is None, f"the {self.kind} exited: {self.log.name}"
