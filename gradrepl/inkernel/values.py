@@ -132,7 +132,8 @@ def corner_entries(torch: Any, t: Any) -> tuple[Any, list[int | None], list[int]
     corner = t
     for dim, size in enumerate(t.shape):
         if size > 2 * PREVIEW_EDGE:
-            corner = corner.index_select(dim, edge_index(torch, size))
+            index = edge_index(torch, size)
+            corner = corner.index_select(dim, index if index.device == t.device else index.to(t.device))
             gaps.append(PREVIEW_EDGE)
             kept_shape.append(2 * PREVIEW_EDGE)
         else:
@@ -354,5 +355,7 @@ def describe_data(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[st
         return None
     values = t.detach()
     if values.device.type != "cpu":
-        values = strided_sample(values, SAMPLE_SIZE).cpu() if values.numel() > SAMPLE_SIZE else values.cpu()
+        from gradrepl.inkernel.device_values import describe_on_device
+
+        return describe_on_device(torch, values.dequantize() if values.is_quantized else values)
     return describe_values(torch, values, memo)
