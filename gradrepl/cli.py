@@ -523,7 +523,7 @@ def _new_script(path: str) -> Any:
 
 def _run_to_the_end(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
     """Run a headless command's session; a kernel that cannot start is one line."""
-    from gradrepl.client.session import KernelError, KernelUnreachable
+    from gradrepl.client.kernel_errors import KernelError, KernelUnreachable
 
     try:
         return asyncio.run(main())
