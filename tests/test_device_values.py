@@ -5,13 +5,16 @@ This machine has no GPU: the gathering runs on CPU tensors, which take the same 
 from __future__ import annotations
 
 import math
+import types
 from typing import Any
 
 import pytest
 import torch
 
-from gradrepl.inkernel.device_values import STATS_FIELDS, describe_on_device, gathered
-from gradrepl.inkernel.values import describe_values
+from gradrepl.inkernel import device_values
+from gradrepl.inkernel.device_values import STATS_FIELDS, DeviceCopies, describe_on_device, gathered
+from gradrepl.inkernel.namespace import snapshot
+from gradrepl.inkernel.values import ValuesMemo, describe_values
 
 
 def _big(dtype: torch.dtype) -> torch.Tensor:
@@ -51,12 +54,36 @@ def test_only_the_corners_and_the_stats_are_copied_in_one_transfer(monkeypatch: 
     assert kept_shape == [6, 6] and sampled
     assert packed.dtype == torch.float64 and packed.numel() == 36 + STATS_FIELDS
     copies: list[tuple[int, ...]] = []
-    original = torch.Tensor.cpu
+    original = torch.Tensor.to
 
     def counted(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        copies.append(tuple(self.shape))
+        if "cpu" in (*args[:1], kwargs.get("device")):
+            copies.append(tuple(self.shape))
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(torch.Tensor, "cpu", counted)
+    monkeypatch.setattr(torch.Tensor, "to", counted)
     describe_on_device(torch, t)
     assert copies == [(36 + STATS_FIELDS,)]
+
+
+def test_a_report_waits_for_the_device_once_and_fills_every_description_then(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[str] = []
+    monkeypatch.setattr(device_values, "synchronize", lambda torch, device: waits.append(str(device)))
+    copies = DeviceCopies()
+    tensors = [torch.randn(2000, 3000), torch.arange(10.0), torch.randn(70, 70) > 0]
+    described = [copies.describe(torch, t) for t in tensors]
+    assert described == [{}, {}, {}] and waits == []  # copies started, nothing waited for yet
+    copies.finish(torch)
+    assert waits == ["cpu"]
+    expected = [describe_values(torch, t) for t in tensors]
+    assert [d["preview"] for d in described] == [e["preview"] for e in expected]
+    assert described[1:] == expected[1:]  # a small tensor copied whole; a bool one without stats
+    assert described[0]["stats"]["sampled"] and described[0]["stats"]["nan"] == 0
+
+
+def test_a_snapshot_finishes_its_device_copies_before_it_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    finished: list[int] = []
+    monkeypatch.setattr(ValuesMemo, "finish", lambda self, torch: finished.append(1))
+    shell = types.SimpleNamespace(user_ns={"w": torch.ones(3)}, user_ns_hidden={})
+    snapshot(shell, ValuesMemo())
+    assert finished == [1]

@@ -325,6 +325,7 @@ def snapshot(shell: Any, memo: ValuesMemo | None = None, budget: Budget | None =
             if known is not None:
                 known.names.append((_rank(origin), order, name, origin))
         notes.extend(text for key, text in container_notes if memo.first_time(key))
+        memo.finish(torch)
     tensors = [info for _, info in sorted((entry.finished() for entry in listed.values()), key=lambda pair: pair[0])]
     if skipped:
         notes.append(f"{skipped} more tensors not shown (limit {MAX_TENSORS})")

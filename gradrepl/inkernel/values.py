@@ -186,6 +186,14 @@ class ValuesMemo:
         self._next_serial = 0
         self._said: set[Any] = set()
         self._saying: set[Any] = set()
+        self.device_copies: Any = None  # device_values.DeviceCopies of the snapshot being made
+
+    def finish(self, torch: Any) -> None:
+        """The snapshot's table is complete: its accelerator tensors' copies are waited for (once
+        per device) and their descriptions filled in."""
+        copies, self.device_copies = self.device_copies, None
+        if copies is not None:
+            copies.finish(torch)
 
     def next_snapshot(self) -> None:
         self.previous, self.current = self.current, {}
@@ -354,8 +362,13 @@ def describe_data(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[st
     if t.device.type == "meta":
         return None
     values = t.detach()
-    if values.device.type != "cpu":
-        from gradrepl.inkernel.device_values import describe_on_device
+    if values.device.type != "cpu":  # copied with the report's others, filled in by ValuesMemo.finish
+        from gradrepl.inkernel.device_values import DeviceCopies, describe_on_device
 
-        return describe_on_device(torch, values.dequantize() if values.is_quantized else values)
+        values = values.dequantize() if values.is_quantized else values
+        if memo is None:
+            return describe_on_device(torch, values)
+        if memo.device_copies is None:
+            memo.device_copies = DeviceCopies()
+        return memo.device_copies.describe(torch, values)
     return describe_values(torch, values, memo)
