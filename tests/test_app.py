@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -752,3 +754,17 @@ async def test_enter_on_a_backward_entry_opens_it_with_the_vector_jacobian_view(
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, BackwardEventScreen)
+
+
+async def test_a_kernel_that_dies_between_cells_is_reported_at_once(tmp_path: Path) -> None:
+    async with started(tmp_path) as (app, pilot):
+        await run_cell(app, pilot, "kept = 1")
+        process = app.runner.kernel_process
+        assert process is not None
+        os.kill(process.pid, signal.SIGKILL)
+        status = app.query_one(StatusLine)
+        await until(lambda: status.kernel_state == "dead", "the death shown with no cell run", timeout=15)
+        assert status.kernel_reason == "the kernel was killed by SIGKILL"
+        await restart(app, pilot)
+        await run_cell(app, pilot, "'fresh'")
+        assert texts(app)[-1] == "'fresh'"

@@ -212,6 +212,14 @@ class KernelSession(AttachedKernel):
         await self.shutdown()
         await self.start()
 
+    def ended(self) -> asyncio.Future[Any] | None:
+        """Done once the kernel has died (or, attached, is lost); None before it started."""
+        return self._death
+
+    def death_reason(self) -> str:
+        """Why the kernel is gone, in a line."""
+        return self._death_reason()
+
     @property
     def attached(self) -> bool:
         """Whether the kernel is one gradrepl did not launch (--existing, --server)."""

@@ -107,13 +107,28 @@ class KernelRunner:
 
         session.on_latency = measured
 
+    async def _next_cell(self) -> SessionCell:
+        """The next cell submitted. A kernel that dies meanwhile (killed, or culled by its
+        server) says so at once, not when the next cell finds it gone."""
+        waiting = asyncio.ensure_future(self._queue.get())
+        ended = self.session.ended() if self.session is not None and hasattr(self.session, "ended") else None
+        if ended is not None and not ended.done() and self.state != "dead":
+            try:
+                await asyncio.wait({waiting, ended}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                waiting.cancel()
+                raise
+            if not waiting.done() and self.state not in ("restarting", "dead") and self.session is not None:
+                self._set_state("dead", self.session.death_reason())
+        return await waiting
+
     async def _serve(self) -> None:
         while True:
             if self._queue.empty():
                 self._idle.set()
                 if self.state != "dead":
                     self._set_state("idle")
-            cell = await self._queue.get()
+            cell = await self._next_cell()
             self._idle.clear()
             if cell.state == "cancelled":
                 continue
