@@ -640,6 +640,9 @@ def _end_with_the_terminal(app: Any, process: Any, terminal: Terminal | None = N
             if kernel.is_alive():
                 kernel.kill()
             kernel.cleanup()
+        on_a_server = getattr(getattr(app.runner.session, "client", None), "delete_now", None)
+        if on_a_server is not None:  # a kernel gradrepl started on a server goes too
+            on_a_server()
         if signum == signal.SIGHUP:
             # The terminal is gone: there is nothing to restore or draw, and Textual's
             # shutdown can block writing to it. Typed cells are already in the journal.

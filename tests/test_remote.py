@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from benchmarks.jupyter_servers import RunningServer
+from benchmarks.terminal import Terminal
 from conftest import DATA, EXAMPLES
 from gradrepl.client.events import CellFinished, Error, ProbeReport, Stream
 from gradrepl.client.remote import Server, ServerLink
@@ -208,3 +210,15 @@ def test_a_token_sent_in_clear_to_another_host_is_warned_about() -> None:
     assert Server("https://gpu-box:8888", "t").cleartext_warning() is None
     assert Server("http://127.0.0.1:8888", "t").cleartext_warning() is None
     assert "t0ken" not in repr(Server("http://gpu-box", "t0ken"))
+
+
+def test_the_app_runs_on_it_and_a_closed_terminal_shuts_its_kernel_down(
+    jupyter_server: RunningServer, gradrepl_terminal: Callable[..., Terminal]
+) -> None:
+    app = gradrepl_terminal("--server", jupyter_server.url, env=with_token(jupyter_server))
+    app.wait_for("idle", f"on 127.0.0.1:{jupyter_server.port}")
+    app.type("import torch\rx = torch.ones(2, requires_grad=True)\r(x * 5).sum().backward()\rprint(x.grad)\r")
+    app.wait_for("tensor([5., 5.])", "x.grad fresh")
+    assert len(jupyter_server.kernels()) == 1
+    app.kill(signal.SIGHUP)
+    wait_until(lambda: jupyter_server.kernels() == [], "the kernel it started shut down")

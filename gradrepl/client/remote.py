@@ -201,6 +201,18 @@ class ServerLink:
         with contextlib.suppress(ServerError, asyncio.TimeoutError):
             await asyncio.wait_for(self._request(f"/{self.kernel_id}", "DELETE"), arrived)
 
+    def delete_now(self) -> None:
+        """delete(), from a signal handler on the way out (no event loop to run it): a
+        kernel gradrepl started on the server must not outlive a closed terminal."""
+        import urllib.request
+
+        if self.kernel_id is None or not self.server.ends_with_session:
+            return
+        headers = self._connection()["headers"]
+        request = urllib.request.Request(f"{self.server.url}/api/kernels/{self.kernel_id}", method="DELETE", headers=headers)
+        with contextlib.suppress(Exception):
+            urllib.request.urlopen(request, timeout=max(0.5, 2 * (self.latency or 0.0) + 0.2)).close()
+
     # ------------------------------------------------------------ websocket
 
     async def _connect(self) -> None:
