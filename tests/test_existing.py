@@ -207,3 +207,19 @@ def test_the_app_works_in_it_and_quitting_leaves_it_running(
     reply = client.execute_interactive("x.grad", timeout=30, output_hook=lambda msg: None)
     client.stop_channels()
     assert reply["content"]["status"] == "ok"
+
+
+def test_restart_attaches_again_and_never_shuts_an_existing_kernel_down(plain_kernel: PlainKernel) -> None:
+    async def run() -> list[str]:
+        existing = find_existing(str(plain_kernel.connection_file), shutdown_on_exit=True)
+        session = KernelSession(attach=existing)
+        await session.start()
+        try:
+            await session.run("import torch\nkept = torch.ones(1)")
+            await session.restart()
+            return _tensor_names(await session.run("fresh = 1"))
+        finally:
+            await session.shutdown()
+
+    assert asyncio.run(run()) == ["kept"]  # its state is kept: gradrepl did not start it
+    assert plain_kernel.process.wait(timeout=30) == 0  # and --shutdown-on-exit ends it when done, not at the restart

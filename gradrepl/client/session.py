@@ -209,6 +209,10 @@ class KernelSession(AttachedKernel):
             self._probe = ProbeState()
             await self._ready_with_probe(f"the kernel on {self.server.url} does not answer after its restart")
             return
+        if self.existing is not None:  # not ours to restart: attached to again, its state kept
+            self._detach()
+            await self.start()
+            return
         await self.shutdown()
         await self.start()
 
