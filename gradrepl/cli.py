@@ -84,6 +84,7 @@ def replay_parser() -> argparse.ArgumentParser:
     _nan_check_option(parser)
     _health_options(parser)
     _memory_limit_option(parser)
+    _sandbox_options(parser)
     kernel_choice.add_options(parser)
     return parser
 
@@ -108,6 +109,7 @@ def graph_parser() -> argparse.ArgumentParser:
                                "received and passed on")
     _nan_check_option(parser)
     _memory_limit_option(parser)
+    _sandbox_options(parser)
     kernel_choice.add_options(parser)
     return parser
 
@@ -145,6 +147,7 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, metavar="N", help="seed random, numpy and torch with N before each file's first cell")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer (it fails)")
     _memory_limit_option(parser)
+    _sandbox_options(parser)
     kernel_choice.add_options(parser, "the lessons run one after another in that kernel, not each in a fresh one")
     return parser
 
@@ -193,6 +196,7 @@ def app_parser() -> argparse.ArgumentParser:
     _nan_check_option(parser)
     _health_options(parser)
     _memory_limit_option(parser)
+    _sandbox_options(parser)
     kernel_choice.add_options(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
@@ -242,13 +246,18 @@ def _ratio(text: str) -> float:
     return value
 
 
+_OPTIONAL_VALUES = {"--node-grads": (("auto", "on", "off"), "on"), "--sandbox": (("strict", "best-effort"), "strict")}
+
+
 def _node_grads_value(argv: list[str]) -> list[str]:
-    """`--node-grads` without a mode means on: said outright, so the script after it is not taken for one."""
+    """`--node-grads` without a mode means on, `--sandbox` without one strict: said outright, so
+    the script after it is not taken for one."""
     out = []
     for index, arg in enumerate(argv):
         out.append(arg)
-        if arg == "--node-grads" and (index + 1 == len(argv) or argv[index + 1] not in ("auto", "on", "off")):
-            out.append("on")
+        known = _OPTIONAL_VALUES.get(arg)
+        if known is not None and (index + 1 == len(argv) or argv[index + 1] not in known[0]):
+            out.append(known[1])
     return out
 
 
@@ -260,8 +269,38 @@ def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
-    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NAN_CHECK_ENV, NODE_GRADS_ENV
+def _sandbox_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sandbox", nargs="?", const="strict", choices=("strict", "best-effort"), metavar="MODE",
+        help="confine the kernel (Linux Landlock): it may write only under the script's folder and "
+        "--sandbox-writable folders, open no TCP connection; best-effort: where this Linux cannot confine "
+        "something, say so and run anyway (the default, strict, refuses to start)",
+    )
+    parser.add_argument("--sandbox-writable", action="append", default=[], type=Path, metavar="DIR",
+                        help="with --sandbox: a folder the kernel may also write in (repeatable)")
+
+
+def _sandbox_problem(args: argparse.Namespace) -> bool:
+    """Whether --sandbox and its folders cannot be used as given (said on stderr)."""
+    mode, extra = getattr(args, "sandbox", None), getattr(args, "sandbox_writable", [])
+    problem = None
+    if mode is None and extra:
+        problem = "--sandbox-writable goes with --sandbox"
+    elif mode is not None and (getattr(args, "existing", None) or getattr(args, "server", None)):
+        problem = "--sandbox confines a kernel gradrepl starts: not with --existing or --server"
+    elif mode is not None and any(not folder.is_dir() for folder in extra):
+        problem = f"--sandbox-writable {next(f for f in extra if not f.is_dir())}: no such folder"
+    if problem is not None:
+        print(f"gradrepl: {problem}", file=sys.stderr)
+    return problem is not None
+
+
+def _kernel_env(args: argparse.Namespace, folders: list[Path] | None = None) -> dict[str, str]:
+    """The kernel's settings, as its environment carries them; `folders`: where --sandbox lets it write
+    (the lessons' or script's folders; the working directory without them)."""
+    import json
+
+    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NAN_CHECK_ENV, NODE_GRADS_ENV, SANDBOX_ENV
 
     env = {BACKWARD_LOG_ENV: "0"} if getattr(args, "no_backward_log", False) else {}
     if getattr(args, "node_grads", None) is not None:
@@ -270,6 +309,9 @@ def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
         env[NAN_CHECK_ENV] = "1"
     if args.memory_limit is not None:
         env[MEMORY_LIMIT_ENV] = str(args.memory_limit)
+    if getattr(args, "sandbox", None) is not None:
+        writable = sorted({str(folder.resolve()) for folder in [*(folders or [Path.cwd()]), *args.sandbox_writable]})
+        env[SANDBOX_ENV] = json.dumps({"mode": args.sandbox, "writable": writable})
     return env
 
 
@@ -289,12 +331,15 @@ def run_replay(argv: list[str]) -> int:
         print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
         return EXIT_OK
 
+    if _sandbox_problem(args):
+        return EXIT_USAGE
     existing = kernel_choice.chosen(args)
     if existing is False:
         return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
 
-    cwd, env = (script.path.parent if script.path else None), _kernel_env(args)
+    cwd = script.path.parent if script.path else None
+    env = _kernel_env(args, [cwd] if cwd else None)
     process = launch_kernel(cwd=cwd, extra_env=env) if existing is None else None  # loads while the client is imported
     try:
         from gradrepl.client.session import KernelSession
@@ -407,13 +452,16 @@ def run_graph(argv: list[str]) -> int:
         print(f"gradrepl: --cell {args.cell}: '{args.script}' has {count} code cell{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_USAGE
 
+    if _sandbox_problem(args):
+        return EXIT_USAGE
     existing = kernel_choice.chosen(args)
     if existing is False:
         return EXIT_USAGE
     from gradrepl.client.session import KernelSession
     from gradrepl.headless.graph import GraphRequest, show_graphs
 
-    session = KernelSession(cwd=script.path.parent if script.path else None, env=_kernel_env(args), attach=existing)
+    folder = script.path.parent if script.path else None
+    session = KernelSession(cwd=folder, env=_kernel_env(args, [folder] if folder else None), attach=existing)
     session.launch()
     request = GraphRequest(tuple(args.names), args.cell, args.json, args.dot,
                            node_grads=args.node_grads is not None and args.node_grads != "off")
@@ -429,7 +477,7 @@ def run_graph(argv: list[str]) -> int:
 
 def run_check(argv: list[str]) -> int:
     parser = check_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_node_grads_value(argv))
     if args.autograd and not args.update:
         parser.error("--autograd goes with --update (the expectations it records are checked whenever they are there)")
     from gradrepl.check.compare import Comparison
@@ -459,6 +507,8 @@ def run_check(argv: list[str]) -> int:
     if not files:
         print(f"gradrepl: no notebooks or cell scripts in {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
+    if _sandbox_problem(args):
+        return EXIT_USAGE
     existing = kernel_choice.chosen(args)
     if existing is False:
         return EXIT_USAGE
@@ -466,7 +516,8 @@ def run_check(argv: list[str]) -> int:
         print("gradrepl: -j runs lessons in kernels of their own: not with --existing or --kernel-id (one kernel)", file=sys.stderr)
         return EXIT_USAGE
     comparison = Comparison(Tolerance(args.rtol, args.atol, args.float_tolerance), Normaliser(rules), args.ignore_stderr)
-    options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed, _kernel_env(args), args.autograd,
+    options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed,
+                           _kernel_env(args, sorted({path.parent for path in files})), args.autograd,
                            existing)
     github = in_github_actions()
 
@@ -563,6 +614,8 @@ def run_app(argv: list[str]) -> int:
             print(f"gradrepl: '{args.script}' has {cells:,} cells: the app resumes scripts of up to "
                   f"{MAX_APP_CELLS:,} (each is a pane of the transcript); gradrepl replay runs any", file=sys.stderr)
             return EXIT_USAGE
+    if _sandbox_problem(args):
+        return EXIT_USAGE
     existing = kernel_choice.chosen(args)
     if existing is False:
         return EXIT_USAGE
@@ -571,7 +624,7 @@ def run_app(argv: list[str]) -> int:
 
     terminal = keep_typeahead()
     cwd = script.path.parent if script is not None and script.path is not None else None
-    env = _kernel_env(args)
+    env = _kernel_env(args, [cwd] if cwd else None)
     try:
         process = launch_kernel(cwd=cwd, extra_env=env) if existing is None else None  # loads while Textual starts
     except BaseException:

@@ -47,6 +47,7 @@ ORIGIN_KEY = "gradrepl"  # execute_request metadata key: {"file": ..., "line": .
 
 BACKWARD_LOG_ENV = "GRADREPL_BACKWARD_LOG"  # "0" in the kernel's environment: no backward tracing
 MEMORY_LIMIT_ENV = "GRADREPL_MEMORY_LIMIT"  # bytes of address space the kernel may use (RLIMIT_AS)
+SANDBOX_ENV = "GRADREPL_SANDBOX"  # JSON {"mode": "strict" | "best-effort", "writable": [folders]}: --sandbox
 PARENT_PID_ENV = "GRADREPL_PARENT_PID"  # the launching process: the kernel ends when it does
 RUNTIME_DIR_PREFIX = "gradrepl-"  # the kernel's private directory: /tmp/gradrepl-XXXXXXXX
 
@@ -74,6 +75,7 @@ __all__ = [
     "ORIGIN_KEY",
     "PARENT_PID_ENV",
     "RUNTIME_DIR_PREFIX",
+    "SANDBOX_ENV",
     "VANISHING_RATIO",
     "BackwardEvent",
     "BackwardKind",

@@ -1,0 +1,105 @@
+"""`--sandbox`: the kernel confines itself (Landlock) before the first cell. Each test tries to
+get out and checks both what the cell was told and that the file or connection did not happen."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, EXAMPLES
+from support.command_line import gradrepl, records, script
+from test_replay import without_addresses
+
+pytestmark = pytest.mark.kernel
+
+REFUSED = "gradrepl: the sandbox refused access to "
+
+
+def sandboxed(tmp_path: Path, *cells: str, extra: tuple[str, ...] = ()) -> list[dict]:
+    lesson = tmp_path / "lesson"
+    lesson.mkdir(exist_ok=True)
+    path = script(lesson, *cells)
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {**os.environ, "NO_COLOR": "1", "HOME": str(home)}
+    run = gradrepl("replay", "--json", "--keep-going", "--sandbox", *extra, str(path), env=env)
+    assert "Traceback" not in run.stderr, run.stderr
+    return records(run.stdout)
+
+
+def test_writes_outside_its_folders_are_refused_said_and_never_happen(tmp_path: Path) -> None:
+    outside_tmp = Path("/tmp") / f"gradrepl-sandbox-test-{uuid.uuid4().hex}"
+    cells = sandboxed(
+        tmp_path,
+        "open('inside.txt', 'w').write('ok')\nprint(open('inside.txt').read())",
+        "open('../parent.txt', 'w').write('no')",
+        "import os\nopen(os.path.expanduser('~/home.txt'), 'w').write('no')",
+        f"open({str(outside_tmp)!r}, 'w').write('no')",
+        "import tempfile\nwith tempfile.NamedTemporaryFile('w', delete=False) as f:\n    f.write('private')\nprint(os.path.exists(f.name))",
+        "os.symlink(os.path.abspath('inside.txt'), '../link.txt')",
+        "os.link('inside.txt', '../hard.txt')",
+        "os.rename('inside.txt', '../moved.txt')",
+        "import subprocess\nprint(subprocess.run(['sh', '-c', 'echo x > ~/from-sh.txt'], capture_output=True, text=True).returncode)",
+        "pid = os.fork()\nif pid == 0:\n    try:\n        open('../forked.txt', 'w').write('no')\n        os._exit(0)\n    except PermissionError:\n        os._exit(7)\nprint(os.waitpid(pid, 0)[1] >> 8)",
+    )
+    assert cells[0]["stdout"] == "ok\n"
+    for cell in cells[1:4]:
+        assert cell["error"]["ename"] == "PermissionError", cell
+        assert cell["stderr"].startswith(REFUSED) and "--sandbox-writable DIR" in cell["stderr"]
+    assert cells[1]["stderr"].startswith(f"{REFUSED}{tmp_path / 'parent.txt'}: writes are allowed only under {tmp_path / 'lesson'}")
+    assert cells[4]["stdout"] == "True\n"  # its own temp folder
+    for cell in cells[5:8]:
+        assert cell["error"]["ename"] == "PermissionError", cell
+    assert cells[8]["stdout"] == "2\n"  # sh: cannot create
+    assert cells[9]["stdout"] == "7\n"  # the forked child was refused too
+    for name in ("parent.txt", "link.txt", "hard.txt", "moved.txt", "forked.txt"):
+        assert not (tmp_path / name).exists(), name
+    assert not (tmp_path / "home" / "home.txt").exists() and not (tmp_path / "home" / "from-sh.txt").exists()
+    assert not outside_tmp.exists()
+    assert (tmp_path / "lesson" / "inside.txt").exists()
+
+
+def test_a_folder_given_with_sandbox_writable_may_be_written(tmp_path: Path) -> None:
+    allowed = tmp_path / "results"
+    allowed.mkdir()
+    cells = sandboxed(tmp_path, f"open({str(allowed / 'r.txt')!r}, 'w').write('ok')", extra=("--sandbox-writable", str(allowed)))
+    assert cells[0]["status"] == "ok" and (allowed / "r.txt").read_text() == "ok"
+
+
+def test_no_tcp_connection_or_bind_gets_through(tmp_path: Path) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.settimeout(0.5)
+        port = server.getsockname()[1]
+        cells = sandboxed(tmp_path, f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
+                          "socket.socket().bind(('127.0.0.1', 0))")
+        with pytest.raises(TimeoutError):
+            server.accept()  # nothing connected
+    assert [c["error"]["ename"] for c in cells] == ["PermissionError", "PermissionError"]
+    assert cells[0]["stderr"].startswith("gradrepl: the sandbox refused this network connection")
+
+
+def test_the_seed_replays_under_it_as_in_jupyter(tmp_path: Path) -> None:
+    expected = json.loads((DATA / "seed_autograd.jupyter.json").read_text())
+    run = gradrepl("replay", "--json", "--sandbox", str(EXAMPLES / "seed_autograd.py"))
+    assert run.returncode == 0, run.stderr
+    got = records(run.stdout)
+    assert [(g["cell"], without_addresses(g["stdout"]), without_addresses(g["result"]), g["stderr"]) for g in got] == [
+        (w["cell"], without_addresses(w["stdout"]), without_addresses(w["result"]), w["stderr"]) for w in expected]
+
+
+def test_bad_sandbox_options_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = script(tmp_path, "1")
+    for args, line in [
+        (("--sandbox-writable", str(tmp_path)), "gradrepl: --sandbox-writable goes with --sandbox\n"),
+        (("--sandbox", "--sandbox-writable", str(tmp_path / "nowhere")), f"gradrepl: --sandbox-writable {tmp_path / 'nowhere'}: no such folder\n"),
+        (("--sandbox", "--existing", "k.json"), "gradrepl: --sandbox confines a kernel gradrepl starts: not with --existing or --server\n"),
+    ]:
+        run = gradrepl("replay", *args, str(path))
+        assert (run.returncode, run.stderr) == (2, line), args
