@@ -295,6 +295,12 @@ def _sandbox_problem(args: argparse.Namespace) -> bool:
     return problem is not None
 
 
+def _kernel_for(args: argparse.Namespace) -> Any:
+    """The kernel a command attaches to (kernel_choice.chosen), None for one it starts, or
+    False once what is wrong with the options (theirs or --sandbox's) is on stderr."""
+    return False if _sandbox_problem(args) else kernel_choice.chosen(args)
+
+
 def _kernel_env(args: argparse.Namespace, folders: list[Path] | None = None) -> dict[str, str]:
     """The kernel's settings, as its environment carries them; `folders`: where --sandbox lets it write
     (the lessons' or script's folders; the working directory without them)."""
@@ -331,9 +337,7 @@ def run_replay(argv: list[str]) -> int:
         print(f"gradrepl: '{args.script}' has no code cells: nothing to run", file=sys.stderr)
         return EXIT_OK
 
-    if _sandbox_problem(args):
-        return EXIT_USAGE
-    existing = kernel_choice.chosen(args)
+    existing = _kernel_for(args)
     if existing is False:
         return EXIT_USAGE
     from gradrepl.client.process import launch_kernel
@@ -452,9 +456,7 @@ def run_graph(argv: list[str]) -> int:
         print(f"gradrepl: --cell {args.cell}: '{args.script}' has {count} code cell{'s' if count != 1 else ''}", file=sys.stderr)
         return EXIT_USAGE
 
-    if _sandbox_problem(args):
-        return EXIT_USAGE
-    existing = kernel_choice.chosen(args)
+    existing = _kernel_for(args)
     if existing is False:
         return EXIT_USAGE
     from gradrepl.client.session import KernelSession
@@ -507,9 +509,7 @@ def run_check(argv: list[str]) -> int:
     if not files:
         print(f"gradrepl: no notebooks or cell scripts in {', '.join(args.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    if _sandbox_problem(args):
-        return EXIT_USAGE
-    existing = kernel_choice.chosen(args)
+    existing = _kernel_for(args)
     if existing is False:
         return EXIT_USAGE
     if kernel_choice.one_kernel(existing) and args.jobs > 1:
@@ -614,9 +614,7 @@ def run_app(argv: list[str]) -> int:
             print(f"gradrepl: '{args.script}' has {cells:,} cells: the app resumes scripts of up to "
                   f"{MAX_APP_CELLS:,} (each is a pane of the transcript); gradrepl replay runs any", file=sys.stderr)
             return EXIT_USAGE
-    if _sandbox_problem(args):
-        return EXIT_USAGE
-    existing = kernel_choice.chosen(args)
+    existing = _kernel_for(args)
     if existing is False:
         return EXIT_USAGE
     from gradrepl.client.process import launch_kernel

@@ -40,6 +40,10 @@ class ServerError(Exception):
     """The server could not be used; str() is one line for the user (never the token)."""
 
 
+class KernelGone(ServerError):
+    """The server answers, but has no such kernel (culled, shut down, or a wrong --kernel-id)."""
+
+
 @dataclass(frozen=True)
 class Server:
     """A Jupyter Server (or gateway) to run the kernel on."""
@@ -135,6 +139,8 @@ class ServerLink:
                                                      body=None if body is None else json.dumps(body),
                                                      allow_nonstandard_methods=True, **connection)
         except HTTPClientError as err:
+            if err.code == 404 and self.kernel_id:
+                raise KernelGone(f"gradrepl: the server at {self.server.url} has no kernel {self.kernel_id}") from None
             raise ServerError(self._http_problem(err.code)) from None
         except socket.gaierror:
             raise ServerError(f"gradrepl: no such host: {urlsplit(self.server.url).hostname}") from None
@@ -148,8 +154,6 @@ class ServerLink:
     def _http_problem(self, status: int) -> str:
         if status in (401, 403):
             return f"gradrepl: the server at {self.server.url} refused the token (HTTP {status}): check --token or JUPYTER_TOKEN"
-        if status == 404 and self.kernel_id:
-            return f"gradrepl: the server at {self.server.url} has no kernel {self.kernel_id}"
         if status == 599:
             return f"gradrepl: the server at {self.server.url} did not answer within {REQUEST_SECONDS:g} s"
         return f"gradrepl: the server at {self.server.url} answered HTTP {status}"
@@ -176,12 +180,14 @@ class ServerLink:
             try:
                 await self._request(f"/{self.kernel_id}")
                 reachable = loop.time()
+            except KernelGone:
+                self._lost(self._gone())
             except ServerError as err:
-                reason = str(err).removeprefix("gradrepl: ")
-                if "has no kernel" in reason:
-                    self._lost(f"the server no longer has the kernel (culled or shut down): {self.kernel_id}")
-                elif loop.time() - reachable > RECONNECT_SECONDS:
-                    self._lost(reason)
+                if loop.time() - reachable > RECONNECT_SECONDS:
+                    self._lost(str(err).removeprefix("gradrepl: "))
+
+    def _gone(self) -> str:
+        return f"the server no longer has the kernel (culled or shut down): {self.kernel_id}"
 
     def _lost(self, reason: str) -> None:
         if self.death is not None and not self.death.done():
@@ -261,11 +267,11 @@ class ServerLink:
                 await self._request(f"/{self.kernel_id}")
                 await self._connect()
                 return
+            except KernelGone:
+                reason = self._gone()
+                break
             except ServerError as err:
                 reason = str(err).removeprefix("gradrepl: ")
-                if "has no kernel" in reason:
-                    reason = f"the server no longer has the kernel (culled or shut down): {self.kernel_id}"
-                    break
             await asyncio.sleep(1.0)  # the server is down or unreachable: a second between tries
         self._lost(reason)
 
