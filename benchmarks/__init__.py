@@ -107,6 +107,9 @@ Rows
     replay-seed-server     `gradrepl replay --server URL` of the seed (a kernel started on that
                            server and shut down after) vs `gradrepl replay`; alternating rounds,
                            median of per-round ratios. Target: ratio <= 1.3.
+    replay-seed-sandbox    `gradrepl replay --sandbox` of the seed (best-effort as root, which
+                           Linux exempts from the process limit) vs `gradrepl replay`;
+                           alternating rounds, median of per-round ratios. Target: ratio <= 1.05.
     graph-view-1e4         in-process run_test, the app's own kernel: the graph screen of a
                            10,001-node recurrence (h = h * 1.01 + 0.5, 5,000 steps) from
                            app.show_graph until drawn with its graph (kernel walk, folding,

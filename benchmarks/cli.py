@@ -28,6 +28,7 @@ GROUPS: dict[str, list[str]] = {
     "inspector": ["app-model-inspector"],
     "check": ["check-vs-nbval", "check-jobs-2"],
     "remote": ["server-roundtrip", "replay-seed-server"],
+    "sandbox": ["replay-seed-sandbox"],
 }
 ROW_NAMES = [name for names in GROUPS.values() for name in names]
 
@@ -87,6 +88,10 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.remote import bench_remote
 
         tasks.append((GROUPS["remote"], lambda: bench_remote(rounds, 6 * rounds)))
+    if chosen(only, "sandbox"):
+        from benchmarks.sandbox import bench_sandbox
+
+        tasks.append((GROUPS["sandbox"], lambda: bench_sandbox(rounds)))
     if chosen(only, "graph"):
         from benchmarks.graph_scale import bench_graph_scale
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gradrepl import __version__
-from gradrepl.client import kernel_choice
+from gradrepl.client import kernel_choice, sandbox_choice
 
 if TYPE_CHECKING:
     from gradrepl.ui.typeahead import Terminal
@@ -37,21 +37,13 @@ def _seconds(text: str) -> float:
     return value
 
 
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
 def _size(text: str) -> int:
-    """Bytes from 512M, 4G, 2.5g, 1000000 (binary units: 1K is 1024 bytes)."""
-    number, unit = text.strip(), ""
-    if number[-1:].lower() in _SIZE_UNITS:
-        number, unit = number[:-1], number[-1:].lower()
+    from gradrepl.protocol import size_from_text
+
     try:
-        value = int(float(number) * _SIZE_UNITS[unit]) if number.replace(".", "", 1).isdigit() else 0
-    except (ValueError, OverflowError):
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"not a size such as 512M, 4G or 1000000 (bytes): {text!r}")
-    return value
+        return size_from_text(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _memory_limit(text: str) -> int:
@@ -84,7 +76,7 @@ def replay_parser() -> argparse.ArgumentParser:
     _nan_check_option(parser)
     _health_options(parser)
     _memory_limit_option(parser)
-    _sandbox_options(parser)
+    sandbox_choice.add_options(parser)
     kernel_choice.add_options(parser)
     return parser
 
@@ -109,7 +101,7 @@ def graph_parser() -> argparse.ArgumentParser:
                                "received and passed on")
     _nan_check_option(parser)
     _memory_limit_option(parser)
-    _sandbox_options(parser)
+    sandbox_choice.add_options(parser)
     kernel_choice.add_options(parser)
     return parser
 
@@ -147,7 +139,7 @@ def check_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, metavar="N", help="seed random, numpy and torch with N before each file's first cell")
     parser.add_argument("--cell-timeout", type=_seconds, metavar="SECONDS", help="interrupt a cell that runs longer (it fails)")
     _memory_limit_option(parser)
-    _sandbox_options(parser)
+    sandbox_choice.add_options(parser)
     kernel_choice.add_options(parser, "the lessons run one after another in that kernel, not each in a fresh one")
     return parser
 
@@ -196,7 +188,7 @@ def app_parser() -> argparse.ArgumentParser:
     _nan_check_option(parser)
     _health_options(parser)
     _memory_limit_option(parser)
-    _sandbox_options(parser)
+    sandbox_choice.add_options(parser)
     kernel_choice.add_options(parser)
     parser.add_argument("--version", action="version", version=f"gradrepl {__version__}")
     return parser
@@ -269,44 +261,16 @@ def _memory_limit_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sandbox_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--sandbox", nargs="?", const="strict", choices=("strict", "best-effort"), metavar="MODE",
-        help="confine the kernel (Linux Landlock): it may write only under the script's folder and "
-        "--sandbox-writable folders, open no TCP connection; best-effort: where this Linux cannot confine "
-        "something, say so and run anyway (the default, strict, refuses to start)",
-    )
-    parser.add_argument("--sandbox-writable", action="append", default=[], type=Path, metavar="DIR",
-                        help="with --sandbox: a folder the kernel may also write in (repeatable)")
-
-
-def _sandbox_problem(args: argparse.Namespace) -> bool:
-    """Whether --sandbox and its folders cannot be used as given (said on stderr)."""
-    mode, extra = getattr(args, "sandbox", None), getattr(args, "sandbox_writable", [])
-    problem = None
-    if mode is None and extra:
-        problem = "--sandbox-writable goes with --sandbox"
-    elif mode is not None and (getattr(args, "existing", None) or getattr(args, "server", None)):
-        problem = "--sandbox confines a kernel gradrepl starts: not with --existing or --server"
-    elif mode is not None and any(not folder.is_dir() for folder in extra):
-        problem = f"--sandbox-writable {next(f for f in extra if not f.is_dir())}: no such folder"
-    if problem is not None:
-        print(f"gradrepl: {problem}", file=sys.stderr)
-    return problem is not None
-
-
 def _kernel_for(args: argparse.Namespace) -> Any:
     """The kernel a command attaches to (kernel_choice.chosen), None for one it starts, or
     False once what is wrong with the options (theirs or --sandbox's) is on stderr."""
-    return False if _sandbox_problem(args) else kernel_choice.chosen(args)
+    return False if not sandbox_choice.chosen(args) else kernel_choice.chosen(args)
 
 
 def _kernel_env(args: argparse.Namespace, folders: list[Path] | None = None) -> dict[str, str]:
     """The kernel's settings, as its environment carries them; `folders`: where --sandbox lets it write
     (the lessons' or script's folders; the working directory without them)."""
-    import json
-
-    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NAN_CHECK_ENV, NODE_GRADS_ENV, SANDBOX_ENV
+    from gradrepl.protocol import BACKWARD_LOG_ENV, MEMORY_LIMIT_ENV, NAN_CHECK_ENV, NODE_GRADS_ENV
 
     env = {BACKWARD_LOG_ENV: "0"} if getattr(args, "no_backward_log", False) else {}
     if getattr(args, "node_grads", None) is not None:
@@ -315,10 +279,7 @@ def _kernel_env(args: argparse.Namespace, folders: list[Path] | None = None) -> 
         env[NAN_CHECK_ENV] = "1"
     if args.memory_limit is not None:
         env[MEMORY_LIMIT_ENV] = str(args.memory_limit)
-    if getattr(args, "sandbox", None) is not None:
-        writable = sorted({str(folder.resolve()) for folder in [*(folders or [Path.cwd()]), *args.sandbox_writable]})
-        env[SANDBOX_ENV] = json.dumps({"mode": args.sandbox, "writable": writable})
-    return env
+    return {**env, **sandbox_choice.kernel_env(args, folders or [Path.cwd()])}
 
 
 def run_replay(argv: list[str]) -> int:
@@ -340,11 +301,16 @@ def run_replay(argv: list[str]) -> int:
     existing = _kernel_for(args)
     if existing is False:
         return EXIT_USAGE
+    from gradrepl.client.kernel_errors import KernelError
     from gradrepl.client.process import launch_kernel
 
     cwd = script.path.parent if script.path else None
     env = _kernel_env(args, [cwd] if cwd else None)
-    process = launch_kernel(cwd=cwd, extra_env=env) if existing is None else None  # loads while the client is imported
+    try:
+        process = launch_kernel(cwd=cwd, extra_env=env) if existing is None else None  # loads while the client is imported
+    except KernelError as err:
+        print(err, file=sys.stderr)
+        return EXIT_FAILED
     try:
         from gradrepl.client.session import KernelSession
         from gradrepl.headless.replay import replay, writer_for
@@ -617,6 +583,7 @@ def run_app(argv: list[str]) -> int:
     existing = _kernel_for(args)
     if existing is False:
         return EXIT_USAGE
+    from gradrepl.client.kernel_errors import KernelError
     from gradrepl.client.process import launch_kernel
     from gradrepl.ui.typeahead import keep_typeahead
 
@@ -625,6 +592,8 @@ def run_app(argv: list[str]) -> int:
     env = _kernel_env(args, [cwd] if cwd else None)
     try:
         process = launch_kernel(cwd=cwd, extra_env=env) if existing is None else None  # loads while Textual starts
+    except KernelError:
+        process = None  # the app says why, as it tries again
     except BaseException:
         if terminal is not None:
             terminal.restore()
@@ -635,7 +604,8 @@ def run_app(argv: list[str]) -> int:
 
         app = GradReplApp(script, process=process, cwd=cwd, cell_timeout=args.cell_timeout, kernel_env=env,
                           settings=config.Settings(config.default_path()), freeze_start_up=True,
-                          thresholds=(args.vanishing, args.exploding), session_factory=_attached_to(existing))
+                          thresholds=(args.vanishing, args.exploding), session_factory=_attached_to(existing),
+                          sandbox_entries=None if existing is not None else sandbox_choice.toggle_env(args, [cwd or Path.cwd()]))
         if terminal is not None:
             from gradrepl.ui.typeahead import driver_with_typeahead
 

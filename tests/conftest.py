@@ -25,9 +25,11 @@ def examples_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def private_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """History and journals of the app under test go to a folder of the test's own."""
+    """History and journals of the app under test go to a folder of the test's own, and its
+    config.toml is read from another (empty) one: never the user's."""
     state = tmp_path_factory.mktemp("state")
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
     monkeypatch.delenv("GRADREPL_HISTORY", raising=False)
     monkeypatch.delenv("GRADREPL_JOURNAL_DIR", raising=False)
     return state

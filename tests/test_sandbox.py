@@ -3,10 +3,16 @@ get out and checks both what the cell was told and that the file or connection d
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +24,10 @@ from test_replay import without_addresses
 pytestmark = pytest.mark.kernel
 
 REFUSED = "gradrepl: the sandbox refused access to "
+ROOT = os.getuid() == 0
+# Linux does not apply the process limit to root, so strict mode refuses to start as root; the
+# rest of the confinement is the same in both modes (the process limit: as_another_user below).
+SANDBOX = "--sandbox=best-effort" if ROOT else "--sandbox"
 
 
 def sandboxed(tmp_path: Path, *cells: str, extra: tuple[str, ...] = ()) -> list[dict]:
@@ -27,9 +37,52 @@ def sandboxed(tmp_path: Path, *cells: str, extra: tuple[str, ...] = ()) -> list[
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {**os.environ, "NO_COLOR": "1", "HOME": str(home)}
-    run = gradrepl("replay", "--json", "--keep-going", "--sandbox", *extra, str(path), env=env)
+    run = gradrepl("replay", "--json", "--keep-going", SANDBOX, *extra, str(path), env=env)
     assert "Traceback" not in run.stderr, run.stderr
+    assert run.stderr == ("gradrepl: --sandbox=best-effort: not confined: the process limit (Linux does not apply it to root)\n"
+                          if ROOT else ""), run.stderr
     return records(run.stdout)
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _python_for_nobody() -> tuple[str, dict[str, str]]:
+    """An interpreter `nobody` can run with this suite's packages: this one, else (a venv whose
+    Python lives in root's home) the system's Python of the same version, given its packages."""
+    import sysconfig
+
+    # setpriv runs the program it is given with its capabilities still on: that program running
+    # itself again (as gradrepl starts its kernel) is what says whether nobody can run it.
+    again = "import subprocess, sys\nsubprocess.run([sys.executable, '-c', 'import torch, gradrepl'], check=True)"
+    if subprocess.run([*NOBODY, sys.executable, "-c", again], capture_output=True, cwd="/").returncode == 0:
+        return sys.executable, {}
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    paths = {"PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(Path(__file__).resolve().parent.parent)])}
+    if os.path.exists(system) and subprocess.run([*NOBODY, system, "-c", again], capture_output=True,
+                                                 cwd="/", env={**os.environ, **paths}).returncode == 0:
+        return system, paths
+    pytest.skip("no Python that user nobody can run with this suite's packages")
+
+
+@contextlib.contextmanager
+def as_another_user() -> Iterator[tuple[Path, Callable[..., subprocess.CompletedProcess[str]]]]:
+    """A folder, and `gradrepl ARGS` run as a user other than root: as `nobody` (setpriv) when
+    the suite runs as root, else as the suite's own user. Its home and state are in the folder."""
+    python, paths = _python_for_nobody() if ROOT else (sys.executable, {})
+    folder = Path(tempfile.mkdtemp(prefix="gradrepl-sandbox-user-"))
+    try:
+        folder.chmod(0o777)
+        env = {**os.environ, **paths, "NO_COLOR": "1", "HOME": str(folder), "XDG_STATE_HOME": str(folder / "state"),
+               "XDG_CONFIG_HOME": str(folder / "config"), "JUPYTER_RUNTIME_DIR": str(folder / "jupyter")}
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*(NOBODY if ROOT else []), python, "-m", "gradrepl", *args], capture_output=True, text=True,
+                                  cwd=folder, env=env, timeout=300)
+
+        yield folder, run
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_writes_outside_its_folders_are_refused_said_and_never_happen(tmp_path: Path) -> None:
@@ -87,7 +140,7 @@ def test_no_tcp_connection_or_bind_gets_through(tmp_path: Path) -> None:
 
 def test_the_seed_replays_under_it_as_in_jupyter(tmp_path: Path) -> None:
     expected = json.loads((DATA / "seed_autograd.jupyter.json").read_text())
-    run = gradrepl("replay", "--json", "--sandbox", str(EXAMPLES / "seed_autograd.py"))
+    run = gradrepl("replay", "--json", SANDBOX, str(EXAMPLES / "seed_autograd.py"))
     assert run.returncode == 0, run.stderr
     got = records(run.stdout)
     assert [(g["cell"], without_addresses(g["stdout"]), without_addresses(g["result"]), g["stderr"]) for g in got] == [
@@ -103,3 +156,34 @@ def test_bad_sandbox_options_are_one_line_and_exit_2(tmp_path: Path) -> None:
     ]:
         run = gradrepl("replay", *args, str(path))
         assert (run.returncode, run.stderr) == (2, line), args
+
+
+def test_strict_mode_as_another_user_starts_and_confines(tmp_path: Path) -> None:
+    with as_another_user() as (folder, run):
+        lesson = folder / "lesson"
+        lesson.mkdir()
+        lesson.chmod(0o777)
+        path = script(lesson, "open('inside.txt', 'w').write('ok')", f"open({str(folder / 'outside.txt')!r}, 'w')",
+                      "import resource\nprint(resource.getrlimit(resource.RLIMIT_NPROC)[0] < 100_000)")
+        path.chmod(0o644)
+        done = run("replay", "--json", "--keep-going", "--sandbox", str(path))
+        assert done.stderr == "", done.stderr
+        cells = records(done.stdout)
+        assert [c["status"] for c in cells] == ["ok", "error", "ok"]
+        assert cells[1]["stderr"].startswith(REFUSED) and cells[2]["stdout"] == "True\n"
+        assert (lesson / "inside.txt").exists() and not (folder / "outside.txt").exists()
+
+
+@pytest.mark.skipif(not ROOT, reason="what strict mode says as root: the suite runs as another user")
+def test_strict_mode_as_root_refuses_to_start_naming_the_process_limit(tmp_path: Path) -> None:
+    run = gradrepl("replay", "--sandbox", str(script(tmp_path, "open('/tmp/should-not-run', 'w')")))
+    assert (run.returncode, run.stdout) == (1, "")
+    assert run.stderr == ("gradrepl: --sandbox cannot limit processes for root (Linux does not apply RLIMIT_NPROC to uid 0): "
+                          "run gradrepl as another user, or --sandbox=best-effort to run without that limit\n")
+
+
+def test_the_examples_pass_their_lesson_check_under_it(examples_copy: Path) -> None:
+    free = gradrepl("check", "-j", "2", str(examples_copy))
+    confined = gradrepl("check", "-j", "2", SANDBOX, str(examples_copy))
+    assert free.returncode == 0, free.stdout
+    assert (confined.returncode, confined.stdout.splitlines()[-1]) == (0, free.stdout.splitlines()[-1])  # "71 passed, 0 failed in 10 files"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradrepl
+from gradrepl.client.kernel_errors import KernelError
 from gradrepl.client.kernel_log import KernelLog
 from gradrepl.client.runtime_dirs import make_runtime_dir, record_owner, remove_stale
 from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV
@@ -153,9 +154,11 @@ def launch_kernel(
             stderr=log_write,
             start_new_session=True,
         )
-    except BaseException:
+    except BaseException as err:
         os.close(log_read)
         shutil.rmtree(runtime_dir, ignore_errors=True)
+        if isinstance(err, OSError):  # this Python cannot be run again (its folder unreadable to this user)
+            raise KernelError(f"gradrepl: cannot start the kernel: {err.strerror or err}: {argv[0]}") from None
         raise
     finally:
         os.close(log_write)

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from gradrepl.client.attaching import HEARTBEAT_SECONDS, READY_TIMEOUT, REPLY_GRACE, AttachedKernel
+from gradrepl.client.cpu_watch import CpuWatch
 from gradrepl.client.events import CellFinished, CellOutcome, Event, OutputBudget, OutputCut, ProbeState, parse_iopub
 from gradrepl.client.existing import Existing
 from gradrepl.client.kernel_errors import KernelDied, KernelError
@@ -27,14 +29,17 @@ from gradrepl.protocol import (
     NAN_CHECK_ENV,
     NAN_CHECK_REQUEST,
     ORIGIN_KEY,
+    SANDBOX_PARTLY,
     Graph,
     graph_from_reply,
     graph_request,
+    sandbox_request,
     size_text,
 )
 
 OUTPUT_LIMIT = 1_000_000  # characters of text output a cell keeps; the rest is counted
 INTERRUPT_GRACE = 5.0
+_SAID: set[str] = set()
 _HANDLER_FAILED = "Exception in message handler:"  # what ipykernel logs when a request fails in its own code
 
 
@@ -69,6 +74,8 @@ class KernelSession(AttachedKernel):
         self.stuck = False  # a cell did not stop when interrupted: the kernel runs it still
         self._needs_probe = False  # an attached kernel that restarted: its new process has no probe yet
         self._kernel_identity: str | None = None  # the session id of the kernel process's messages
+        self.start_notes: list[str] = []  # what the kernel said as it started: what --sandbox=best-effort could not confine
+        self.say_notes = True  # on stderr, once per note and process (replay, check); the app shows them itself
 
     # ------------------------------------------------------------ lifecycle
 
@@ -105,12 +112,20 @@ class KernelSession(AttachedKernel):
             log = self.process.log_tail().strip().splitlines()
             await self.shutdown()
             last = log[-1].strip() if log else "no message"
+            if last.startswith("gradrepl: "):  # the kernel said why itself (--sandbox)
+                raise KernelError(last) from None
             limit = (self.env or {}).get(MEMORY_LIMIT_ENV)
             above = above_hard_limit(int(limit)) if limit else None
             if above:
                 raise KernelError(f"gradrepl: the kernel exited while starting: --memory-limit {above}") from None
             hint = f": --memory-limit {size_text(int(limit))} is likely too small for it" if limit else ""
             raise KernelError(f"gradrepl: the kernel exited while starting ({last}){hint}") from None
+        self.start_notes = [line for line in self.process.log_tail().splitlines() if line.startswith(SANDBOX_PARTLY)]
+        if self.say_notes:
+            for note in self.start_notes:
+                if note not in _SAID:
+                    _SAID.add(note)
+                    print(note, file=sys.stderr, flush=True)
 
     async def _until_ready(self) -> None:
         while True:
@@ -273,20 +288,28 @@ class KernelSession(AttachedKernel):
 
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        timed_out = False
+        cpu = self._cpu_watch()
+        stopped: str | None = None  # why the cell was interrupted (its wall clock or CPU time)
         budget = OutputBudget(self.output_limit)
         try:
             while True:
                 remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+                if cpu is not None and stopped is None:
+                    remaining = cpu.next_reading() if remaining is None else min(remaining, cpu.next_reading())
                 msg = await self._next_message(self.client.get_iopub_msg(), remaining)
                 if msg is None:
-                    if timed_out:  # interrupted, and still no idle: give up on it
+                    if stopped is not None:  # interrupted, and still no idle: give up on it
                         self.stuck = True
                         if budget.cut:
                             yield OutputCut(budget.cut, budget.limit)
                         yield CellFinished("timeout", None, f"did not stop within {INTERRUPT_GRACE:.0f} s of the interrupt")
                         return
-                    timed_out = True
+                    if deadline is not None and loop.time() >= deadline:
+                        stopped = f"interrupted after {timeout:g} s"
+                    elif cpu is not None and cpu.exceeded():
+                        stopped = cpu.reason()
+                    else:
+                        continue
                     await self.interrupt()
                     deadline = loop.time() + INTERRUPT_GRACE
                     continue
@@ -310,8 +333,8 @@ class KernelSession(AttachedKernel):
             yield OutputCut(budget.cut, budget.limit)
         reply_content = (reply or {}).get("content", {})
         count = reply_content.get("execution_count")
-        if timed_out:
-            yield CellFinished("timeout", count, f"interrupted after {timeout:g} s")
+        if stopped is not None:
+            yield CellFinished("timeout", count, stopped)
         elif reply is None:
             yield CellFinished("error", None, self._no_reply_reason(log_before))
         elif reply_content.get("status") == "ok":
@@ -383,6 +406,11 @@ class KernelSession(AttachedKernel):
         async for event in self.execute(code, **kwargs):
             outcome.events.append(event)
         return outcome
+
+    def _cpu_watch(self) -> CpuWatch | None:
+        """A sandboxed kernel of our own: the watch on its cell's CPU time."""
+        request = sandbox_request(self.env)
+        return CpuWatch(self.process.pid, request.cpu_seconds) if request is not None and self.process is not None else None
 
     def _log_size(self) -> int:
         return self.process.log_size() if self.process is not None else 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from gradrepl.inkernel import orphan_watch
-from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV, RUNTIME_DIR_PREFIX, size_text
+from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV, RUNTIME_DIR_PREFIX, SANDBOX_PARTLY, SandboxRequest, size_text
 
 
 @contextlib.contextmanager
@@ -40,7 +40,7 @@ def _debugpy_hidden() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     memory_limit, runtime_dir = _guard(args)
-    writable = _sandboxed(runtime_dir)
+    sandboxed = _sandboxed(runtime_dir)
 
     # As ipykernel_launcher does: keep the cwd off sys.path while the kernel loads;
     # IPython puts it back for the user.
@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     probe.install(app.shell, app.kernel)
     if memory_limit:
         _note_memory_errors(app.shell, memory_limit)
-    if writable is not None:
-        _note_sandbox_refusals(app.shell, writable)
+    if sandboxed is not None:
+        _note_sandbox_refusals(app.shell, sandboxed)
     # The kernel's own objects (ipykernel, IPython, the probe: some 40,000) live as long as
     # the process: kept out of later collections, as a plain `python script.py` has no such
     # objects for its collections to trace. Everything the user's cells create is collected
@@ -266,11 +266,11 @@ def _iopub_pipe_in(runtime_dir: str) -> Callable[[], None] | None:
     return in_place
 
 
-def _sandboxed(runtime_dir: str) -> list[str] | None:
-    """--sandbox: the kernel confines itself now, while it has one thread (sandbox.py), with a
-    private temp folder and IPython folder in its runtime folder; the folders it may write in,
-    or None without --sandbox. Said on stderr, the kernel ends when it cannot (strict), or says
-    what it could not confine (best-effort)."""
+def _sandboxed(runtime_dir: str) -> SandboxRequest | None:
+    """--sandbox: the kernel sets its limits and confines itself now, while it has one thread
+    (sandbox.py), with a private temp folder and IPython folder in its runtime folder; the
+    request, or None without --sandbox. Said on stderr, the kernel ends when it cannot (strict),
+    or says what it could not confine (best-effort)."""
     import os
 
     from gradrepl.inkernel import sandbox
@@ -280,7 +280,7 @@ def _sandboxed(runtime_dir: str) -> list[str] | None:
     if not text:
         return None
     try:
-        spec = sandbox.parse(text)
+        request = sandbox.parse(text)
         if not runtime_dir:
             raise sandbox.SandboxError("gradrepl: --sandbox needs the kernel's runtime folder")
         private = os.path.join(runtime_dir, "tmp")
@@ -288,22 +288,23 @@ def _sandboxed(runtime_dir: str) -> list[str] | None:
         for name in ("TMPDIR", "TEMP", "TMP"):
             os.environ[name] = private
         os.environ["IPYTHONDIR"] = os.path.join(runtime_dir, "ipython")
-        missing = sandbox.confine(spec, runtime_dir)
+        missing = sandbox.limit(request)
+        missing += sandbox.confine(request, runtime_dir)
     except sandbox.SandboxError as err:
         _fail(str(err))
     if missing:
-        print(f"gradrepl: --sandbox=best-effort: not confined: {'; '.join(missing)}", file=sys.stderr, flush=True)
-    return [str(folder) for folder in spec["writable"]]
+        print(f"{SANDBOX_PARTLY}{'; '.join(missing)}", file=sys.stderr, flush=True)
+    return request
 
 
-def _note_sandbox_refusals(shell: object, writable: list[str]) -> None:
+def _note_sandbox_refusals(shell: object, request: SandboxRequest) -> None:
     """After a cell the sandbox refused something, one line saying so and how to allow it."""
     from gradrepl.inkernel.sandbox import refusal_line
 
     def post_run_cell(result: object) -> None:
         try:
             error = getattr(result, "error_in_exec", None)
-            line = refusal_line(error, writable) if error is not None else None
+            line = refusal_line(error, request) if error is not None else None
             if line is not None:
                 print(line, file=sys.stderr)
         except BaseException:

@@ -6,40 +6,97 @@ What it may do, once confined (and every process it starts, and no way back: no_
 - write only under the folders it was given (the script's folder, `--sandbox-writable`), its
   own runtime folder (its sockets, and a private temp folder, removed with it) and /dev/shm,
   plus /dev/null, /dev/zero and /dev/urandom;
-- no TCP connect or bind (Landlock ABI 4 and later; its own channels are unix sockets).
+- no TCP connect or bind (Landlock ABI 4 and later; its own channels are unix sockets);
+- no signals to processes outside it, no abstract unix sockets outside it (ABI 6);
+- processes, open files and file size as rlimits set hard (see `limit`), and no capabilities
+  (as root, see capabilities.py), so that none of them can be raised again.
 Landlock confines the calling thread and what it starts later: it must run while the kernel
 process has its one thread, before ipykernel starts its own.
 """
 
 from __future__ import annotations
 
-import json
+import errno
 import os
-from typing import Any
+import traceback
+
+from gradrepl.protocol import SandboxRequest, size_text
 
 NET_ABI = 4  # TCP bind/connect rules
-MODES = ("strict", "best-effort")
 
 
 class SandboxError(Exception):
     """The sandbox could not be set up; str() is one line for the user."""
 
 
-def parse(text: str) -> dict[str, Any]:
-    spec = json.loads(text)
-    if spec.get("mode") not in MODES or not isinstance(spec.get("writable"), list):
-        raise SandboxError(f"gradrepl: not a sandbox request: {text[:100]!r}")
-    return spec
+def parse(text: str) -> SandboxRequest:
+    try:
+        return SandboxRequest.from_json(text)
+    except ValueError as err:
+        raise SandboxError(f"gradrepl: {err}") from None
 
 
-def confine(spec: dict[str, Any], runtime_dir: str) -> list[str]:
+def limit(request: SandboxRequest) -> list[str]:
+    """Set the request's limits, soft and hard (the kernel cannot raise them again), and give up
+    every capability (as root); what best-effort mode could not do (strict raises SandboxError).
+    A write past the file size limit fails with EFBIG instead of killing the kernel (SIGXFSZ)."""
+    import resource
+    import signal
+
+    from gradrepl.inkernel import capabilities
+
+    missing = []
+    if os.getuid() == 0:
+        if request.mode == "strict":
+            raise SandboxError("gradrepl: --sandbox cannot limit processes for root (Linux does not apply RLIMIT_NPROC "
+                               "to uid 0): run gradrepl as another user, or --sandbox=best-effort to run without that limit")
+        missing.append("the process limit (Linux does not apply it to root)")
+    _lower(resource.RLIMIT_NPROC, _tasks_of_user() + request.processes)  # counts threads, of all the user's processes
+    _lower(resource.RLIMIT_NOFILE, request.open_files)
+    _lower(resource.RLIMIT_FSIZE, request.file_size)
+    _lower(resource.RLIMIT_CORE, 0)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        capabilities.drop_all()
+    except OSError as err:
+        if request.mode == "strict":
+            raise SandboxError(f"gradrepl: --sandbox could not give up the kernel's capabilities ({err})") from None
+        missing.append(f"capabilities ({err})")
+    return missing
+
+
+def _lower(which: int, value: int) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(which)
+    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    resource.setrlimit(which, (value, value))
+
+
+def _tasks_of_user() -> int:
+    """Processes and threads whose real user is this process's (RLIMIT_NPROC counts them all)."""
+    uid, count = os.getuid(), 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if line.startswith(("Uid:", "Threads:")))
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            continue
+    return count
+
+
+def confine(spec: SandboxRequest, runtime_dir: str) -> list[str]:
     """Confine this process as `spec` says; what best-effort mode could not confine (strict
     mode raises SandboxError instead)."""
     try:
         from py_landlock import AccessFs, Landlock, LandlockError, get_abi_version
     except ImportError:
         raise SandboxError("gradrepl: --sandbox needs py_landlock (pip install py_landlock), not installed") from None
-    strict = spec["mode"] == "strict"
+    strict = spec.mode == "strict"
     try:
         abi = int(get_abi_version())
     except (LandlockError, OSError) as err:
@@ -56,7 +113,7 @@ def confine(spec: dict[str, Any], runtime_dir: str) -> list[str]:
     device = AccessFs.READ_FILE | AccessFs.WRITE_FILE | AccessFs.TRUNCATE
     rules = Landlock(strict=False)  # features this kernel lacks were named above
     rules.add_path_rule("/", access=AccessFs.READ_FILE | AccessFs.READ_DIR | AccessFs.EXECUTE)
-    folders = [folder for folder in [*spec["writable"], runtime_dir, "/dev/shm"] if folder and os.path.isdir(folder)]
+    folders = [folder for folder in [*spec.writable, runtime_dir, "/dev/shm"] if folder and os.path.isdir(folder)]
     rules.add_path_rule(*folders, access=write)
     rules.add_path_rule(*[f for f in ("/dev/null", "/dev/zero", "/dev/urandom") if os.path.exists(f)], access=device)
     try:
@@ -68,18 +125,39 @@ def confine(spec: dict[str, Any], runtime_dir: str) -> list[str]:
     return missing
 
 
-def refusal_line(error: BaseException, writable: list[str]) -> str | None:
-    """The line after a cell's PermissionError or refused connection: the sandbox did it, and how to allow it."""
+def refusal_line(error: BaseException, request: SandboxRequest) -> str | None:
+    """The line after a cell the sandbox refused something: that it did, and how to allow it."""
+    if isinstance(error, ValueError) and "raise maximum limit" in str(error):
+        return ("gradrepl: the sandbox's limits cannot be raised from inside the kernel "
+                "(--sandbox-limit NAME=VALUE sets them: cpu, processes, open-files, file-size)")
+    if (isinstance(error, RuntimeError) and "can't start new thread" in str(error)) or _fork_refused(error):
+        return f"gradrepl: the sandbox lets the kernel start {request.processes} processes and threads ({request.limit_option('processes')})"
+    if not isinstance(error, OSError):
+        return None
+    if error.errno == errno.EFBIG:
+        return f"gradrepl: the sandbox limits a file to {size_text(request.file_size)} (--sandbox-limit file-size=SIZE)"
+    if error.errno == errno.EMFILE:
+        return f"gradrepl: the sandbox lets the kernel open {request.open_files} files at once ({request.limit_option('open_files')})"
     if not isinstance(error, PermissionError):
         return None
-    where = ", ".join(writable) or "the script's folder"
     target = error.filename
-    if target is not None and any(_inside(os.fsdecode(target), folder) for folder in writable):
-        return None  # refused by the file's own permissions, not the sandbox
     if target is None:
+        if error.errno == errno.EPERM:
+            return "gradrepl: the sandbox refused this: no signals to processes outside the kernel, no privileged calls"
         return "gradrepl: the sandbox refused this network connection (--sandbox allows no TCP connect or bind)"
+    if any(_inside(os.fsdecode(target), folder) for folder in request.writable):
+        return None  # refused by the file's own permissions, not the sandbox
+    where = ", ".join(request.writable) or "the script's folder"
     return (f"gradrepl: the sandbox refused access to {os.path.abspath(os.fsdecode(target))}: writes are allowed only under {where} "
             "(run with --sandbox-writable DIR to allow another folder)")
+
+
+def _fork_refused(error: BaseException) -> bool:
+    """A fork (os.fork, subprocess) the process limit refused: EAGAIN at a line that forks."""
+    if not isinstance(error, BlockingIOError) or error.errno != errno.EAGAIN:
+        return False
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and (frames[-1].name in ("_execute_child", "_launch") or "fork" in (frames[-1].line or ""))
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -40,6 +40,7 @@ from gradrepl.protocol.node_grads import (
 )
 from gradrepl.protocol.nonfinite import NAN_CHECK_ENV, NAN_CHECK_REQUEST, NonFinite
 from gradrepl.protocol.report import CellReport, Explanation, apply_delta
+from gradrepl.protocol.sandbox import SANDBOX_ENV, SANDBOX_PARTLY, SandboxRequest, default_memory_limit, sandbox_request
 from gradrepl.protocol.tensors import ErrorFrame, Stats, TensorInfo, TensorPatch, Values
 
 COMM_TARGET = "gradrepl.probe"  # the comm the probe opens; its messages carry CellReport and replies
@@ -47,9 +48,25 @@ ORIGIN_KEY = "gradrepl"  # execute_request metadata key: {"file": ..., "line": .
 
 BACKWARD_LOG_ENV = "GRADREPL_BACKWARD_LOG"  # "0" in the kernel's environment: no backward tracing
 MEMORY_LIMIT_ENV = "GRADREPL_MEMORY_LIMIT"  # bytes of address space the kernel may use (RLIMIT_AS)
-SANDBOX_ENV = "GRADREPL_SANDBOX"  # JSON {"mode": "strict" | "best-effort", "writable": [folders]}: --sandbox
 PARENT_PID_ENV = "GRADREPL_PARENT_PID"  # the launching process: the kernel ends when it does
 RUNTIME_DIR_PREFIX = "gradrepl-"  # the kernel's private directory: /tmp/gradrepl-XXXXXXXX
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def size_from_text(text: str) -> int:
+    """Bytes from 512M, 4G, 2.5g, 1000000 (binary units: 1K is 1024 bytes); ValueError if not a size."""
+    number, unit = text.strip(), ""
+    if number[-1:].lower() in _SIZE_UNITS:
+        number, unit = number[:-1], number[-1:].lower()
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit]) if number.replace(".", "", 1).isdigit() else 0
+    except (ValueError, OverflowError):
+        value = 0
+    if value <= 0:
+        raise ValueError(f"not a size such as 512M, 4G or 1000000 (bytes): {text!r}")
+    return value
 
 
 def size_text(size: int) -> str:
@@ -76,6 +93,7 @@ __all__ = [
     "PARENT_PID_ENV",
     "RUNTIME_DIR_PREFIX",
     "SANDBOX_ENV",
+    "SANDBOX_PARTLY",
     "VANISHING_RATIO",
     "BackwardEvent",
     "BackwardKind",
@@ -98,6 +116,7 @@ __all__ = [
     "NodeOrder",
     "NonFinite",
     "RootLabel",
+    "SandboxRequest",
     "SavedState",
     "SavedTensor",
     "SavedValue",
@@ -106,10 +125,13 @@ __all__ = [
     "TensorPatch",
     "Values",
     "apply_delta",
+    "default_memory_limit",
     "error_reply",
     "graph_from_reply",
     "graph_reply",
     "graph_request",
     "node_grads_mode",
+    "sandbox_request",
+    "size_from_text",
     "size_text",
 ]

@@ -21,8 +21,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from gradrepl.client.process import KernelProcess
-from gradrepl.protocol import NAN_CHECK_ENV
-from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelLink, KernelStateChanged
+from gradrepl.protocol import NAN_CHECK_ENV, SANDBOX_ENV
+from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelLink, KernelNotes, KernelStateChanged
 from gradrepl.ui.readable_text import ReadableText
 from gradrepl.ui.runner import STOPPED_BY_RESTART, KernelRunner
 from gradrepl.ui.state.config import Settings
@@ -93,6 +93,7 @@ class GradReplApp(App[int]):
         settings: Settings | None = None,
         freeze_start_up: bool = False,
         thresholds: tuple[float | None, float | None] = (None, None),  # --vanishing, --exploding
+        sandbox_entries: dict[str, str] | None = None,  # the kernel environment --sandbox adds (None: no toggle)
     ) -> None:
         super().__init__()
         # The objects of start-up (modules, styles, widgets) leave the collector's full passes
@@ -122,6 +123,8 @@ class GradReplApp(App[int]):
         self._early: list[str] = []  # cells submitted before the panes were mounted
         self.kernel_first_cell = 0  # index in the worksheet of the first cell the current kernel ran
         self.nan_check = (kernel_env or {}).get(NAN_CHECK_ENV) == "1"
+        self.sandbox_entries = sandbox_entries
+        self.sandboxed = SANDBOX_ENV in (kernel_env or {})
         self.finiteness = FiniteHistory()
         self.health = HealthWatch(self.settings, *thresholds)
         self._readable_text = ReadableText()
@@ -149,6 +152,7 @@ class GradReplApp(App[int]):
         apply_remembered_theme(self)
         self.query_one(CodeInput).focus()
         self.query_one(StatusLine).path = self.path_label()
+        self.query_one(StatusLine).sandboxed = self.sandboxed
         # The panes come once the footer has drawn its keys, which it does when the
         # screen first publishes its bindings.
         self.screen.bindings_updated_signal.subscribe(self, self._first_bindings)
@@ -339,11 +343,17 @@ class GradReplApp(App[int]):
         status = self.query_one(StatusLine)
         status.cells_run = sum(1 for c in self.worksheet.cells if c.state not in ("queued", "running", "cancelled"))
         status.unsaved = self.worksheet.unsaved
+        status.sandboxed = self.sandboxed
 
     @on(KernelLink)
     def _kernel_link(self, event: KernelLink) -> None:
         latency = f" {event.latency_ms:.0f} ms" if event.latency_ms is not None else ""
         self.query_one(StatusLine).link = f"on {event.where}{latency}"
+
+    @on(KernelNotes)
+    def _kernel_notes(self, event: KernelNotes) -> None:
+        for note in event.notes:
+            self.notify(note.removeprefix("gradrepl: "), severity="warning", timeout=10)
 
     @on(KernelStateChanged)
     def _kernel_state(self, event: KernelStateChanged) -> None:
@@ -549,6 +559,11 @@ class GradReplApp(App[int]):
         from gradrepl.ui.nan_check import toggle_nan_check
 
         toggle_nan_check(self)
+
+    def action_toggle_sandbox(self) -> None:
+        from gradrepl.ui.sandbox_toggle import toggle_sandbox
+
+        toggle_sandbox(self)
 
     def action_copy_output(self) -> None:
         from gradrepl.ui.palette import copy_last_output

@@ -30,6 +30,13 @@ class KernelLink(Message):
 
 
 @dataclass
+class KernelNotes(Message):
+    """What a kernel said as it started: what --sandbox=best-effort could not confine."""
+
+    notes: list[str]
+
+
+@dataclass
 class CellStarted(Message):
     cell: SessionCell
 

@@ -33,6 +33,10 @@ def system_commands(app: GradReplApp, screen: Screen, inherited: Iterable[System
     yield SystemCommand(f"NaN check: turn {'off' if app.nan_check else 'on'}",
                         "Name the op that made the first nan or inf (--nan-check), from the next cell",
                         app.action_toggle_nan_check)
+    if app.sandbox_entries is not None:
+        yield SystemCommand(f"Sandbox: turn {'off' if app.sandboxed else 'on'}",
+                            "Confine the kernel (--sandbox): writes only under the script's folder, no network; restarts it",
+                            app.action_toggle_sandbox)
     yield SystemCommand("Help", "Keys and panes (F1)", app.action_help)
     pane = focused_pane(app, screen)
     if pane is not None and screen.maximized is None:  # Textual offers it only for some widgets

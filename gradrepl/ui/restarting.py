@@ -3,6 +3,7 @@ the transcript shows them across restarts: the app's kernel-control side, kept o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gradrepl.render.text import counted
@@ -14,18 +15,23 @@ if TYPE_CHECKING:
 Replay = list[tuple[str, "int | None"]]  # (source, line in the script) of cells to run again
 
 
-def ask_to_restart(app: GradReplApp) -> None:
-    """Restart at once, or ask first when there are named tensors to lose."""
+def ask_to_restart(app: GradReplApp, before: Callable[[], None] | None = None, why: str = "") -> None:
+    """Restart at once, or ask first when there are named tensors to lose; `before` runs just
+    before the restart (not if the user stays), `why` says what for (" to turn the sandbox on")."""
     if not app.tensors:
+        if before is not None:
+            before()
         app.restart_kernel()
         return
     from gradrepl.ui.screens.confirm_restart import ConfirmRestartScreen
 
     def chosen(choice: str | None) -> None:
         if choice == "restart":
+            if before is not None:
+                before()
             app.restart_kernel()
 
-    app.push_screen(ConfirmRestartScreen(len(app.tensors)), chosen)
+    app.push_screen(ConfirmRestartScreen(len(app.tensors), why), chosen)
 
 
 async def restart(app: GradReplApp, replay: Replay | None) -> None:

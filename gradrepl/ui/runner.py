@@ -7,6 +7,7 @@ is imported off the event loop once the first frame is up, so the UI never waits
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import time
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from textual.message_pump import MessagePump
 
+from gradrepl.client.kernel_errors import KernelError
 from gradrepl.client.process import KernelProcess, launch_kernel
 from gradrepl.protocol import Graph
-from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelLink, KernelStateChanged
+from gradrepl.ui.messages import CellDone, CellOutput, CellStarted, KernelLink, KernelNotes, KernelStateChanged
 from gradrepl.ui.state.worksheet import SessionCell
 
 if TYPE_CHECKING:
@@ -69,7 +71,8 @@ class KernelRunner:
     def launch(self) -> None:
         """Start the kernel process (cheap: stdlib only) so it loads while the UI draws."""
         if self._process is None and self.session_factory is None:
-            self._process = launch_kernel(cwd=self.cwd, extra_env=self.env)
+            with contextlib.suppress(KernelError):  # start() tries again, and says why
+                self._process = launch_kernel(cwd=self.cwd, extra_env=self.env)
 
     def _set_state(self, state: str, reason: str = "") -> None:
         self.state = state
@@ -86,6 +89,7 @@ class KernelRunner:
         else:
             session = module.KernelSession(cwd=self.cwd, env=self.env)
             session.process, self._process = self._process, None
+            session.say_notes = False
         server = getattr(session, "server", None)  # a recorded session (tests) has none
         if server is not None:
             self._tell_link(session, server.where)
@@ -96,7 +100,12 @@ class KernelRunner:
             self._set_state("dead", str(err).removeprefix("gradrepl: "))
             return
         self._ready.set()
+        self._tell_notes(session)
         await self._serve()
+
+    def _tell_notes(self, session: KernelSession) -> None:
+        if getattr(session, "start_notes", None):  # a recorded session (tests) has none
+            self.target.post_message(KernelNotes(list(session.start_notes)))
 
     def _tell_link(self, session: KernelSession, where: str) -> None:
         """The status line shows the server, and each round trip to it as it is measured."""
@@ -209,6 +218,7 @@ class KernelRunner:
             return
         finally:
             self._lock.release()
+        self._tell_notes(self.session)
         self._set_state("idle")
 
     async def complete(self, code: str, cursor: int) -> tuple[list[str], int, int] | None:

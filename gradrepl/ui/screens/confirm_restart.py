@@ -19,14 +19,15 @@ class ConfirmRestartScreen(ChoiceScreen):
     ConfirmRestartScreen Label { width: 100%; }
     """
 
-    def __init__(self, tensors: int) -> None:
+    def __init__(self, tensors: int, why: str = "") -> None:
         super().__init__()
         self.tensors = tensors
+        self.why = why  # " to turn the sandbox on"
 
     def compose(self) -> ComposeResult:
         named = f"{self.tensors} named tensor{'s' if self.tensors != 1 else ''}"
         with Vertical():
-            yield Label(f"Restart the kernel? Its {named} and every other name go with it.")
+            yield Label(f"Restart the kernel{self.why}? Its {named} and every other name go with it.")
             with Horizontal():
                 yield Button("Restart", id="restart", variant="warning")
                 yield Button("Stay", id="stay", variant="primary")

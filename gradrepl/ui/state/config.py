@@ -66,6 +66,10 @@ class Settings:
             return default
         return float(value)
 
+    def value(self, key: str) -> str | int | float | bool | None:
+        """What the file sets `key` to, as it is (None: not set)."""
+        return self._other.get(key)
+
     def text(self, key: str) -> str | None:
         """A string the file sets (`server_token = "..."`), else None."""
         value = self._other.get(key)

@@ -1,4 +1,4 @@
-"""The status line: kernel state (and the server it runs on, with the round trip to it),
+"""The status line: kernel state (sandboxed, or the server it runs on with the round trip to it),
 cells run, script path, unsaved marker."""
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class StatusLine(Static):
     kernel_state: reactive[str] = reactive("starting")
     kernel_reason: reactive[str] = reactive("")
     link: reactive[str] = reactive("")  # a kernel on a server: "on host:port 12 ms"
+    sandboxed: reactive[bool] = reactive(False)  # the kernel runs under --sandbox
     cells_run: reactive[int] = reactive(0)
     progress: reactive[str] = reactive("")
     path: reactive[str] = reactive("")
@@ -57,7 +58,7 @@ class StatusLine(Static):
         then a long reason its end; the kernel state and the unsaved count always show."""
         cells = f"{self.cells_run} cell{'s' if self.cells_run != 1 else ''} run"
         unsaved = f"  ● {self.unsaved} unsaved" if self.unsaved else ""
-        link = f" {self.link}" if self.link else ""
+        link = f" {self.link}" if self.link else " sandboxed" if self.sandboxed else ""
         fixed = len(" kernel ") + len(self.kernel_state) + 2 + len(link) + len(f"  │  {cells}") + len("  │  ") + len(unsaved)
         if self.progress:
             fixed += len(f"  │  {self.progress}")
