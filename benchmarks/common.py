@@ -44,6 +44,10 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["pass"] = data.pop("passed")
+        for key in ("samples", "anchor_samples"):
+            if data[key]:
+                data[f"{key.removesuffix('samples')}min"] = min(data[key])
+                data[f"{key.removesuffix('samples')}max"] = max(data[key])
         return data
 
 

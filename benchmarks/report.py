@@ -70,17 +70,28 @@ def result(row: Row) -> str:
     return "PASS" if row.passed else "MISS"
 
 
+def spread(samples: list[float], unit: str) -> str:
+    """The lowest and highest sample, as the value is shown ("2.31-2.60 s"): a wide one says the
+    row is sensitive to what else the machine does."""
+    if len(samples) < 2:
+        return "-"
+    low, high = fmt(min(samples), unit), fmt(max(samples), unit)
+    suffix = f" {unit}" if unit and low.endswith(f" {unit}") else ""
+    return f"{low.removesuffix(suffix)}-{high}"
+
+
 def print_table(rows: list[Row]) -> None:
-    header = ["row", "value", "anchor", "anchor value", "ratio", "target", "result"]
+    header = ["row", "value", "min-max", "anchor", "anchor value", "min-max", "ratio", "target", "result"]
     lines = [
         [
-            row.name, fmt(row.value, row.unit), row.anchor_name, fmt(row.anchor_value, row.unit),
+            row.name, fmt(row.value, row.unit), spread(row.samples, row.unit), row.anchor_name,
+            fmt(row.anchor_value, row.unit), spread(row.anchor_samples, row.unit),
             "-" if row.ratio is None else f"{row.ratio:.2f}x", row.target, result(row),
         ]
         for row in rows
     ]
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
-    right = {1, 3, 4}
+    right = {1, 2, 4, 5, 6}
 
     def render(cells: list[str]) -> str:
         padded = (cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths, strict=True)))

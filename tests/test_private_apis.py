@@ -68,6 +68,14 @@ def test_tensor_version_counts_in_place_changes() -> None:
     )
 
 
+def test_flatten_dense_tensors_copies_tensors_into_one_flat_buffer_in_order() -> None:
+    parts = [torch.tensor([[1.0, 2.0], [3.0, 4.0]]).t(), torch.tensor(5.0), torch.zeros(0), torch.tensor([6.0])]
+    flat = torch._utils._flatten_dense_tensors(parts)
+    assert flat.tolist() == [1.0, 3.0, 2.0, 4.0, 5.0, 6.0] and flat.data_ptr() not in {p.data_ptr() for p in parts}, changed(
+        "torch._utils._flatten_dense_tensors", "the report's check of which small tensors' values changed (described_cache.py)"
+    )
+
+
 def test_node_sequence_nr_grows_with_each_node_created() -> None:
     x = torch.ones(2, requires_grad=True)
     first: Any = (x * 2).grad_fn

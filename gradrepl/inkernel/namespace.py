@@ -301,8 +301,16 @@ def snapshot(shell: Any, memo: ValuesMemo | None = None, budget: Budget | None =
     container_notes: list[Note] = []
     notes: list[str] = []
     skipped = 0
+    cache = memo.described
     with guarded(torch, quiet=True):
-        for order, (name, t, origin) in enumerate(tensors_with_origins(torch, shell, container_notes, budget)):
+        found = list(tensors_with_origins(torch, shell, container_notes, budget))
+        try:
+            first = list({id(t): t for _, t, _ in found}.values())[:MAX_TENSORS]
+            reused = cache.unchanged(torch, first, memo.serial)
+        except Exception:
+            cache.forget()
+            reused = {}
+        for order, (name, t, origin) in enumerate(found):
             known = listed.get(id(t))
             if known is None and id(t) not in unlisted:
                 if len(listed) >= MAX_TENSORS:
@@ -310,11 +318,13 @@ def snapshot(shell: Any, memo: ValuesMemo | None = None, budget: Budget | None =
                     skipped += 1
                     continue
                 try:
-                    if budget.out():
+                    info = reused.get(id(t))  # described in the last report, and nothing about it changed since
+                    if info is None and budget.out():
                         budget.unread += 1
                         info = describe_metadata(torch, name, t, memo, note="values not read: the probe's time budget ran out")
-                    else:
+                    elif info is None:
                         info = describe_tensor(torch, name, t, memo)
+                        cache.keep(memo.serial(t), info)
                 except Exception as exc:
                     unlisted[id(t)] = t
                     note = f"{name}: not shown ({type(exc).__name__})"
@@ -326,6 +336,7 @@ def snapshot(shell: Any, memo: ValuesMemo | None = None, budget: Budget | None =
                 known.names.append((_rank(origin), order, name, origin))
         notes.extend(text for key, text in container_notes if memo.first_time(key))
         memo.finish(torch)
+        cache.end_report()
     tensors = [info for _, info in sorted((entry.finished() for entry in listed.values()), key=lambda pair: pair[0])]
     if skipped:
         notes.append(f"{skipped} more tensors not shown (limit {MAX_TENSORS})")

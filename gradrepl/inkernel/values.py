@@ -187,6 +187,9 @@ class ValuesMemo:
         self._said: set[Any] = set()
         self._saying: set[Any] = set()
         self.device_copies: Any = None  # device_values.DeviceCopies of the snapshot being made
+        from gradrepl.inkernel.described_cache import DescribedCache
+
+        self.described = DescribedCache()  # descriptions kept while nothing about their tensor changes
 
     def finish(self, torch: Any) -> None:
         """The snapshot's table is complete: its accelerator tensors' copies are waited for (once

@@ -1,0 +1,112 @@
+"""The report keeps a tensor's description while nothing about it changed (described_cache.py):
+after every kind of change, the snapshot a long-lived probe makes must equal one made from
+scratch. Writes that torch's version counter does not see (`.data`, a numpy view) included."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+
+from gradrepl.inkernel.namespace import snapshot
+from gradrepl.inkernel.values import ValuesMemo
+
+
+def without_serials(snap: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in info.items() if k != "object"} for info in snap["tensors"]]
+
+
+def namespace() -> dict[str, Any]:
+    w = torch.randn(3, 4, requires_grad=True)
+    z = torch.tensor([1 + 2j, -3j], dtype=torch.complex64)
+    ns: dict[str, Any] = {
+        "w": w, "b": torch.zeros(4, requires_grad=True), "d": torch.arange(6, dtype=torch.float64).reshape(2, 3),
+        "i": torch.tensor([1, 2**40, -5]), "flags": torch.tensor([True, False]), "h": torch.ones(3, dtype=torch.float16),
+        "z": z, "zc": z.conj(), "wt": w.t(), "nan": torch.tensor([float("nan"), 0.0]), "scalar": torch.tensor(2.5),
+        "model": torch.nn.Linear(2, 2), "pair": [w, torch.ones(2)],
+    }
+    return ns
+
+
+def backward(ns: dict[str, Any]) -> None:
+    (ns["w"] * ns["b"]).sum().backward()
+
+
+def call(method: Callable[..., Any], *args: Any) -> None:
+    method(*args)
+
+
+def retained(ns: dict[str, Any]) -> None:
+    ns["y"] = ns["w"] * 2
+    ns["y"].retain_grad()
+
+
+def set_data(ns: dict[str, Any], name: str, value: Any) -> None:
+    ns[name].data[0] = value
+
+
+CHANGES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("nothing", lambda ns: None),
+    (".data write", lambda ns: set_data(ns, "w", 5.0)),
+    ("numpy view write", lambda ns: ns["d"].numpy().__setitem__((1, 1), 40.0)),
+    ("-0.0 over 0.0 through .data", lambda ns: set_data(ns, "b", -0.0)),
+    ("in place under no_grad", lambda ns: torch.no_grad()(lambda: ns["b"].add_(1.0))()),
+    ("a first backward: grads appear", backward),
+    ("a second backward: grads accumulate", backward),
+    ("grad written through .data", lambda ns: ns["w"].grad.data.__setitem__((0, 0), 9.0)),
+    ("grad set to None", lambda ns: setattr(ns["b"], "grad", None)),
+    ("requires_grad on", lambda ns: call(ns["d"].requires_grad_, True)),
+    ("requires_grad off", lambda ns: call(ns["d"].requires_grad_, False)),
+    ("storage swapped by .data =", lambda ns: setattr(ns["i"], "data", torch.tensor([7, 8, 9]))),
+    ("bool flipped through .data", lambda ns: set_data(ns, "flags", False)),
+    ("float16 through .data", lambda ns: set_data(ns, "h", 2.0)),
+    ("complex through .data (its conj view too)", lambda ns: set_data(ns, "z", 5 + 5j)),
+    ("nan written over nan", lambda ns: set_data(ns, "nan", float("nan"))),
+    ("a module's weight through .data", lambda ns: ns["model"].weight.data.fill_(0.25)),
+    ("a name rebound", lambda ns: ns.__setitem__("b", torch.full((4,), 3.0))),
+    ("an alias added", lambda ns: ns.__setitem__("w_again", ns["w"])),
+    ("an alias removed", lambda ns: ns.pop("w_again")),
+    ("a non-leaf with retain_grad", retained),
+    ("its grad after a backward", lambda ns: ns["y"].sum().backward()),
+    ("a name deleted", lambda ns: ns.pop("scalar")),
+    ("class changed", lambda ns: setattr(ns["h"], "__class__", torch.nn.Parameter)),
+]
+
+
+@pytest.mark.parametrize("steps", [len(CHANGES)])
+def test_each_report_of_a_long_lived_probe_equals_one_made_from_scratch(steps: int) -> None:
+    ns = namespace()
+    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
+    memo = ValuesMemo()
+    for label, change in CHANGES[:steps]:
+        change(ns)
+        kept = snapshot(shell, memo)
+        fresh = snapshot(shell, ValuesMemo())
+        assert without_serials(kept) == without_serials(fresh), label
+        assert kept["notes"] == fresh["notes"], label
+
+
+def test_what_did_not_change_is_not_described_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache is used at all: a second report describes only the tensor that changed."""
+    import gradrepl.inkernel.namespace as namespace_module
+
+    ns = {f"t{k}": torch.randn(4, 4) for k in range(50)}
+    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
+    memo = ValuesMemo()
+    snapshot(shell, memo)
+    described: list[str] = []
+    real = namespace_module.describe_tensor
+
+    def counted(torch_: Any, name: str, t: Any, memo_: Any = None) -> dict[str, Any]:
+        described.append(name)
+        return real(torch_, name, t, memo_)
+
+    monkeypatch.setattr(namespace_module, "describe_tensor", counted)
+    ns["t7"].data[2, 2] = 100.0
+    snapshot(shell, memo)
+    assert described == ["t7"]
+    snapshot(shell, memo)
+    assert described == ["t7"]
