@@ -279,7 +279,7 @@ def _kernel_env(args: argparse.Namespace, folders: list[Path] | None = None) -> 
         env[NAN_CHECK_ENV] = "1"
     if args.memory_limit is not None:
         env[MEMORY_LIMIT_ENV] = str(args.memory_limit)
-    return {**env, **sandbox_choice.kernel_env(args, folders or [Path.cwd()])}
+    return {**env, **sandbox_choice.kernel_env(args, [Path.cwd()] if folders is None else folders)}
 
 
 def run_replay(argv: list[str]) -> int:
@@ -483,7 +483,7 @@ def run_check(argv: list[str]) -> int:
         return EXIT_USAGE
     comparison = Comparison(Tolerance(args.rtol, args.atol, args.float_tolerance), Normaliser(rules), args.ignore_stderr)
     options = CheckOptions(comparison, args.lax, args.update, args.cell_timeout, args.seed,
-                           _kernel_env(args, sorted({path.parent for path in files})), args.autograd,
+                           _kernel_env(args, []), args.autograd,  # --sandbox: each lesson's folder is its own (check/runner.py)
                            existing)
     github = in_github_actions()
 

@@ -187,3 +187,58 @@ def test_the_examples_pass_their_lesson_check_under_it(examples_copy: Path) -> N
     confined = gradrepl("check", "-j", "2", SANDBOX, str(examples_copy))
     assert free.returncode == 0, free.stdout
     assert (confined.returncode, confined.stdout.splitlines()[-1]) == (0, free.stdout.splitlines()[-1])  # "71 passed, 0 failed in 10 files"
+
+
+FAKE_LANDLOCK = """
+class LandlockError(Exception):
+    pass
+
+class AccessFs:
+    READ_FILE = READ_DIR = WRITE_FILE = TRUNCATE = MAKE_REG = MAKE_DIR = MAKE_SYM = MAKE_SOCK = 1
+    MAKE_FIFO = REMOVE_FILE = REMOVE_DIR = REFER = EXECUTE = 1
+
+class Landlock:
+    def __init__(self, *args, **kwargs): pass
+    def add_path_rule(self, *args, **kwargs): pass
+    def apply(self): pass
+
+def get_abi_version():
+    return 7
+"""
+
+
+def test_a_module_planted_in_the_scripts_folder_is_not_what_confines_it(tmp_path: Path) -> None:
+    lesson = tmp_path / "lesson"
+    lesson.mkdir()
+    (lesson / "py_landlock.py").write_text(FAKE_LANDLOCK)  # a submission may ship one: it may write there
+    (lesson / "json.py").write_text("raise SystemExit('planted json imported')\n")
+    outside = tmp_path / f"escaped-{uuid.uuid4().hex}.txt"
+    cells = sandboxed(tmp_path, f"open({str(outside)!r}, 'w').write('no')")
+    assert cells[0]["error"]["ename"] == "PermissionError" and not outside.exists()
+
+
+def test_nothing_the_kernel_makes_stands_where_the_front_end_writes(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept")
+    cells = sandboxed(
+        tmp_path,
+        "import os, tempfile\nruntime = os.path.dirname(tempfile.gettempdir())\nrefused = []\n"
+        f"for make in (lambda: os.symlink({str(victim)!r}, os.path.join(runtime, 'kernel.log.1')),\n"
+        "             lambda: os.mkdir(os.path.join(runtime, 'kernel.log.2')),\n"
+        "             lambda: open(os.path.join(runtime, 'kernel.json'), 'a')):\n"
+        "    try:\n        make()\n    except PermissionError:\n        refused.append(True)\nprint(len(refused))",
+    )
+    assert cells[0]["stdout"] == "3\n"
+    assert victim.read_text() == "kept"
+
+
+def test_under_check_a_lesson_may_write_in_its_own_folder_and_not_in_another_lessons(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        script(tmp_path / name, f"open('own.txt', 'w').write('ok')\ntry:\n    open('../{'b' if name == 'a' else 'a'}/planted.txt', 'w').write('no')\nexcept PermissionError:\n    print('refused')")
+    run = gradrepl("check", "--update", SANDBOX, str(tmp_path))
+    assert run.returncode == 0 and "2 files" in run.stdout, run.stdout + run.stderr
+    for name in ("a", "b"):
+        assert (tmp_path / name / "own.txt").read_text() == "ok"
+        assert not (tmp_path / name / "planted.txt").exists()
+        assert '"stdout": "refused\\n"' in (tmp_path / name / "cells.expected.jsonl").read_text()

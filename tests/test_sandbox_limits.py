@@ -30,13 +30,14 @@ def test_limits_are_set_and_raising_them_back_is_refused(tmp_path: Path) -> None
         "resource.setrlimit(resource.RLIMIT_NOFILE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))",
         "resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))",
         "soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)\nresource.setrlimit(resource.RLIMIT_NPROC, (soft, hard + 1))",
+        "resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))",
         "for name in ('NOFILE', 'FSIZE'):\n    print(name, *resource.getrlimit(getattr(resource, 'RLIMIT_' + name)))",
         extra=("--sandbox-limit", "open-files=200", "--sandbox-limit", "file-size=1M"),
     )
     assert cells[0]["stdout"] == "NOFILE 200 200\nFSIZE 1048576 1048576\nCORE 0 0\n"
-    for cell in cells[1:4]:
+    for cell in cells[1:5]:
         assert cell["error"]["ename"] == "ValueError" and cell["stderr"].startswith(LIMITS_LOCKED), cell
-    assert cells[4]["stdout"] == cells[0]["stdout"].replace("CORE 0 0\n", "")
+    assert cells[5]["stdout"] == cells[0]["stdout"].replace("CORE 0 0\n", "")
 
 
 def test_the_kernel_holds_no_capability_even_as_root(tmp_path: Path) -> None:
@@ -123,6 +124,15 @@ def test_a_cell_past_its_cpu_time_is_interrupted_and_the_next_one_runs(tmp_path:
     assert cells[0]["status"] == "timeout" and cells[0]["error"]["ename"] == "KeyboardInterrupt"
     assert cells[0]["reason"].startswith("interrupted after ") and "of CPU time (the sandbox allows 1 s a cell" in cells[0]["reason"]
     assert cells[1]["stdout"] == "next\n"
+
+
+def test_cpu_time_is_watched_in_a_cell_that_prints_and_not_counted_in_one_that_sleeps(tmp_path: Path) -> None:
+    busy = "import time\nwhile True:\n    print('.', flush=True)\n    start = time.perf_counter()\n    while time.perf_counter() - start < 0.02:\n        pass"
+    run = gradrepl("replay", "--json", "--keep-going", SANDBOX, "--sandbox-limit", "cpu=1",
+                   str(script(tmp_path, busy, "time.sleep(2.5)\nprint('slept')")))
+    cells = records(run.stdout)
+    assert cells[0]["status"] == "timeout" and "of CPU time" in cells[0]["reason"]
+    assert cells[1]["status"] == "ok" and cells[1]["stdout"] == "slept\n"  # 2.5 s of wall time, hardly any CPU
 
 
 def test_without_the_sandbox_cpu_time_is_not_watched(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ binding's answers are replaced; tests/test_sandbox.py confines real kernels."""
 from __future__ import annotations
 
 import errno
+import os
+from pathlib import Path
 
 import py_landlock
 import pytest
@@ -36,8 +38,17 @@ def test_below_abi_4_strict_refuses_and_best_effort_names_tcp(monkeypatch: pytes
                        r"ABI 4 confines them\); --sandbox=best-effort runs without it$"):
         sandbox.confine(REQUEST, "/run/k")
     assert applied == []  # strict: nothing half-applied
-    assert sandbox.confine(SandboxRequest("best-effort", ()), "/tmp") == ["TCP connect and bind (Landlock ABI 3; ABI 4 confines them)"]
+    assert sandbox.confine(SandboxRequest("best-effort", ()), "/tmp") == [
+        "TCP connect and bind (Landlock ABI 3; ABI 4 confines them)",
+        "signals and abstract unix sockets to processes outside it (Landlock ABI 3; ABI 6 confines them)"]
     assert applied == [True]  # what it can confine, it does
+
+
+def test_below_abi_6_strict_refuses_naming_signals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(py_landlock, "get_abi_version", lambda: 5)
+    monkeypatch.setattr(py_landlock.Landlock, "apply", lambda self: None)
+    with pytest.raises(sandbox.SandboxError, match=r"^gradrepl: --sandbox cannot confine signals and abstract unix sockets"):
+        sandbox.confine(REQUEST, "/run/k")
 
 
 def test_the_request_crosses_to_the_kernel_unchanged_and_bad_ones_are_refused() -> None:
@@ -50,21 +61,23 @@ def test_the_request_crosses_to_the_kernel_unchanged_and_bad_ones_are_refused() 
             sandbox.parse(text)
 
 
-def test_each_refusal_gets_its_own_line_and_others_none() -> None:
+def test_each_refusal_gets_its_own_line_and_others_none(tmp_path: Path) -> None:
     def line(error: BaseException) -> str | None:
         return sandbox.refusal_line(error, REQUEST)
 
-    assert line(PermissionError(errno.EACCES, "Permission denied", "/home/me/x")) == (
-        "gradrepl: the sandbox refused access to /home/me/x: writes are allowed only under /lessons "
+    writable_here = tmp_path / "x"  # its own permissions allow it: only the sandbox refuses it
+    assert line(PermissionError(errno.EACCES, "Permission denied", str(writable_here))) == (
+        f"gradrepl: the sandbox refused access to {writable_here}: writes are allowed only under /lessons "
         "(run with --sandbox-writable DIR to allow another folder)")
-    assert line(PermissionError(errno.EACCES, "Permission denied", "/lessons/read-only.txt")) is None  # the file's own mode
+    assert line(PermissionError(errno.EACCES, "Permission denied", "/lessons/read-only.txt")) is None  # inside: the file's own mode
+    assert line(PermissionError(errno.EACCES, "Permission denied", "/no/such/folder/x")) is None  # its own permissions refuse it too
     assert line(PermissionError(errno.EACCES, "Permission denied")) == (
         "gradrepl: the sandbox refused this network connection (--sandbox allows no TCP connect or bind)")
     assert line(PermissionError(errno.EPERM, "Operation not permitted")).startswith("gradrepl: the sandbox refused this: no signals")
     assert line(OSError(errno.EFBIG, "File too large")) == "gradrepl: the sandbox limits a file to 4G (--sandbox-limit file-size=SIZE)"
     assert line(OSError(errno.EMFILE, "Too many open files")) == (
         "gradrepl: the sandbox lets the kernel open 1024 files at once (--sandbox-limit open-files=1024)")
-    assert line(RuntimeError("can't start new thread")) == (
+    assert line(RuntimeError("can't start new thread")) == (None if os.getuid() == 0 else  # root has no process limit
         "gradrepl: the sandbox lets the kernel start 256 processes and threads (--sandbox-limit processes=256)")
     assert line(ValueError("not allowed to raise maximum limit")).startswith("gradrepl: the sandbox's limits cannot be raised")
     assert line(BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")) is None  # a socket's, not a fork's

@@ -31,7 +31,7 @@ from gradrepl.client.kernel_choice import one_kernel
 from gradrepl.client.remote import Server
 from gradrepl.client.session import KernelError, KernelSession
 from gradrepl.headless.replay import CellRecord, SetupError, replay
-from gradrepl.protocol import TensorInfo
+from gradrepl.protocol import SANDBOX_ENV, TensorInfo, sandbox_request
 
 SKIPPED_FOLDERS = frozenset({".git", ".ipynb_checkpoints", "__pycache__", ".venv", "venv", "node_modules", "build", "dist"})
 
@@ -109,7 +109,14 @@ def seed_code(seed: int) -> str:
 
 
 def new_session(path: Path, options: CheckOptions) -> KernelSession:
-    return KernelSession(cwd=path.parent, env=dict(options.kernel_env), attach=options.attach)
+    """A lesson's kernel; under --sandbox it may write in its own lesson's folder (and the
+    --sandbox-writable ones), never in another lesson's."""
+    env = dict(options.kernel_env)
+    request = sandbox_request(env)
+    if request is not None:
+        own = replace(request, writable=tuple(sorted({str(path.parent.resolve()), *request.writable})))
+        env[SANDBOX_ENV] = own.to_json()
+    return KernelSession(cwd=path.parent, env=env, attach=options.attach)
 
 
 def imports_torch_first(path: Path) -> bool:

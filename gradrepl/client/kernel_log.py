@@ -147,7 +147,7 @@ class KernelLog:
                 os.close(self._file)
                 self._file = None
                 os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-            self._file = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            self._file = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             self._in_file = 0
         except OSError as err:
             self._failure = err.strerror or str(err)

@@ -30,8 +30,11 @@ from gradrepl.protocol import MEMORY_LIMIT_ENV, PARENT_PID_ENV
 CHANNEL_PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 
 
+# `python -c` puts the working directory (the script's folder) first on sys.path: it goes before
+# anything is imported, so that no file there (a py_landlock.py, a json.py) is imported in its
+# stead before --sandbox confines the kernel. IPython puts it back for the user's cells.
 _BOOTSTRAP = (
-    "import sys;sys.path.insert(0,{root!r});"
+    "import sys;sys.path[:1]=[] if sys.path[:1]==[''] else sys.path[:1];sys.path.insert(0,{root!r});"
     "from gradrepl.inkernel.launch import main;"
     "sys.path.pop(0);main()"
 )

@@ -71,6 +71,7 @@ def chosen(args: argparse.Namespace) -> bool:
                   "not this one (--existing/--server)", file=sys.stderr)
         elif configured is not None:
             args.sandbox = configured
+        args.sandbox_configured = configured
     if args.sandbox is None and (args.sandbox_writable or args.sandbox_limit):
         option = "--sandbox-writable" if args.sandbox_writable else "--sandbox-limit"
         return _problem(f"{option} goes with --sandbox")
@@ -99,7 +100,8 @@ def kernel_env(args: argparse.Namespace, folders: list[Path]) -> dict[str, str]:
 def toggle_env(args: argparse.Namespace, folders: list[Path]) -> dict[str, str]:
     """What the app's toggle adds to the kernel's environment to turn the sandbox on: as
     kernel_env, in the mode given or configured (strict without one)."""
-    return kernel_env(argparse.Namespace(**{**vars(args), "sandbox": args.sandbox or "strict"}), folders)
+    mode = args.sandbox or getattr(args, "sandbox_configured", None) or "strict"
+    return kernel_env(argparse.Namespace(**{**vars(args), "sandbox": mode}), folders)
 
 
 def _configured() -> str | bool | None:
@@ -108,8 +110,9 @@ def _configured() -> str | bool | None:
 
     path = default_path()
     settings = Settings(path)
-    if settings.error:
-        print(f"gradrepl: {settings.error} Its {CONFIG_KEY} setting is not known: not sandboxed.", file=sys.stderr)
+    if settings.error and _mentions(path, CONFIG_KEY):  # it may say sandbox = "strict": never run unconfined on a guess
+        return _problem(f"{settings.error.removesuffix(' defaults used.').rstrip(':')}: whether to sandbox is not known "
+                        "(fix it, or say --sandbox or --no-sandbox)")
     value = settings.value(CONFIG_KEY)
     if value is None or value is False:
         return None
@@ -118,6 +121,13 @@ def _configured() -> str | bool | None:
     if value not in SANDBOX_MODES:
         return _problem(f"{path}: {CONFIG_KEY} should be \"strict\", \"best-effort\" or false, not {value!r}")
     return str(value)
+
+
+def _mentions(path: Path, word: str) -> bool:
+    try:
+        return word in path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return True  # unreadable: it may
 
 
 def _problem(line: str) -> bool:

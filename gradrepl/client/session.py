@@ -289,13 +289,21 @@ class KernelSession(AttachedKernel):
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         cpu = self._cpu_watch()
+        cpu_due = None if cpu is None else loop.time() + cpu.next_reading()  # when the CPU time is next read
         stopped: str | None = None  # why the cell was interrupted (its wall clock or CPU time)
         budget = OutputBudget(self.output_limit)
         try:
             while True:
+                if cpu is not None and cpu_due is not None and stopped is None and loop.time() >= cpu_due:
+                    if cpu.exceeded():  # read as messages come too: a cell that prints is never quiet for long
+                        stopped = cpu.reason()
+                        await self.interrupt()
+                        deadline = loop.time() + INTERRUPT_GRACE
+                    cpu_due = loop.time() + cpu.next_reading()
                 remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
-                if cpu is not None and stopped is None:
-                    remaining = cpu.next_reading() if remaining is None else min(remaining, cpu.next_reading())
+                if cpu_due is not None and stopped is None:
+                    wait = max(cpu_due - loop.time(), 0.0)
+                    remaining = wait if remaining is None else min(remaining, wait)
                 msg = await self._next_message(self.client.get_iopub_msg(), remaining)
                 if msg is None:
                     if stopped is not None:  # interrupted, and still no idle: give up on it
@@ -306,12 +314,8 @@ class KernelSession(AttachedKernel):
                         return
                     if deadline is not None and loop.time() >= deadline:
                         stopped = f"interrupted after {timeout:g} s"
-                    elif cpu is not None and cpu.exceeded():
-                        stopped = cpu.reason()
-                    else:
-                        continue
-                    await self.interrupt()
-                    deadline = loop.time() + INTERRUPT_GRACE
+                        await self.interrupt()
+                        deadline = loop.time() + INTERRUPT_GRACE
                     continue
                 if msg["parent_header"].get("msg_id") != msg_id:
                     self._other(msg)

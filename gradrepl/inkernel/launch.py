@@ -288,6 +288,7 @@ def _sandboxed(runtime_dir: str) -> SandboxRequest | None:
         for name in ("TMPDIR", "TEMP", "TMP"):
             os.environ[name] = private
         os.environ["IPYTHONDIR"] = os.path.join(runtime_dir, "ipython")
+        os.makedirs(os.environ["IPYTHONDIR"], mode=0o700, exist_ok=True)  # the kernel may make no folder there once confined
         missing = sandbox.limit(request)
         missing += sandbox.confine(request, runtime_dir)
     except sandbox.SandboxError as err:

@@ -23,6 +23,7 @@ import traceback
 from gradrepl.protocol import SandboxRequest, size_text
 
 NET_ABI = 4  # TCP bind/connect rules
+SCOPE_ABI = 6  # signals and abstract unix sockets scoped to the sandbox
 
 
 class SandboxError(Exception):
@@ -55,6 +56,9 @@ def limit(request: SandboxRequest) -> list[str]:
     _lower(resource.RLIMIT_NOFILE, request.open_files)
     _lower(resource.RLIMIT_FSIZE, request.file_size)
     _lower(resource.RLIMIT_CORE, 0)
+    soft_as, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft_as != resource.RLIM_INFINITY:  # --memory-limit, set as the kernel started: now hard too
+        _lower(resource.RLIMIT_AS, soft_as)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         capabilities.drop_all()
@@ -69,7 +73,7 @@ def _lower(which: int, value: int) -> None:
     import resource
 
     _, hard = resource.getrlimit(which)
-    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+    value = min(value, (1 << 62) if hard == resource.RLIM_INFINITY else hard)
     resource.setrlimit(which, (value, value))
 
 
@@ -105,6 +109,8 @@ def confine(spec: SandboxRequest, runtime_dir: str) -> list[str]:
                                "--sandbox=best-effort runs unconfined, saying so") from None
         return ["everything (this Linux has no Landlock)"]
     missing = [] if abi >= NET_ABI else [f"TCP connect and bind (Landlock ABI {abi}; ABI {NET_ABI} confines them)"]
+    if abi < SCOPE_ABI:
+        missing.append(f"signals and abstract unix sockets to processes outside it (Landlock ABI {abi}; ABI {SCOPE_ABI} confines them)")
     if missing and strict:
         raise SandboxError(f"gradrepl: --sandbox cannot confine {missing[0]}; --sandbox=best-effort runs without it")
     write = (AccessFs.READ_FILE | AccessFs.READ_DIR | AccessFs.WRITE_FILE | AccessFs.TRUNCATE | AccessFs.MAKE_REG
@@ -113,8 +119,13 @@ def confine(spec: SandboxRequest, runtime_dir: str) -> list[str]:
     device = AccessFs.READ_FILE | AccessFs.WRITE_FILE | AccessFs.TRUNCATE
     rules = Landlock(strict=False)  # features this kernel lacks were named above
     rules.add_path_rule("/", access=AccessFs.READ_FILE | AccessFs.READ_DIR | AccessFs.EXECUTE)
-    folders = [folder for folder in [*spec.writable, runtime_dir, "/dev/shm"] if folder and os.path.isdir(folder)]
+    own = [os.path.join(runtime_dir, "tmp"), os.path.join(runtime_dir, "ipython")]
+    folders = [folder for folder in [*spec.writable, *own, "/dev/shm"] if folder and os.path.isdir(folder)]
     rules.add_path_rule(*folders, access=write)
+    # Its runtime folder itself: its sockets only. The front end writes its log there, unconfined:
+    # no link, folder or file the kernel made may stand where the front end will write.
+    sockets = AccessFs.READ_FILE | AccessFs.READ_DIR | AccessFs.EXECUTE | AccessFs.MAKE_SOCK | AccessFs.REMOVE_FILE
+    rules.add_path_rule(runtime_dir, access=sockets)
     rules.add_path_rule(*[f for f in ("/dev/null", "/dev/zero", "/dev/urandom") if os.path.exists(f)], access=device)
     try:
         rules.apply()
@@ -130,7 +141,7 @@ def refusal_line(error: BaseException, request: SandboxRequest) -> str | None:
     if isinstance(error, ValueError) and "raise maximum limit" in str(error):
         return ("gradrepl: the sandbox's limits cannot be raised from inside the kernel "
                 "(--sandbox-limit NAME=VALUE sets them: cpu, processes, open-files, file-size)")
-    if (isinstance(error, RuntimeError) and "can't start new thread" in str(error)) or _fork_refused(error):
+    if os.getuid() != 0 and ((isinstance(error, RuntimeError) and "can't start new thread" in str(error)) or _fork_refused(error)):
         return f"gradrepl: the sandbox lets the kernel start {request.processes} processes and threads ({request.limit_option('processes')})"
     if not isinstance(error, OSError):
         return None
@@ -145,11 +156,20 @@ def refusal_line(error: BaseException, request: SandboxRequest) -> str | None:
         if error.errno == errno.EPERM:
             return "gradrepl: the sandbox refused this: no signals to processes outside the kernel, no privileged calls"
         return "gradrepl: the sandbox refused this network connection (--sandbox allows no TCP connect or bind)"
-    if any(_inside(os.fsdecode(target), folder) for folder in request.writable):
-        return None  # refused by the file's own permissions, not the sandbox
+    path = os.fsdecode(target)
+    own = [os.environ.get("TMPDIR", ""), os.environ.get("IPYTHONDIR", ""), "/dev/shm"]
+    if any(_inside(path, folder) for folder in [*request.writable, *own] if folder) or not _permitted(path):
+        return None  # refused by the file's own permissions (access(2) is not Landlock's), not the sandbox
     where = ", ".join(request.writable) or "the script's folder"
-    return (f"gradrepl: the sandbox refused access to {os.path.abspath(os.fsdecode(target))}: writes are allowed only under {where} "
+    return (f"gradrepl: the sandbox refused access to {os.path.abspath(path)}: writes are allowed only under {where} "
             "(run with --sandbox-writable DIR to allow another folder)")
+
+
+def _permitted(path: str) -> bool:
+    """Whether the file's own permissions let this process read and write it (or create it)."""
+    if os.path.lexists(path):
+        return os.access(path, os.R_OK | os.W_OK)
+    return os.access(os.path.dirname(os.path.abspath(path)) or ".", os.W_OK | os.X_OK)
 
 
 def _fork_refused(error: BaseException) -> bool:

@@ -35,7 +35,7 @@ def system_commands(app: GradReplApp, screen: Screen, inherited: Iterable[System
                         app.action_toggle_nan_check)
     if app.sandbox_entries is not None:
         yield SystemCommand(f"Sandbox: turn {'off' if app.sandboxed else 'on'}",
-                            "Confine the kernel (--sandbox): writes only under the script's folder, no network; restarts it",
+                            "Confine the kernel (--sandbox): writes only under the script's folder, no TCP; restarts it",
                             app.action_toggle_sandbox)
     yield SystemCommand("Help", "Keys and panes (F1)", app.action_help)
     pane = focused_pane(app, screen)
