@@ -83,3 +83,12 @@ def test_each_refusal_gets_its_own_line_and_others_none(tmp_path: Path) -> None:
     assert line(BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")) is None  # a socket's, not a fork's
     for other in (ValueError("x"), KeyError("k"), OSError(errno.ENOENT, "No such file or directory", "/x")):
         assert line(other) is None
+
+
+def test_no_new_privs_is_set_without_landlock_too() -> None:
+    import subprocess
+    import sys
+
+    code = ("from gradrepl.inkernel import capabilities\ncapabilities.no_new_privs()\n"
+            "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('NoNewPrivs')][0])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "1\n"

@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import os
 
+_PR_SET_NO_NEW_PRIVS = 38
 _PR_CAPBSET_DROP = 24
 _PR_CAP_AMBIENT = 47
 _PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -32,6 +33,14 @@ class _Data(ctypes.Structure):
 def held() -> int:
     """The capabilities this process may use (its effective set)."""
     return _status_mask("CapEff")
+
+
+def no_new_privs() -> None:
+    """No program this process runs gains privileges (setuid, file capabilities), ever again.
+    Landlock sets it too, when there is Landlock; best-effort mode without it still has this."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        _raise("PR_SET_NO_NEW_PRIVS")
 
 
 def drop_all() -> None:

@@ -61,6 +61,7 @@ def limit(request: SandboxRequest) -> list[str]:
         _lower(resource.RLIMIT_AS, soft_as)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
+        capabilities.no_new_privs()
         capabilities.drop_all()
     except OSError as err:
         if request.mode == "strict":
