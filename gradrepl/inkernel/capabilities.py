@@ -5,7 +5,7 @@ keeps none of root's other powers over the machine.
 
 No binding covers this (py_landlock does Landlock only; python-prctl is unmaintained and needs
 libcap headers), so it is three libc calls through ctypes: the bounding set, the ambient set,
-then capset(2) with empty sets. no_new_privs (set by Landlock) keeps an exec'd setuid program
+then capset(2) with empty sets. `no_new_privs()` keeps an exec'd setuid program
 from gaining any back.
 """
 
@@ -38,8 +38,7 @@ def held() -> int:
 def no_new_privs() -> None:
     """No program this process runs gains privileges (setuid, file capabilities), ever again.
     Landlock sets it too, when there is Landlock; best-effort mode without it still has this."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+    if _libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         _raise("PR_SET_NO_NEW_PRIVS")
 
 
@@ -47,22 +46,23 @@ def drop_all() -> None:
     """Give up every capability, now and across exec; OSError when the kernel refuses."""
     if not held() and not _status_mask("CapPrm") and not _status_mask("CapAmb"):
         return  # none to use or regain: exec cannot grant any under no_new_privs, whatever the bounding set holds
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    last = _last_capability()
-    for capability in range(last + 1):
-        if _bounding() >> capability & 1 and libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
+    libc = _libc()
+    bounding = _status_mask("CapBnd")
+    for capability in range(_last_capability() + 1):
+        if bounding >> capability & 1 and libc.prctl(_PR_CAPBSET_DROP, capability, 0, 0, 0) != 0:
             _raise("dropping capability from the bounding set")
     libc.prctl(_PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)  # EINVAL before Linux 4.3: nothing to clear
     header = _Header(_LINUX_CAPABILITY_VERSION_3, 0)
     empty = (_Data * 2)()
     if libc.capset(ctypes.byref(header), empty) != 0:
         _raise("capset")
-    if held():
-        raise OSError(f"capabilities still held after dropping them: {held():#x}")
+    still = held()
+    if still:
+        raise OSError(f"capabilities still held after dropping them: {still:#x}")
 
 
-def _bounding() -> int:
-    return _status_mask("CapBnd")
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 def _status_mask(key: str) -> int:

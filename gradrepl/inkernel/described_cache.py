@@ -100,17 +100,20 @@ def _metadata_key(torch: Any, t: Any) -> _Key | None:
     """What the description says of `t` besides its values (and its grad's), as a tuple; None for
     a tensor not cached (not on the CPU, not strided, quantized, larger than MEMO_LIMIT, a grad
     likewise). Where the values live is not in it: they are compared themselves."""
-    if t.layout is not torch.strided or t.is_nested or t.is_quantized or t.device.type != "cpu" or t.numel() > MEMO_LIMIT:
+    if not _cacheable(torch, t):
         return None
     grad_key = None
     if t.is_leaf or t.retains_grad:
         grad = t.grad
         if grad is not None:
-            if grad.layout is not torch.strided or grad.is_nested or grad.is_quantized or grad.device.type != "cpu" \
-                    or grad.numel() > MEMO_LIMIT:
+            if not _cacheable(torch, grad):
                 return None
             grad_key = (grad.dtype, grad.shape)
     return (type(t), t.dtype, t.shape, t._version, t.requires_grad, t.is_leaf, t.retains_grad, t.grad_fn, grad_key)
+
+
+def _cacheable(torch: Any, t: Any) -> bool:
+    return t.layout is torch.strided and not t.is_nested and not t.is_quantized and t.device.type == "cpu" and t.numel() <= MEMO_LIMIT
 
 
 def _changed(torch: Any, before: _Kept | None, now: _Kept) -> set[int]:

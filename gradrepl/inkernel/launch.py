@@ -302,16 +302,7 @@ def _note_sandbox_refusals(shell: object, request: SandboxRequest) -> None:
     """After a cell the sandbox refused something, one line saying so and how to allow it."""
     from gradrepl.inkernel.sandbox import refusal_line
 
-    def post_run_cell(result: object) -> None:
-        try:
-            error = getattr(result, "error_in_exec", None)
-            line = refusal_line(error, request) if error is not None else None
-            if line is not None:
-                print(line, file=sys.stderr)
-        except BaseException:
-            pass
-
-    shell.events.register("post_run_cell", post_run_cell)  # type: ignore[attr-defined]
+    _note_after_errors(shell, lambda error: refusal_line(error, request))
 
 
 _OUT_OF_MEMORY = ("failed to map segment", "cannot allocate memory", "can't allocate memory", "can't start new thread")
@@ -320,14 +311,23 @@ _OUT_OF_MEMORY = ("failed to map segment", "cannot allocate memory", "can't allo
 def _note_memory_errors(shell: object, limit: int) -> None:
     """After a cell that ran out of memory, one line on its stderr that says the limit did it:
     an import that fails for want of address space says only "failed to map segment"."""
+    def line_for(error: BaseException) -> str | None:
+        if isinstance(error, MemoryError) or any(text in str(error).lower() for text in _OUT_OF_MEMORY):
+            return (f"gradrepl: out of memory under --memory-limit {size_text(limit)} "
+                    "(the kernel's address space): a larger limit may be needed")
+        return None
+
+    _note_after_errors(shell, line_for)
+
+
+def _note_after_errors(shell: object, line_for: Callable[[BaseException], str | None]) -> None:
+    """After a cell that failed, the line `line_for` has for its error (if any), on its stderr."""
     def post_run_cell(result: object) -> None:
         try:
             error = getattr(result, "error_in_exec", None)
-            if error is None:
-                return
-            if isinstance(error, MemoryError) or any(text in str(error).lower() for text in _OUT_OF_MEMORY):
-                print(f"gradrepl: out of memory under --memory-limit {size_text(limit)} "
-                      "(the kernel's address space): a larger limit may be needed", file=sys.stderr)
+            line = line_for(error) if error is not None else None
+            if line is not None:
+                print(line, file=sys.stderr)
         except BaseException:
             pass
 
