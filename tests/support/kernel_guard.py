@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from support.guard_site.refuse_kernels import GUARD_DIR_ENV, is_kernel_argv
+from support.guard_site.refuse_kernels import GRADREPL_BOOTSTRAP, GUARD_DIR_ENV, is_kernel_argv
 
 SITE_DIR = Path(__file__).resolve().parent / "guard_site"
 
@@ -49,7 +49,7 @@ class KernelGuard:
             def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
                 argv = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
                 if is_kernel_argv(argv):
-                    guard.refused.append(" ".join(str(a) for a in argv))
+                    guard.refused.append(shown(argv))
                     raise KernelStartForbidden(
                         "a test not marked `kernel` started a kernel; mark it @pytest.mark.kernel, "
                         "or give the app a recorded session (tests/support/recorded_session.py)"
@@ -60,8 +60,14 @@ class KernelGuard:
 
     def violations(self) -> list[str]:
         """Every kernel start refused, here or in a child, as one line each."""
-        found = [f"in the test process: {argv[:160]}" for argv in self.refused]
+        found = [f"in the test process: {argv}" for argv in self.refused]
         for note in sorted(self.notes.glob("kernel-*.json")):
             data = json.loads(note.read_text(encoding="utf-8"))
-            found.append(f"in process {data['pid']} (child of {data['parent']}): {' '.join(data['argv'])[:160]}")
+            found.append(f"in process {data['pid']} (child of {data['parent']}): {shown(data['argv'])}")
         return found
+
+
+def shown(argv: list[Any]) -> str:
+    """A command line as one short line, whatever the length of the paths in it: gradrepl's
+    bootstrap program stands for itself by the import that makes it a kernel."""
+    return " ".join(f"'...{GRADREPL_BOOTSTRAP}...'" if GRADREPL_BOOTSTRAP in str(a) else str(a)[:80] for a in argv)
