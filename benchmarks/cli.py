@@ -26,6 +26,7 @@ GROUPS: dict[str, list[str]] = {
     "fold": ["fold-expand-1e5", "fold-expand-key", "fold-expand-first-key"],
     "graph": ["graph-view-1e4", "graph-text-1e4"],
     "inspector": ["app-model-inspector"],
+    "model-100": ["app-model-100-layers", "report-wire-100-layers"],
     "check": ["check-vs-nbval", "check-jobs-2"],
     "remote": ["server-roundtrip", "replay-seed-server"],
     "sandbox": ["replay-seed-sandbox"],
@@ -80,6 +81,10 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.model_inspector import bench_model_inspector
 
         tasks.append((GROUPS["inspector"], lambda: bench_model_inspector(4 * rounds)))
+    if chosen(only, "model-100"):
+        from benchmarks.model_inspector import bench_model_100_layers
+
+        tasks.append((GROUPS["model-100"], lambda: bench_model_100_layers(2 * rounds)))
     if chosen(only, "check"):
         from benchmarks.lesson_check import bench_lesson_check
 

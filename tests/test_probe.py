@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import math
 import warnings
 from types import SimpleNamespace
 from typing import Any
@@ -77,6 +79,19 @@ def test_names_one_level_deep_in_containers_and_modules() -> None:
 def test_ipython_caches_and_hidden_names_are_not_user_tensors() -> None:
     names = by_name(namespace.snapshot(shell_with(_w=torch.ones(1)))).keys()
     assert list(names) == ["_w"]
+
+
+@pytest.mark.parametrize("shape", [(16, 16), (7,), (2, 9, 3), (8, 1, 8), (5, 40), (3, 0, 9)])
+def test_a_small_tensors_preview_is_the_corner_a_large_ones_is_cut_to(shape: tuple[int, ...]) -> None:
+    from gradrepl.inkernel.values import _preview_of_large
+
+    t = torch.arange(math.prod(shape), dtype=torch.float32).reshape(shape)
+    if t.numel():
+        t.view(-1)[-1] = float("nan")
+    info = describe_tensor(torch, "t", t)
+    preview, truncated = _preview_of_large(torch, t)  # index_select per dimension, not the list path
+    assert info["data"]["truncated"] is truncated is True
+    assert json.dumps(info["data"]["preview"]) == json.dumps(json.loads(json.dumps(preview)))
 
 
 def test_huge_tensor_costs_a_bounded_slice() -> None:
@@ -171,6 +186,33 @@ class FakeComm:
 
     def send(self, data: dict[str, Any]) -> None:
         self.sent.append(json.loads(json.dumps(data)))
+
+
+class CollectorWatchingComm(FakeComm):
+    def __init__(self) -> None:
+        super().__init__()
+        self.collecting: list[bool] = []
+
+    def send(self, data: dict[str, Any]) -> None:
+        self.collecting.append(gc.isenabled())
+        super().send(data)
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_the_report_is_made_without_the_cyclic_collector_and_leaves_it_as_it_was(collecting: bool) -> None:
+    shell = shell_with(a=torch.ones(2))
+    p = probe.Probe(shell, kernel=None)
+    p.comm = comm = CollectorWatchingComm()
+    result = SimpleNamespace(error_before_exec=None, error_in_exec=None, execution_count=1)
+    was = gc.isenabled()
+    (gc.enable if collecting else gc.disable)()
+    try:
+        p.post_run_cell(result)
+        after = gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert comm.collecting == [False] and comm.sent[-1]["tensors_changed"]
+    assert after is collecting
 
 
 def test_reports_carry_only_changed_tensors_and_the_front_end_rebuilds_the_table() -> None:

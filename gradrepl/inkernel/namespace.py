@@ -24,7 +24,7 @@ from typing import Any
 
 from gradrepl.inkernel.values import ValuesMemo, describe_metadata, describe_tensor
 
-MAX_TENSORS = 2000
+MAX_TENSORS = 5000  # a 100-layer model of a few thousand parameter tensors is listed whole
 MAX_CONTAINER_ITEMS = 64
 REPORT_SECONDS = 3.0  # a cell's report: looking up the names, then describing the tensors
 NAMES_SECONDS = 1.0  # looking up the names at a backward call (unnamed past it)

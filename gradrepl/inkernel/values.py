@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import operator
 import weakref
+from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from gradrepl.inkernel.walker import node_name
@@ -245,10 +247,15 @@ def _describe_flat(torch: Any, t: Any, flat: list[Any]) -> dict[str, Any]:
 
 def describe_list(flat: list[Any], shape: list[int], boolean: bool = False) -> dict[str, Any]:
     """describe_values' result for a tensor of `shape` whose values are `flat` (tolist() of it, reshaped to 1-D)."""
-    preview = _plain_preview(flat, shape)
     truncated = any(size > 2 * PREVIEW_EDGE for size in shape)
+    if truncated and flat:
+        pick, gaps, kept_shape = _list_corner(tuple(shape))
+        preview = _insert_gaps(_plain_preview(list(pick(flat)), kept_shape), gaps)
+    else:
+        preview = _plain_preview(flat, shape)
+        preview = _cut_edges(preview) if truncated else preview  # an empty tensor: its long dimensions still cut
     return {
-        "preview": _cut_edges(preview) if truncated else preview,
+        "preview": preview,
         "truncated": truncated,
         "stats": python_stats(flat, len(flat)) if flat and not boolean else None,
     }
@@ -262,6 +269,28 @@ def _cut_edges(nested: Any) -> Any:
         return [_cut_edges(item) for item in nested]
     ends = [_cut_edges(item) for item in (*nested[:PREVIEW_EDGE], *nested[-PREVIEW_EDGE:])]
     return [*ends[:PREVIEW_EDGE], "…", *ends[PREVIEW_EDGE:]]
+
+
+_LIST_CORNERS: dict[tuple[int, ...], tuple[Callable[[list[Any]], tuple[Any, ...]], list[int | None], list[int]]] = {}
+
+
+def _list_corner(shape: tuple[int, ...]) -> tuple[Callable[[list[Any]], tuple[Any, ...]], list[int | None], list[int]]:
+    """For a flat list of `shape`: a getter of the entries a preview keeps (the first and last
+    PREVIEW_EDGE of each long dimension), where the cuts go, and the shape kept. Made once per shape."""
+    known = _LIST_CORNERS.get(shape)
+    if known is not None:
+        return known
+    gaps = [PREVIEW_EDGE if size > 2 * PREVIEW_EDGE else None for size in shape]
+    positions = [0]
+    for size, gap in zip(shape, gaps, strict=True):
+        kept = range(size) if gap is None else [*range(PREVIEW_EDGE), *range(size - PREVIEW_EDGE, size)]
+        positions = [base * size + index for base in positions for index in kept]
+    kept_shape = [size if gap is None else 2 * PREVIEW_EDGE for size, gap in zip(shape, gaps, strict=True)]
+    pick = itemgetter(*positions) if len(positions) > 1 else (lambda items: (items[positions[0]],))
+    if len(_LIST_CORNERS) > 256:
+        _LIST_CORNERS.clear()
+    known = _LIST_CORNERS[shape] = (pick, gaps, kept_shape)
+    return known
 
 
 def describe_values(torch: Any, t: Any, memo: ValuesMemo | None = None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ table before and after the cell.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import TypeAlias
 
@@ -41,14 +42,18 @@ def _is_zero(info: TensorInfo) -> bool:
     return stats is not None and stats.min == 0 and stats.max == 0
 
 
-def grad_changes(before: dict[str, TensorInfo], after: dict[str, TensorInfo]) -> list[GradChange]:
-    """The tensors whose .grad differs between two tables (a leaf's, or a retained one's).
+def grad_changes(before: dict[str, TensorInfo], after: dict[str, TensorInfo],
+                 skipped: Collection[str] = ()) -> list[GradChange]:
+    """The tensors whose .grad differs between two tables (a leaf's, or a retained one's), but
+    those named in `skipped` (shown already: a backward call wrote them).
 
     A name bound to another tensor object starts afresh: its grad is new, not accumulated.
     A new name for a tensor already listed (`c = x`) compares with that tensor's grad."""
     changes = []
     by_object = {info.object: info for info in before.values() if info.object is not None}
     for name, info in after.items():
+        if name in skipped:
+            continue
         old = before.get(name)
         if (old is None or old.object != info.object) and info.object is not None:
             old = by_object.get(info.object)
@@ -133,7 +138,7 @@ class BackwardLog(VerticalScroll):
                 self._mount_entry(BackwardGroup(execution_count, group))
             previous = group.last_step
         traced = {leaf.name for event in events for leaf in event.leaves}
-        changes = [c for c in grad_changes(before, after) if c.name not in traced]
+        changes = grad_changes(before, after, traced)
         if changes:
             self._add_changes(execution_count, changes)
 
