@@ -16,6 +16,7 @@ from benchmarks.report import machine_info, print_table, write_results
 
 GROUPS: dict[str, list[str]] = {
     "replay": ["replay-seed", "replay-seed-nbconvert", "replay-vs-nbconvert"],
+    "examples": ["replay-examples-vs-nbconvert"],
     "roundtrip": ["roundtrip-10", "roundtrip-1000"],
     "snapshot": ["snapshot-1e8", "describe-1e8", "describe-1e8-vs-repr"],
     "app": ["app-first-frame", "app-first-frame-over-bare", "app-memory", "app-panes-latency", "app-key-latency"],
@@ -27,6 +28,8 @@ GROUPS: dict[str, list[str]] = {
     "graph": ["graph-view-1e4", "graph-text-1e4"],
     "inspector": ["app-model-inspector"],
     "model-100": ["app-model-100-layers", "report-wire-100-layers"],
+    "long-session": ["app-memory-1000-cells", "app-scroll-1000-cells"],
+    "big-output": ["output-10mb-first-line"],
     "check": ["check-vs-nbval", "check-jobs-2"],
     "remote": ["server-roundtrip", "replay-seed-server"],
     "sandbox": ["replay-seed-sandbox"],
@@ -48,6 +51,10 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
 
         with_nb = only != "replay-seed"
         tasks.append((GROUPS["replay"] if with_nb else ["replay-seed"], lambda: bench_replay(rounds, with_nb)))
+    if chosen(only, "examples"):
+        from benchmarks.replay import bench_examples
+
+        tasks.append((GROUPS["examples"], lambda: bench_examples(min(rounds, 2))))
     if chosen(only, "roundtrip"):
         from benchmarks.kernel import bench_roundtrips
 
@@ -85,6 +92,14 @@ def tasks_for(only: str | None, rounds: int) -> list[Task]:
         from benchmarks.model_inspector import bench_model_100_layers
 
         tasks.append((GROUPS["model-100"], lambda: bench_model_100_layers(2 * rounds)))
+    if chosen(only, "long-session"):
+        from benchmarks.session_scale import bench_long_session
+
+        tasks.append((GROUPS["long-session"], lambda: bench_long_session(min(rounds, 3))))
+    if chosen(only, "big-output"):
+        from benchmarks.session_scale import bench_big_output
+
+        tasks.append((GROUPS["big-output"], lambda: bench_big_output(rounds)))
     if chosen(only, "check"):
         from benchmarks.lesson_check import bench_lesson_check
 

@@ -20,6 +20,10 @@ INTERRUPT_LOOPS = {
     "interrupt-python": "print('go', flush=True)\nwhile True:\n    pass",
     "interrupt-torch": "import torch\na = torch.randn(300, 300)\nprint('go', flush=True)\nwhile True:\n    a = torch.tanh(a @ a)",
 }
+INTERRUPT_OVER_PLAIN_MS = {"interrupt-torch": 50.0}
+# The probe's report of 10 tensors may add a fifth to a trivial cell's round trip; of 1,000, as
+# much again as the cell itself (a description kept while its tensor is unchanged, issue 18).
+ROUNDTRIP_RATIO = {10: 1.2, 1000: 2.0}
 
 
 @contextlib.asynccontextmanager
@@ -91,9 +95,14 @@ async def bench_interrupts_async(samples: int) -> list[Row]:
                     theirs.append(await interrupt_plain(plain, code))
                     mine.append(await interrupt_gradrepl(session, code))
             value, anchor, slowest = median(mine) * 1e3, median(theirs) * 1e3, max(mine) * 1e3
+            # A torch loop's interrupt is plain ipykernel's plus at most 50 ms (the probe's own
+            # handler); any interrupt ends within a second, the slowest sample included.
+            over = INTERRUPT_OVER_PLAIN_MS.get(name)
+            target = "max < 1000 ms" + (f", <= anchor + {over:.0f} ms" if over is not None else "")
+            passed = slowest < 1000 and (over is None or value <= anchor + over)
             rows.append(Row(
-                name, value, "ms", "plain ipykernel", anchor, value / anchor, "< 1000 ms", slowest < 1000,
-                note=f"median of {samples}, from the interrupt to the cell's end; the target holds for the maximum",
+                name, value, "ms", "plain ipykernel", anchor, value / anchor, target, passed,
+                note=f"median of {samples}, from the interrupt to the cell's end; the 1000 ms holds for the maximum",
                 samples=[x * 1e3 for x in mine], anchor_samples=[x * 1e3 for x in theirs],
                 extra={"max_ms": slowest},
             ))
@@ -144,11 +153,11 @@ async def bench_roundtrips_async(sizes: list[int], samples: int) -> list[Row]:
                 if found != n:
                     raise BenchError(f"roundtrip-{n}: the probe reported {found} tensors, expected {n}")
             value, anchor = median(mine) * 1e3, median(theirs) * 1e3
-            limit = 15.0 if n <= 10 else 50.0
+            limit = ROUNDTRIP_RATIO[10 if n <= 10 else 1000]
             rows.append(
                 Row(
                     f"roundtrip-{n}", value, "ms", "plain ipykernel", anchor, value / anchor,
-                    f"< {limit:g} ms", value < limit,
+                    f"ratio <= {limit:g}", value / anchor <= limit,
                     note=f"median of {samples}; report verified to hold {n} tensors",
                     samples=[s * 1e3 for s in mine], anchor_samples=[s * 1e3 for s in theirs],
                 )

@@ -42,8 +42,9 @@ def bench_snapshot(samples: int) -> list[Row]:
     return [
         Row(
             "snapshot-1e8", median(snap), "ms", "repr(big)", median(repr_big), median(snap) / median(repr_big),
-            "< 10 ms", median(snap) < 10.0, note=f"namespace.snapshot, in process; median of {samples}",
-            samples=snap, anchor_samples=repr_big,
+            "max <= 2 ms", max(snap) <= 2.0, note=f"namespace.snapshot, in process; median of {samples}; the target "
+            f"holds for the slowest (max {max(snap):.2f} ms)",
+            samples=snap, anchor_samples=repr_big, extra={"max_ms": max(snap)},
         ),
         Row(
             "describe-1e8", median(describe_big), "ms", "describe 4x4", median(describe_small),
@@ -105,8 +106,8 @@ def bench_backward_log(rounds: int) -> list[Row]:
             tracer.uninstall()
 
     steps: list[tuple[str, Callable[[], None], int, float]] = [
-        ("backward-log-mlp", mlp_step, 20, 1.2),
-        ("backward-log-chain", chain, 3, 2.0),
+        ("backward-log-mlp", mlp_step, 20, 1.1),
+        ("backward-log-chain", chain, 3, 1.5),
     ]
     rows = _traced_against_plain(tracer, steps, timed, rounds)
     rows += [_training_loop(tracer, rounds, *model) for model in LOOP_MODELS]
