@@ -74,7 +74,7 @@ Rows
     app-scroll-1000-cells  then PageUp in the input (it scrolls the transcript), from the key
                            written to the pty until the cells above are drawn, vs the same keys
                            in a 100-cell session. Target: <= 50 ms.
-    output-10mb-first-line a cell printing 200,000 lines (9.8 MB) pasted into a fresh app on a
+    output-10mb-first-line a cell printing 200,000 lines (10.2 MB) pasted into a fresh app on a
                            pty and run with Ctrl+R, until its first line is drawn, vs the same
                            cell printing one line, same app. Target: <= anchor + 250 ms
                            (ipykernel sends a stream 0.2 s after its first print, and a frame).
@@ -109,8 +109,8 @@ Rows
                            five Linear(16, 16) + LayerNorm(16)); a training step in extra.
                            Target: <= 250 ms.
     report-wire-100-layers the JSON size of the probe's report of that step (all 2,000 change) vs
-                           of a cell changing no tensor (`a = 1`). Target: <= 2 KB per changed
-                           tensor, <= 64 KB with none changed.
+                           of a cell changing no tensor (`a = 1`). Target: <= 512 B a changed
+                           tensor, <= 32 B an unchanged one.
     check-vs-nbval         `gradrepl check .` on the examples/ lessons written as notebooks with
                            their outputs (replay --to-notebook), vs `pytest --nbval .` on the same
                            notebooks (nbval comes with the test extra), same interpreter and
