@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from benchmarks.app_start import APP_LABELS, app_commands, app_on_terminal
-from benchmarks.common import REPO, SEED, BenchError, Row, median, problems_note, say
+from benchmarks.common import REPO, SEED, BenchError, Row, alternating, median, problems_note, say
 from benchmarks.terminal import Terminal
 
 LONG_CELLS = 1000
@@ -68,7 +68,10 @@ def scroll_keys(terminal: Terminal, presses: int) -> list[float]:
     numbered below the lowest of the frame before (what else the app redraws meanwhile, a
     cursor blinking, shows no such cell)."""
     terminal.type(PAGE_UP)  # untimed: the first frame whose cells are all known
-    lowest = min(int(n) for n in MARKER.findall(quiet(terminal)) or [LONG_CELLS])
+    shown = MARKER.findall(quiet(terminal))
+    if not shown:
+        raise BenchError(f"{terminal.label}: PageUp drew no cell (last text: {terminal.last_text()!r})")
+    lowest = min(int(n) for n in shown)
     times = []
     for _ in range(presses):
         quiet(terminal)
@@ -160,7 +163,7 @@ def bench_big_output(rounds: int) -> list[Row]:
             with app_on_terminal(app, tmp=tmp, label=APP_LABELS["gradrepl"], problems=problems) as terminal:
                 terminal.wait_for("idle", timeout=120.0)
                 run_pasted(terminal, "import torch; print('ready-' + 'torch')", re.compile("ready-torch"))
-                order = ["big", "small"] if index % 2 == 0 else ["small", "big"]
+                order = alternating(index, "big", "small")
                 for name in order:
                     tag = f"{name[0].upper()}{index}x"
                     lines = OUTPUT_LINES if name == "big" else 1

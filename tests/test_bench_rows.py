@@ -40,9 +40,9 @@ def test_report_sizes_counts_each_report_taken_and_puts_the_front_end_back() -> 
     from gradrepl.client.events import ProbeState
 
     original = ProbeState.report_from
-    with report_sizes() as sizes:
-        ProbeState().report_from({"execution_count": 1, "notes": ["n"], "backward": []})
-    assert sizes == [len('{"execution_count":1,"notes":["n"],"backward":[]}')]
+    with report_sizes() as (sizes, entries):
+        ProbeState().report_from({"execution_count": 1, "notes": ["…"], "backward": []})
+    assert sizes == [len('{"execution_count":1,"notes":["…"],"backward":[]}'.encode())] and entries == [0]
     assert ProbeState.report_from is original
 
 

@@ -104,12 +104,12 @@ class Probe:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(BaseException):  # an interrupt that comes once the cell is done included
                 stream.flush()
-        # The report's descriptions would start a collection every 700 of them, each tracing
-        # the young objects the cell left: a 2,000-tensor model's report spent most of its
-        # time there. What they leave is collected once, after.
+        # The report's descriptions would start a collection every 700 objects they allocate,
+        # each tracing the young objects the cell left: a 2,000-tensor model's report spent
+        # most of its time there. What they leave is collected once, after.
         collecting = gc.isenabled()
-        gc.disable()
         try:
+            gc.disable()  # inside the try: an interrupt landing as it returns still turns the collector back on
             self.send(self.report(result))
         except BaseException as exc:  # an interrupt that lands in the probe included
             with contextlib.suppress(BaseException):
