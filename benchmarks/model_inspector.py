@@ -164,20 +164,23 @@ async def bench_async(count: int) -> list[Row]:
         f"{anchor:.1f} ms with 10 plain tensors (max {max(plain):.1f}); a training step {median(model_training):.1f} ms "
         f"and {median(plain_training):.1f} ms")
     leftover = "".join(leftover_note(left) for left in (left_model, left_plain))
-    return [
-        Row(
-            "app-model-inspector", value, "ms", "same, 10 plain tensors", anchor, value / anchor,
-            f"<= {TARGET_MS:.0f} ms", value <= TARGET_MS,
-            note=f"run_test 120x40: from the app taking {STEP!r} (Ctrl+R handled) (all {LINEARS.parameters} parameters change) to the refresh after every "
+    note = (f"run_test 120x40: from the app taking {STEP!r} (Ctrl+R handled) (all {LINEARS.parameters} parameters change) to the refresh after every "
             f"pane was updated, the model folded in the inspector as it starts; median of {count}; anchor: the same "
-            f"with 10 8x8 leaves, in a fresh app of its own after it; training_ms: zero_grad, backward and step"
-            + leftover,
-            samples=model, anchor_samples=plain,
-            extra={"max_ms": max(model), "anchor_max_ms": max(plain), "training_ms": model_training,
-                   "anchor_training_ms": plain_training, "training_median_ms": median(model_training),
-                   "anchor_training_median_ms": median(plain_training)},
-        )
-    ]
+            f"with 10 8x8 leaves, in a fresh app of its own after it; training_ms: zero_grad, backward and step")
+    row = step_row("app-model-inspector", model, plain, model_training, TARGET_MS, note + leftover)
+    row.extra.update(anchor_training_ms=plain_training, anchor_training_median_ms=median(plain_training))
+    return [row]
+
+
+def step_row(name: str, model: list[float], plain: list[float], training: list[float], target_ms: float, note: str) -> Row:
+    """A row of optimizer steps' round trips (ms) with a model against those with 10 plain tensors."""
+    value, anchor = median(model), median(plain)
+    return Row(
+        name, value, "ms", "same, 10 plain tensors", anchor, value / anchor, f"<= {target_ms:.0f} ms", value <= target_ms,
+        note=note, samples=model, anchor_samples=plain,
+        extra={"max_ms": max(model), "anchor_max_ms": max(plain), "training_ms": training,
+               "training_median_ms": median(training)},
+    )
 
 
 async def hundred_layers(app: Any, pilot: Any, count: int) -> tuple[list[float], list[float], tuple[int, int, int]]:
@@ -199,14 +202,8 @@ async def bench_hundred_async(count: int) -> list[Row]:
         f"({changed} tensors in it, {per_changed:.0f} bytes each), {still_bytes} bytes when nothing changed")
     leftover = "".join(leftover_note(left) for left in (left_model, left_plain))
     return [
-        Row(
-            "app-model-100-layers", value, "ms", "same, 10 plain tensors", anchor, value / anchor,
-            f"<= {HUNDRED_TARGET_MS:.0f} ms", value <= HUNDRED_TARGET_MS,
-            note=f"as app-model-inspector, with {HUNDRED_LAYERS.label}; median of {count}" + leftover,
-            samples=model, anchor_samples=plain,
-            extra={"max_ms": max(model), "anchor_max_ms": max(plain), "training_ms": model_training,
-                   "training_median_ms": median(model_training)},
-        ),
+        step_row("app-model-100-layers", model, plain, model_training, HUNDRED_TARGET_MS,
+                 f"as app-model-inspector, with {HUNDRED_LAYERS.label}; median of {count}" + leftover),
         Row(
             "report-wire-100-layers", step_bytes / 1024, "KB", "a cell changing no tensor", still_bytes / 1024,
             step_bytes / still_bytes, f"<= {WIRE_PER_CHANGED_TARGET} B a changed tensor, "

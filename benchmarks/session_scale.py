@@ -77,9 +77,8 @@ def scroll_keys(terminal: Terminal, presses: int) -> list[float]:
         quiet(terminal)
         start = time.perf_counter()
         terminal.type(PAGE_UP)
-        below = lowest
 
-        def above(match: re.Match[str], below: int = below) -> bool:
+        def above(match: re.Match[str], below: int = lowest) -> bool:
             return int(match.group(1)) < below
 
         times.append(until_drawn(terminal, MARKER, start, KEY_TIMEOUT, above) * 1e3)

@@ -271,12 +271,14 @@ def _cut_edges(nested: Any) -> Any:
     return [*ends[:PREVIEW_EDGE], "…", *ends[PREVIEW_EDGE:]]
 
 
-_LIST_CORNERS: dict[tuple[int, ...], tuple[Callable[[list[Any]], tuple[Any, ...]], list[int | None], list[int]]] = {}
+_ListCorner = tuple[Callable[[list[Any]], tuple[Any, ...]], list[int | None], list[int]]
+_LIST_CORNERS: dict[tuple[int, ...], _ListCorner] = {}
 
 
-def _list_corner(shape: tuple[int, ...]) -> tuple[Callable[[list[Any]], tuple[Any, ...]], list[int | None], list[int]]:
-    """For a flat list of `shape`: a getter of the entries a preview keeps (the first and last
-    PREVIEW_EDGE of each long dimension), where the cuts go, and the shape kept. Made once per shape."""
+def _list_corner(shape: tuple[int, ...]) -> _ListCorner:
+    """For a flat list of a cut `shape` (a dimension longer than 2 * PREVIEW_EDGE, none empty): a
+    getter of the entries a preview keeps (the first and last PREVIEW_EDGE of each long
+    dimension), where the cuts go, and the shape kept. Made once per shape."""
     known = _LIST_CORNERS.get(shape)
     if known is not None:
         return known
@@ -286,7 +288,7 @@ def _list_corner(shape: tuple[int, ...]) -> tuple[Callable[[list[Any]], tuple[An
         kept = range(size) if gap is None else [*range(PREVIEW_EDGE), *range(size - PREVIEW_EDGE, size)]
         positions = [base * size + index for base in positions for index in kept]
     kept_shape = [size if gap is None else 2 * PREVIEW_EDGE for size, gap in zip(shape, gaps, strict=True)]
-    pick = itemgetter(*positions) if len(positions) > 1 else (lambda items: (items[positions[0]],))
+    pick = itemgetter(*positions)  # 2 * PREVIEW_EDGE positions at least: a tuple
     if len(_LIST_CORNERS) > 256:
         _LIST_CORNERS.clear()
     known = _LIST_CORNERS[shape] = (pick, gaps, kept_shape)
