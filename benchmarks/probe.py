@@ -14,11 +14,11 @@ from benchmarks.common import BenchError, Row, median, mlp_256, say, time_calls
 
 
 def snapshot_samples(big: Any, samples: int) -> tuple[list[float], list[float], list[float], list[float]]:
-    """Milliseconds of namespace.snapshot of a namespace holding `big`, of its repr, and of
+    """Milliseconds of snapshot.snapshot of a namespace holding `big`, of its repr, and of
     values.describe_tensor of it and of a 4x4 tensor; `big` is let go on return."""
     import torch
 
-    from gradrepl.inkernel.namespace import snapshot
+    from gradrepl.inkernel.snapshot import snapshot
     from gradrepl.inkernel.values import describe_tensor
 
     shell = types.SimpleNamespace(user_ns={"big": big}, user_ns_hidden={})
@@ -42,7 +42,7 @@ def bench_snapshot(samples: int) -> list[Row]:
     return [
         Row(
             "snapshot-1e8", median(snap), "ms", "repr(big)", median(repr_big), median(snap) / median(repr_big),
-            "max <= 2 ms", max(snap) <= 2.0, note=f"namespace.snapshot, in process; median of {samples}; the target "
+            "max <= 2 ms", max(snap) <= 2.0, note=f"snapshot.snapshot, in process; median of {samples}; the target "
             f"holds for the slowest (max {max(snap):.2f} ms)",
             samples=snap, anchor_samples=repr_big, extra={"max_ms": max(snap)},
         ),

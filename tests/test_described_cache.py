@@ -4,6 +4,7 @@ scratch. Writes that torch's version counter does not see (`.data`, a numpy view
 
 from __future__ import annotations
 
+import gc
 import types
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from gradrepl.inkernel.namespace import snapshot
+from gradrepl.inkernel.snapshot import snapshot
 from gradrepl.inkernel.values import ValuesMemo
 
 
@@ -91,22 +92,97 @@ def test_each_report_of_a_long_lived_probe_equals_one_made_from_scratch(steps: i
 
 def test_what_did_not_change_is_not_described_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """The cache is used at all: a second report describes only the tensor that changed."""
-    import gradrepl.inkernel.namespace as namespace_module
+    import gradrepl.inkernel.snapshot as snapshot_module
 
     ns = {f"t{k}": torch.randn(4, 4) for k in range(50)}
     shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
     memo = ValuesMemo()
     snapshot(shell, memo)
     described: list[str] = []
-    real = namespace_module.describe_tensor
+    real = snapshot_module.describe_tensor
 
     def counted(torch_: Any, name: str, t: Any, memo_: Any = None) -> dict[str, Any]:
         described.append(name)
         return real(torch_, name, t, memo_)
 
-    monkeypatch.setattr(namespace_module, "describe_tensor", counted)
+    monkeypatch.setattr(snapshot_module, "describe_tensor", counted)
     ns["t7"].data[2, 2] = 100.0
     snapshot(shell, memo)
     assert described == ["t7"]
     snapshot(shell, memo)
     assert described == ["t7"]
+
+
+def test_a_report_in_which_nothing_changed_sends_the_very_descriptions_of_the_last() -> None:
+    """Unchanged tensors cost no copy and no comparison in the probe's delta: the same dicts come
+    back, and they still equal what a fresh snapshot says."""
+    ns = namespace()
+    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
+    memo = ValuesMemo()
+    snapshot(shell, memo)
+    first = snapshot(shell, memo)["tensors"]
+    second = snapshot(shell, memo)["tensors"]
+    assert [id(info) for info in second] == [id(info) for info in first]
+    set_data(ns, "w", 7.0)  # one tensor (and its view wt) changed: the others are still the same dicts
+    third = snapshot(shell, memo)["tensors"]
+    assert {info["name"] for info, before in zip(third, second, strict=True) if info is not before} == {"w", "wt"}
+    assert without_serials({"tensors": third}) == without_serials(snapshot(shell, ValuesMemo()))
+
+
+def test_a_tensor_made_where_a_freed_one_was_is_a_new_object() -> None:
+    """CPython gives a new tensor the address of one just freed: bound to the same name with the
+    same values, it is still another object (its serial differs), not the cached one."""
+    ns: dict[str, Any] = {"x": torch.zeros(3)}
+    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
+    memo = ValuesMemo()
+    (before,) = snapshot(shell, memo)["tensors"]
+    address = id(ns.pop("x"))
+    gc.collect()
+    made = [torch.zeros(3) for _ in range(20_000)]  # one of them where x was (held, so no two share it)
+    ns["x"] = next(t for t in made if id(t) == address)
+    (after,) = snapshot(shell, memo)["tensors"]
+    assert after["object"] != before["object"]
+
+
+def test_a_new_point_of_grad_history_is_sent_and_an_unchanged_history_is_not() -> None:
+    from gradrepl.inkernel.grad_health import HealthBook
+
+    w = torch.ones(3, requires_grad=True)
+    shell = types.SimpleNamespace(user_ns={"w": w}, user_ns_hidden={})
+    memo = ValuesMemo()
+    health = HealthBook(memo.serial)
+    (plain,) = snapshot(shell, memo, health=health)["tensors"]
+    assert "grad_history" not in plain
+    w.grad = torch.full((3,), 2.0)
+    health.add(torch, [(w, 2.0)])
+    (first,) = snapshot(shell, memo, health=health)["tensors"]
+    assert first["grad_history"]["calls"] == [1]
+    (again,) = snapshot(shell, memo, health=health)["tensors"]
+    assert again is first
+    health.add(torch, [(w, 2.0)])  # a call that wrote the same grad: only the history changed
+    (second,) = snapshot(shell, memo, health=health)["tensors"]
+    assert second["grad_history"]["calls"] == [1, 2]
+    assert {k: v for k, v in second.items() if k != "grad_history"} == {k: v for k, v in first.items() if k != "grad_history"}
+
+
+def test_a_report_cut_short_leaves_the_next_comparing_with_the_last_one_that_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An interrupt landing in the report: the next report must not take the values the cut one
+    read for ones that were sent."""
+    import gradrepl.inkernel.snapshot as snapshot_module
+
+    ns = {"a": torch.zeros(2), "b": torch.zeros(2)}
+    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
+    memo = ValuesMemo()
+    snapshot(shell, memo)
+    ns["a"].data[0] = 5.0  # not seen by _version
+    real = snapshot_module.describe_tensor
+
+    def interrupted(*args: Any) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snapshot_module, "describe_tensor", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        snapshot(shell, memo)
+    monkeypatch.setattr(snapshot_module, "describe_tensor", real)
+    by_name = {info["name"]: info for info in snapshot(shell, memo)["tensors"]}
+    assert by_name["a"]["data"]["preview"] == [5.0, 0.0]

@@ -13,7 +13,7 @@ import torch
 
 from gradrepl.inkernel import device_values
 from gradrepl.inkernel.device_values import STATS_FIELDS, DeviceCopies, describe_on_device, gathered
-from gradrepl.inkernel.namespace import snapshot
+from gradrepl.inkernel.snapshot import snapshot
 from gradrepl.inkernel.values import ValuesMemo, describe_values
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from gradrepl.inkernel import namespace, probe
+from gradrepl.inkernel import namespace, probe, snapshot
 from gradrepl.inkernel import tracer as backward_trace
 from gradrepl.protocol import BackwardEvent, TensorInfo
 from gradrepl.render.tensors import shape_text
@@ -128,7 +128,7 @@ def hostile_names() -> Any:
 def test_the_probe_calls_no_method_a_users_class_overrides(hostile_names: dict[str, Any]) -> None:
     shell = shell_with(**hostile_names)
     listed = [name for name, _ in namespace.named_tensors(torch, shell)]
-    snap = namespace.snapshot(shell)
+    snap = snapshot.snapshot(shell)
     Recorder.armed = False
     assert Recorder.calls == []
     expected = ["m.0.weight", "m.0.bias", "m.1.w", "items[1]", "d['k']", "t"]
@@ -163,7 +163,7 @@ class Clock:
 
 def test_a_report_that_runs_out_of_time_reports_what_it_has_with_a_note() -> None:
     shell = shell_with(**{f"t{i}": torch.ones(2) for i in range(10)})
-    snap = namespace.snapshot(shell, budget=namespace.Budget(3.5, clock=Clock()))
+    snap = snapshot.snapshot(shell, budget=namespace.Budget(3.5, clock=Clock()))
     names = [t["name"] for t in snap["tensors"]]
     assert 0 < len(names) < 10 and names == [f"t{i}" for i in range(len(names))]
     (note,) = snap["notes"]
@@ -172,7 +172,7 @@ def test_a_report_that_runs_out_of_time_reports_what_it_has_with_a_note() -> Non
 
 def test_a_tensor_found_as_the_budget_runs_out_is_listed_without_its_values() -> None:
     shell = shell_with(a=torch.ones(2), b=torch.ones(2), c=torch.ones(2))
-    snap = namespace.snapshot(shell, budget=namespace.Budget(4.5, clock=Clock()))
+    snap = snapshot.snapshot(shell, budget=namespace.Budget(4.5, clock=Clock()))
     tensors = {t["name"]: t for t in snap["tensors"]}
     # The clock is read as each name is found (1, 2, 3 s), then as each tensor is described (4, 5, 6 s).
     assert list(tensors) == ["a", "b", "c"]
@@ -340,7 +340,7 @@ def test_tensors_that_cannot_be_previewed_are_listed_with_shape_layout_and_a_not
     torch.sparse.sum(sp * 2).backward()
     shell = shell_with(sp=sp, nt=nested_leaf(torch.strided), njt=nested_leaf(torch.jagged),
                        csr=torch.eye(3).to_sparse_csr())
-    snap = namespace.snapshot(shell)
+    snap = snapshot.snapshot(shell)
     assert snap["notes"] == []
     tensors = {t["name"]: TensorInfo.from_json(json.loads(json.dumps(t))) for t in snap["tensors"]}
     assert list(tensors) == ["sp", "nt", "njt", "csr"]
@@ -360,14 +360,14 @@ class FakeComm:
 
 
 def test_a_note_about_a_tensor_the_probe_cannot_describe_is_not_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
-    describe = namespace.describe_tensor
+    describe = snapshot.describe_tensor
 
     def failing(torch: Any, name: str, t: Any, memo: Any = None) -> dict[str, Any]:
         if name == "bad":
             raise RuntimeError("cannot")
         return describe(torch, name, t, memo)
 
-    monkeypatch.setattr(namespace, "describe_tensor", failing)
+    monkeypatch.setattr(snapshot, "describe_tensor", failing)
     shell = shell_with(bad=torch.ones(1), good=torch.ones(1))
     p = probe.Probe(shell, kernel=None)
     p.comm = FakeComm()

@@ -427,6 +427,27 @@ def test_iopub_thread_has_the_pipe_methods_gradrepl_replaces() -> None:
         assert len(inspect.signature(method).parameters) == count, why
 
 
+def test_outstream_buffers_hold_what_is_written_until_it_is_flushed() -> None:
+    from jupyter_client.session import Session
+
+    from gradrepl.inkernel.probe import holds_output
+
+    context = zmq.Context()
+    socket = context.socket(zmq.PUB)
+    socket.bind("inproc://gradrepl-outstream-test")
+    pub = iostream.IOPubThread(socket)  # not started: what it is asked to do, it does at once
+    try:
+        stream = iostream.OutStream(Session(), pub, "stdout", watchfd=False)
+        why = changed("ipykernel OutStream._buffers", "a cell's last print can arrive after its report, or every cell waits on a flush")
+        assert not holds_output(stream), why
+        stream.write("printed")
+        assert holds_output(stream), why
+        stream.flush()
+        assert not holds_output(stream), why
+    finally:
+        context.destroy(linger=0)  # the thread's event pipe too
+
+
 @pytest.fixture
 def pipe_methods_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     """IOPubThread's methods as they were after the test, whatever _iopub_pipe_in replaced."""

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from gradrepl.inkernel import namespace, probe
+from gradrepl.inkernel import namespace, probe, snapshot
 from gradrepl.inkernel.values import SAMPLE_SIZE, ValuesMemo, describe_tensor, python_stats
 
 
@@ -24,8 +24,8 @@ def shell_with(**names: Any) -> SimpleNamespace:
     return SimpleNamespace(user_ns=user_ns, user_ns_hidden=hidden)
 
 
-def by_name(snapshot: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {t["name"]: t for t in snapshot["tensors"]}
+def by_name(snap: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in snap["tensors"]}
 
 
 def test_seed_variable_after_three_backwards_shows_accumulated_grad() -> None:
@@ -33,7 +33,7 @@ def test_seed_variable_after_three_backwards_shows_accumulated_grad() -> None:
     v_out = torch.mean(varibale**2)
     for _ in range(3):
         v_out.backward(retain_graph=True)
-    tensors = by_name(namespace.snapshot(shell_with(varibale=varibale, v_out=v_out)))
+    tensors = by_name(snapshot.snapshot(shell_with(varibale=varibale, v_out=v_out)))
 
     assert tensors["varibale"]["grad"]["preview"] == [[1.5, 3.0], [4.5, 6.0]]
     assert tensors["varibale"]["is_leaf"] is True
@@ -48,7 +48,7 @@ def test_seed_variable_after_three_backwards_shows_accumulated_grad() -> None:
 
 def test_snapshot_is_plain_json_data() -> None:
     x = torch.tensor([1.0, float("nan"), float("inf")])
-    snap = namespace.snapshot(shell_with(x=x, c=torch.tensor([1 + 2j]), b=torch.tensor([True])))
+    snap = snapshot.snapshot(shell_with(x=x, c=torch.tensor([1 + 2j]), b=torch.tensor([True])))
     assert json.loads(json.dumps(snap, allow_nan=False)) == snap
     stats = by_name(snap)["x"]["data"]["stats"]
     assert (stats["nan"], stats["inf"], stats["min"], stats["max"]) == (1, 1, 1.0, 1.0)
@@ -59,7 +59,7 @@ def test_names_one_level_deep_in_containers_and_modules() -> None:
     fc = torch.nn.Module()
     fc.fc = torch.nn.Linear(1, 1)
     names = by_name(
-        namespace.snapshot(
+        snapshot.snapshot(
             shell_with(
                 params=[torch.ones(1), "not a tensor", torch.zeros(2)],
                 pair=(torch.ones(1),),
@@ -77,7 +77,7 @@ def test_names_one_level_deep_in_containers_and_modules() -> None:
 
 
 def test_ipython_caches_and_hidden_names_are_not_user_tensors() -> None:
-    names = by_name(namespace.snapshot(shell_with(_w=torch.ones(1)))).keys()
+    names = by_name(snapshot.snapshot(shell_with(_w=torch.ones(1)))).keys()
     assert list(names) == ["_w"]
 
 
@@ -137,7 +137,7 @@ def test_retained_grad_of_non_leaf_is_shown() -> None:
 def test_reading_values_changes_nothing() -> None:
     x = torch.ones(3, requires_grad=True)
     before = x._version
-    namespace.snapshot(shell_with(x=x))
+    snapshot.snapshot(shell_with(x=x))
     assert x._version == before and x.grad is None and x.grad_fn is None
 
 
@@ -158,7 +158,7 @@ def test_odd_tensors_never_raise() -> None:
         empty=torch.empty(0, 3),
         ints=torch.arange(5),
     )
-    tensors = by_name(namespace.snapshot(shell))
+    tensors = by_name(snapshot.snapshot(shell))
     assert set(tensors) == {"meta", "sparse", "hostile", "empty", "ints"}
     assert tensors["sparse"]["note"].startswith("values not shown")
     assert tensors["meta"]["data"] is None
@@ -170,14 +170,14 @@ def test_without_torch_imported_the_snapshot_is_empty(monkeypatch: pytest.Monkey
     import sys
 
     monkeypatch.delitem(sys.modules, "torch")
-    assert namespace.snapshot(shell_with(x=1)) == {"tensors": [], "notes": []}
+    assert snapshot.snapshot(shell_with(x=1)) == {"tensors": [], "notes": []}
 
 
 def test_tensor_count_is_capped_with_a_note() -> None:
-    many = {f"t{i}": torch.ones(1) for i in range(namespace.MAX_TENSORS + 5)}
-    snap = namespace.snapshot(shell_with(**many))
-    assert len(snap["tensors"]) == namespace.MAX_TENSORS
-    assert snap["notes"] == [f"5 more tensors not shown (limit {namespace.MAX_TENSORS})"]
+    many = {f"t{i}": torch.ones(1) for i in range(snapshot.MAX_TENSORS + 5)}
+    snap = snapshot.snapshot(shell_with(**many))
+    assert len(snap["tensors"]) == snapshot.MAX_TENSORS
+    assert snap["notes"] == [f"5 more tensors not shown (limit {snapshot.MAX_TENSORS})"]
 
 
 class FakeComm:
@@ -292,11 +292,11 @@ def test_the_memo_reuses_unchanged_values_and_sees_writes_through_data() -> None
     others = {f"t{i}": torch.full((3,), float(i)) for i in range(50)}
     memo = ValuesMemo()
     shell = shell_with(x=x, **others)
-    first = by_name(namespace.snapshot(shell, memo))
-    second = by_name(namespace.snapshot(shell, memo))
+    first = by_name(snapshot.snapshot(shell, memo))
+    second = by_name(snapshot.snapshot(shell, memo))
     assert all(second[name]["data"] is first[name]["data"] for name in first)
     x.data *= 100  # does not bump x._version: only the values tell
-    assert by_name(namespace.snapshot(shell, memo))["x"]["data"]["preview"] == [[100.0, 100.0], [100.0, 100.0]]
+    assert by_name(snapshot.snapshot(shell, memo))["x"]["data"]["preview"] == [[100.0, 100.0], [100.0, 100.0]]
 
 
 class Block(torch.nn.Module):

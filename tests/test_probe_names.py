@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from gradrepl.inkernel import namespace, probe
+from gradrepl.inkernel import namespace, probe, snapshot
 from gradrepl.inkernel.values import ValuesMemo
 from gradrepl.protocol import TensorInfo
 from support.command_line import gradrepl, records, script
@@ -20,7 +20,7 @@ from test_probe import Block, shell_with
 
 
 def described(shell: SimpleNamespace, memo: ValuesMemo | None = None) -> dict[str, dict[str, Any]]:
-    return {t["name"]: t for t in namespace.snapshot(shell, memo)["tensors"]}
+    return {t["name"]: t for t in snapshot.snapshot(shell, memo)["tensors"]}
 
 
 def test_a_tensor_under_two_names_is_described_once_with_its_other_name() -> None:
@@ -76,12 +76,12 @@ def test_a_cut_container_is_said_once_then_again_when_rebound() -> None:
     memo = ValuesMemo()
     shell = shell_with(big=[torch.ones(1) for _ in range(100)])
     note = "big: the first 64 of its 100 items are listed"
-    assert namespace.snapshot(shell, memo)["notes"] == [note]
+    assert snapshot.snapshot(shell, memo)["notes"] == [note]
     shell.user_ns["big"].append(torch.ones(1))  # the same list, longer: not said again
-    assert namespace.snapshot(shell, memo)["notes"] == []
-    assert namespace.snapshot(shell, memo)["notes"] == []
+    assert snapshot.snapshot(shell, memo)["notes"] == []
+    assert snapshot.snapshot(shell, memo)["notes"] == []
     shell.user_ns["big"] = [torch.ones(1) for _ in range(200)]  # another list: said
-    assert namespace.snapshot(shell, memo)["notes"] == ["big: the first 64 of its 200 items are listed"]
+    assert snapshot.snapshot(shell, memo)["notes"] == ["big: the first 64 of its 200 items are listed"]
 
 
 def test_the_probe_says_the_globals_note_in_the_first_report_only() -> None:

@@ -34,6 +34,9 @@ async def test_events_of_a_cell_arrive_in_order(session: KernelSession) -> None:
     assert outcome.stream_text("stdout") == "hi\n"
     assert outcome.result is not None and outcome.result.text == "42"
     assert outcome.finished == CellFinished("ok", 1)
+    # Printed with nothing after it to flush it: the probe sends it before its report.
+    outcome = await session.run("import sys\nprint('out')\nprint('err', file=sys.stderr)")
+    assert [type(e) for e in outcome.events] == [Stream, Stream, ProbeReport, CellFinished]
 
 
 async def plain_jupyter_result(code: str) -> str:

@@ -1,6 +1,7 @@
 """A cell's report costs what changed, not what exists: a small tensor described in the last
 report, whose metadata and values (and its grad's) are all as they were, keeps that
-description.
+description: the very dict sent, with the names and grad history it was sent with
+(snapshot.py puts in new ones when those changed).
 
 What "as they were" means cannot rest on `_version` alone: a write through `.data` or a numpy
 view of the tensor does not count in it. So the values are compared, as bytes, every report:
@@ -12,129 +13,182 @@ shape ...) is read from the tensor each time and compared as a tuple.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any
 
 from gradrepl.inkernel.values import MEMO_LIMIT
 
 _Key = tuple[Any, ...]
+Naming = tuple[str, tuple[str, ...], Any]  # a tensor's name in the report, its other names, where the name came from
 
 
-class _Kept:
+class Kept:
+    """A tensor's description as the last report sent it, and what it was made from."""
+
+    __slots__ = ("info", "key", "naming", "stamp")
+
+    def __init__(self, key: _Key, info: dict[str, Any], naming: Naming, stamp: int) -> None:
+        self.key = key  # the tensor's metadata then
+        self.info = info  # never changed once sent
+        self.naming = naming
+        self.stamp = stamp  # its grad history's (HealthBook.stamp)
+
+
+class _Values:
     """The last report's values of one dtype: one flat buffer, and which tensor has which part."""
 
-    __slots__ = ("bytes", "order", "spans")
+    __slots__ = ("bytes", "ends", "order")
 
-    def __init__(self, flat: Any, order: list[int], spans: list[tuple[int, int]]) -> None:
+    def __init__(self, flat: Any, order: list[int], ends: list[int]) -> None:
         self.bytes = flat  # 1-D, integers of the values' element size (int64 pairs for complex128)
         self.order = order  # the serials of the parts, in buffer order (a tensor, then its grad)
-        self.spans = spans  # (start, end) of each part, in the buffer's elements
+        self.ends = ends  # where each part ends, in the buffer's elements
+
+
+class _Layout:
+    """Which of a report's tensors are cached, their parts (a tensor's values, its grad's)
+    grouped by dtype: made again only when the tensors or their metadata differ from the last
+    report's."""
+
+    __slots__ = ("cached", "groups", "keys", "numbers")
+
+    def __init__(self, torch: Any, tensors: list[Any], numbers: list[int], keys: list[_Key],
+                 described: dict[int, Kept]) -> None:
+        self.numbers = numbers
+        self.keys = keys
+        self.cached: dict[int, _Key] = {}  # serial -> metadata key, of the cached tensors
+        self.groups: dict[Any, tuple[list[int], list[int]]] = {}  # dtype -> (serials, picks)
+        for index, (t, number, key) in enumerate(zip(tensors, numbers, keys, strict=True)):
+            before = described.get(number)
+            if (before is None or before.key != key) and not _cacheable(torch, t, key):
+                continue
+            self.cached[number] = key
+            self._add(key[1], number, index)
+            if key[-1] is not None:
+                self._add(key[-1][0], -number, ~index)  # a grad's part: its tensor's serial, negated
+
+    def _add(self, dtype: Any, part: int, pick: int) -> None:
+        group = self.groups.get(dtype)
+        if group is None:
+            group = self.groups[dtype] = ([], [])
+        group[0].append(part)
+        group[1].append(pick)  # tensors[pick], or tensors[~pick].grad
 
 
 class DescribedCache:
     def __init__(self) -> None:
-        self._described: dict[int, tuple[_Key, dict[str, Any]]] = {}  # serial -> (metadata key, description)
-        self._kept: dict[Any, _Kept] = {}  # dtype -> the last report's values
-        self._next: dict[int, tuple[_Key, dict[str, Any]]] = {}
-        self._keys: dict[int, _Key] = {}  # this report's metadata keys, by serial
+        self._described: dict[int, Kept] = {}  # serial -> the last report's description
+        self._values: dict[Any, _Values] = {}  # dtype -> the last report's values
+        self._layout: _Layout | None = None  # the last report's
+        self._next: dict[int, Kept] = {}  # what the report being made will leave, once it ends
+        self._next_values: dict[Any, _Values] = {}
+        self._next_layout: _Layout | None = None
+        self.plan: Any = None  # snapshot.py's: which tensors the last report's names made
+        self.last: Any = None  # snapshot.py's: what the last report that ended sent
 
-    def unchanged(self, torch: Any, tensors: list[Any], serial: Any) -> dict[int, dict[str, Any]]:
-        """For the tensors whose metadata and values are as in the last report: id -> a copy of
-        its description then. Every cacheable tensor's values are taken for the next report."""
+    def unchanged(self, torch: Any, tensors: list[Any], numbers: list[int]) -> dict[int, Kept]:
+        """For the tensors (with their serials) whose metadata and values are as in the last
+        report: serial -> its description then. Every cacheable tensor's values are taken for
+        the next report."""
         self._next = {}
-        parts: dict[Any, list[tuple[int, Any]]] = {}  # dtype -> (serial, tensor or grad) in order
-        keys: dict[int, _Key] = {}
-        numbers = [serial(t) for t in tensors]
-        for t, number in zip(tensors, numbers, strict=True):
-            key = _metadata_key(torch, t)
-            if key is None:
-                continue
-            keys[number] = key
-            parts.setdefault(t.dtype, []).append((number, t))
-            if key[-1] is not None:
-                parts.setdefault(key[-1][1], []).append((-number, t.grad))  # a grad's part: its tensor's serial, negated
-        changed_parts: set[int] = set()
-        kept: dict[Any, _Kept] = {}
-        for dtype, found in parts.items():
+        keys = [_metadata_key(t) for t in tensors]
+        layout = self._layout
+        if layout is None or layout.numbers != numbers or layout.keys != keys:
+            layout = _Layout(torch, tensors, numbers, keys, self._described)
+        changed: set[int] = set()
+        values: dict[Any, _Values] = {}
+        for dtype, (order, picks) in layout.groups.items():
+            found = [tensors[pick] if pick >= 0 else tensors[~pick].grad for pick in picks]
             # Compared as integers of the element's size: bitwise (-0.0 is not 0.0, a nan equals
             # itself), and torch.equal is some hundred times slower on bytes than on int64.
-            flat = torch._utils._flatten_dense_tensors([p for _, p in found])
+            flat = torch._utils._flatten_dense_tensors(found)
             if len(found) == 1:  # then it is the tensor itself, viewed flat: kept as it is now, not as it will be
                 flat = flat.clone()
             size = flat.element_size()
             as_int = flat.view({1: torch.uint8, 2: torch.int16, 4: torch.int32}.get(size, torch.int64))
             scale = size // as_int.element_size()
-            spans, start = [], 0
-            for _, p in found:
-                end = start + p.numel() * scale
-                spans.append((start, end))
-                start = end
-            kept[dtype] = _Kept(as_int, [number for number, _ in found], spans)
-            changed_parts |= _changed(torch, self._kept.get(dtype), kept[dtype])
-        self._kept = kept
-        reused: dict[int, dict[str, Any]] = {}
-        for t, number in zip(tensors, numbers, strict=True):
-            key = keys.get(number)
-            before = self._described.get(number)
-            if key is None or before is None or before[0] != key or number in changed_parts or -number in changed_parts:
-                continue
-            reused[id(t)] = dict(before[1])
-            self._next[number] = before
-        self._keys = keys
-        return reused
+            ends = list(accumulate([p.numel() * scale for p in found] if scale != 1 else [p.numel() for p in found]))
+            values[dtype] = _Values(as_int, order, ends)
+            changed |= _changed(torch, self._values.get(dtype), values[dtype])
+        self._next_values, self._next_layout = values, layout
+        described = self._described
+        if layout is self._layout and not changed:
+            return dict(described)  # what the last report kept, each with the metadata it has now
+        return {
+            number: before for number, key in layout.cached.items()
+            if (before := described.get(number)) is not None and before.key == key
+            and number not in changed and -number not in changed
+        }
 
-    def keep(self, number: int, info: dict[str, Any]) -> None:
-        """`info`, as described now (before names are put in), for the next report."""
-        key = self._keys.get(number)
+    def keep(self, number: int, info: dict[str, Any], naming: Naming, stamp: int) -> None:
+        """`info`, as this report sends it, for the next report."""
+        layout = self._next_layout
+        key = layout.cached.get(number) if layout is not None else None
         if key is not None and info.get("note") is None:
-            self._next[number] = (key, dict(info))
+            self._next[number] = Kept(key, info, naming, stamp)
 
-    def end_report(self) -> None:
-        self._described, self._next, self._keys = self._next, {}, {}
+    def keep_again(self, number: int, kept: Kept) -> None:
+        """What `unchanged` gave for `number`, sent again as it was."""
+        self._next[number] = kept
+
+    def keep_all(self, reused: dict[int, Kept]) -> None:
+        self._next.update(reused)
+
+    def end_report(self, sent: Any = None) -> None:
+        """The report is made: what it kept is what the next one compares with. (A report cut
+        short, by an interrupt, leaves the last one's.)"""
+        self._described, self._values, self._layout = self._next, self._next_values, self._next_layout
+        self._next, self._next_values, self._next_layout = {}, {}, None
+        self.last = sent
 
     def forget(self) -> None:
         """Describe everything afresh next time (the cache's own reading failed)."""
-        self._described, self._next, self._keys, self._kept = {}, {}, {}, {}
+        self._described, self._values, self._layout, self.last = {}, {}, None, None
+        self._next, self._next_values, self._next_layout = {}, {}, None
 
 
-def _metadata_key(torch: Any, t: Any) -> _Key | None:
-    """What the description says of `t` besides its values (and its grad's), as a tuple; None for
-    a tensor not cached (not on the CPU, not strided, quantized, larger than MEMO_LIMIT, a grad
-    likewise). Where the values live is not in it: they are compared themselves."""
-    if not _cacheable(torch, t):
-        return None
-    grad_key = None
-    if t.is_leaf or t.retains_grad:
-        grad = t.grad
-        if grad is not None:
-            if not _cacheable(torch, grad):
-                return None
-            grad_key = (grad.dtype, grad.shape)
-    return (type(t), t.dtype, t.shape, t._version, t.requires_grad, t.is_leaf, t.retains_grad, t.grad_fn, grad_key)
+def _metadata_key(t: Any) -> _Key:
+    """What the description says of `t` besides its values (and its grad's), as a tuple (is_leaf
+    is grad_fn being None). Where the values live is not in it: they are compared themselves."""
+    grad_fn, retains = t.grad_fn, t.retains_grad
+    grad = t.grad if grad_fn is None or retains else None  # a non-leaf's .grad warns
+    grad_key = None if grad is None else (grad.dtype, grad.shape, grad.is_cpu, grad.layout)
+    return (type(t), t.dtype, t.shape, t._version, t.requires_grad, retains, grad_fn, t.is_cpu, grad_key)
 
 
-def _cacheable(torch: Any, t: Any) -> bool:
-    return t.layout is torch.strided and not t.is_nested and not t.is_quantized and t.device.type == "cpu" and t.numel() <= MEMO_LIMIT
+def _cacheable(torch: Any, t: Any, key: _Key) -> bool:
+    """Whether `t` (with `key`) is cached: on the CPU, strided, neither nested nor quantized, at
+    most MEMO_LIMIT elements, its grad likewise. Read once while the key stays: what is not in it
+    cannot change for one tensor object (`.data =` takes only a tensor of the same kind)."""
+    grad_key = key[-1]
+    if grad_key is not None and not (grad_key[2] and grad_key[3] is torch.strided and _small(t.grad)):
+        return False
+    return key[7] and t.layout is torch.strided and _small(t)
 
 
-def _changed(torch: Any, before: _Kept | None, now: _Kept) -> set[int]:
+def _small(t: Any) -> bool:
+    return not t.is_nested and not t.is_quantized and t.numel() <= MEMO_LIMIT
+
+
+def _changed(torch: Any, before: _Values | None, now: _Values) -> set[int]:
     """The parts (serials) whose bytes differ from the last report's, or that it did not have."""
     if before is None:
         return set(now.order)
-    if before.order == now.order and before.spans == now.spans:
+    if before.order == now.order and before.ends == now.ends:
         if torch.equal(before.bytes, now.bytes):
             return set()
         differing = (before.bytes != now.bytes).nonzero().flatten()
-        ends = torch.tensor([end for _, end in now.spans])
+        ends = torch.tensor(now.ends)
         return {now.order[i] for i in torch.searchsorted(ends, differing, right=True).unique().tolist()}
     place = {number: index for index, number in enumerate(before.order)}
     changed = set()
     for index, number in enumerate(now.order):
         old = place.get(number)
-        start, end = now.spans[index]
+        start, end = now.ends[index - 1] if index else 0, now.ends[index]
         if old is None:
             changed.add(number)
             continue
-        old_start, old_end = before.spans[old]
+        old_start, old_end = before.ends[old - 1] if old else 0, before.ends[old]
         if old_end - old_start != end - start or not torch.equal(before.bytes[old_start:old_end], now.bytes[start:end]):
             changed.add(number)
     return changed

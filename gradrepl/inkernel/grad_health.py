@@ -71,3 +71,8 @@ class HealthBook:
     def history(self, serial: Any) -> dict[str, Any] | None:
         series = self.series.get(serial) if isinstance(serial, int) else None
         return series.to_json() if series is not None else None
+
+    def stamp(self, serial: int) -> int:
+        """Changes whenever `history(serial)` does: the call that last added a point (0: no series)."""
+        series = self.series.get(serial)
+        return series.calls[-1] if series is not None and series.calls else 0

@@ -1,7 +1,8 @@
 """The user's names: every tensor reachable by a name the user wrote (`named_tensors`: plain
-names, a module's parameters and buffers, one level of lists, tuples and dicts), the snapshot
-that describes them after a cell (each tensor object once, its other names listed), and
-`guarded`, the context all of the probe's reads of torch run in. Never imports torch: it is looked up in sys.modules or given.
+names, a module's parameters and buffers, one level of lists, tuples and dicts; snapshot.py
+describes them), the `Budget` of time the probe's looking and describing has, and `guarded`,
+the context all of the probe's reads of torch run in. Never imports torch: it is looked up in
+sys.modules or given.
 
 The user's objects are read without calling a method their class could override: what a
 value is comes from `type()` and the C-level subclass check (`isinstance` would read a
@@ -22,9 +23,6 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gradrepl.inkernel.values import ValuesMemo, describe_metadata, describe_tensor
-
-MAX_TENSORS = 5000  # a 100-layer model of a few thousand parameter tensors is listed whole
 MAX_CONTAINER_ITEMS = 64
 REPORT_SECONDS = 3.0  # a cell's report: looking up the names, then describing the tensors
 NAMES_SECONDS = 1.0  # looking up the names at a backward call (unnamed past it)
@@ -253,94 +251,3 @@ class guarded:
                 self._no_subclasses.__exit__(*exc_info)
         finally:
             self._torch._C._set_grad_enabled(self._grad_was)
-
-
-def _rank(origin: Origin) -> int:
-    return 2 if origin == ITEM else 1 if origin == PLAIN else 0
-
-
-class _Listed:
-    """One tensor object of the report: its description, and every name it was found under
-    as (rank, order found, name, origin). Its name in the report is the first module name,
-    else the first plain name, else the first item name: `x` over `g['x']`."""
-
-    __slots__ = ("info", "names", "tensor")
-
-    def __init__(self, tensor: Any, info: dict[str, Any]) -> None:
-        self.tensor = tensor  # held, so that no other object takes its id meanwhile
-        self.info = info
-        self.names: list[tuple[int, int, str, Origin]] = []
-
-    def finished(self) -> tuple[int, dict[str, Any]]:
-        """Where it goes in the report (where its name was found), and its description."""
-        _, order, name, origin = first = min(self.names)
-        info = self.info
-        info["name"] = name
-        aliases = [other[2] for other in self.names if other is not first]
-        if aliases:
-            info["aliases"] = aliases
-        if isinstance(origin, tuple):
-            path, classes, buffer = origin
-            info.update(module_path=list(path), module_types=list(classes), buffer=buffer)
-        return order, info
-
-
-def snapshot(shell: Any, memo: ValuesMemo | None = None, budget: Budget | None = None) -> dict[str, Any]:
-    """Every named tensor described once, under its first name with its others listed, within
-    `budget` (REPORT_SECONDS from now by default): names not looked at by then are counted,
-    tensors found are listed without their values. A tensor that cannot be described at all
-    gets a note, as does a container cut short: once while it stays so (with `memo`)."""
-    memo = memo or ValuesMemo()
-    memo.next_snapshot()
-    torch = sys.modules.get("torch")
-    if torch is None or not hasattr(torch, "Tensor") or not hasattr(torch, "nn"):
-        return {"tensors": [], "notes": []}
-    budget = budget or Budget(REPORT_SECONDS)
-    listed: dict[int, _Listed] = {}
-    unlisted: dict[int, Any] = {}  # tensors not described (past the limit, or failed), held as `listed` holds
-    container_notes: list[Note] = []
-    notes: list[str] = []
-    skipped = 0
-    cache = memo.described
-    with guarded(torch, quiet=True):
-        found = list(tensors_with_origins(torch, shell, container_notes, budget))
-        try:
-            first = list({id(t): t for _, t, _ in found}.values())[:MAX_TENSORS]
-            reused = cache.unchanged(torch, first, memo.serial)
-        except Exception:
-            cache.forget()
-            reused = {}
-        for order, (name, t, origin) in enumerate(found):
-            known = listed.get(id(t))
-            if known is None and id(t) not in unlisted:
-                if len(listed) >= MAX_TENSORS:
-                    unlisted[id(t)] = t
-                    skipped += 1
-                    continue
-                try:
-                    info = reused.get(id(t))  # described in the last report, and nothing about it changed since
-                    if info is None and budget.out():
-                        budget.unread += 1
-                        info = describe_metadata(torch, name, t, memo, note="values not read: the probe's time budget ran out")
-                    elif info is None:
-                        info = describe_tensor(torch, name, t, memo)
-                        cache.keep(memo.serial(t), info)
-                except Exception as exc:
-                    unlisted[id(t)] = t
-                    note = f"{name}: not shown ({type(exc).__name__})"
-                    if memo.first_time(("not shown", memo.serial(t), note)):
-                        notes.append(note)
-                    continue
-                known = listed[id(t)] = _Listed(t, info)
-            if known is not None:
-                known.names.append((_rank(origin), order, name, origin))
-        notes.extend(text for key, text in container_notes if memo.first_time(key))
-        memo.finish(torch)
-        cache.end_report()
-    tensors = [info for _, info in sorted((entry.finished() for entry in listed.values()), key=lambda pair: pair[0])]
-    if skipped:
-        notes.append(f"{skipped} more tensors not shown (limit {MAX_TENSORS})")
-    budget_note = budget.note()
-    if budget_note is not None:
-        notes.append(budget_note)
-    return {"tensors": tensors, "notes": notes}

@@ -2,9 +2,9 @@
 
 This module is its wiring: IPython's cell events, the comm, the report after each cell (sent
 as a delta of the tensor table) and the answers to a front end's requests between cells. What
-it reports comes from namespace.py (the user's tensors and their snapshot), values.py (their
-previews and stats), errors.py (error frames mapped to the user's file), tracer.py with
-glances.py (backward calls) and graph.py (a tensor's graph).
+it reports comes from namespace.py (the user's tensors), snapshot.py (their descriptions),
+values.py (their previews and stats), errors.py (error frames mapped to the user's file),
+tracer.py with glances.py (backward calls) and graph.py (a tensor's graph).
 
 With those modules and jacobian.py, this is the only gradrepl code that touches torch, and it
 never imports it: torch is looked up in sys.modules, so a namespace without torch costs nothing
@@ -25,6 +25,7 @@ import contextlib
 import gc
 import os
 import sys
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,8 +39,9 @@ from gradrepl.inkernel.errors import (
 from gradrepl.inkernel.glances import capture_glance, render_capture
 from gradrepl.inkernel.grad_health import HealthBook
 from gradrepl.inkernel.graph import graph_of
-from gradrepl.inkernel.namespace import NAMES_SECONDS, REPORT_SECONDS, Budget, guarded, named_tensors, snapshot
+from gradrepl.inkernel.namespace import NAMES_SECONDS, REPORT_SECONDS, Budget, guarded, named_tensors
 from gradrepl.inkernel.nan_watch import NanWatch
+from gradrepl.inkernel.snapshot import snapshot
 from gradrepl.inkernel.tracer import BackwardTracer, own_codes
 from gradrepl.inkernel.values import ValuesMemo
 from gradrepl.protocol import (
@@ -103,7 +105,8 @@ class Probe:
         # stream on its own schedule: a long report could overtake the cell's last print).
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(BaseException):  # an interrupt that comes once the cell is done included
-                stream.flush()
+                if holds_output(stream):
+                    stream.flush()
         # The report's descriptions would start a collection every 700 objects they allocate,
         # each tracing the young objects the cell left: a 2,000-tensor model's report spent
         # most of its time there. What they leave is collected once, after.
@@ -135,7 +138,7 @@ class Probe:
     def report(self, result: Any) -> dict[str, Any]:
         births = self.nan_watch.end_cell(result.execution_count)
         exc = result.error_before_exec or result.error_in_exec
-        snap = snapshot(self.shell, self.memo)
+        snap = snapshot(self.shell, self.memo, health=self.health)
         notes = snap["notes"]
         events = self.tracer.rendered_events(cell=result.execution_count)  # calls past the first counted in them
         report = {
@@ -146,10 +149,6 @@ class Probe:
         }
         if births:
             report["nonfinite"] = [birth.to_json() for birth in births]
-        for described in snap["tensors"]:
-            history = self.health.history(described.get("object"))
-            if history is not None:
-                described["grad_history"] = history
         report.update(self.delta(snap["tensors"]))
         return report
 
@@ -160,7 +159,7 @@ class Probe:
         changed, patched = [], []
         for t in tensors:
             before = self.sent.get(t["name"])
-            if before == t:
+            if before is t or before == t:  # the same dict: the snapshot kept what it sent last time
                 continue
             if before is not None and t.get("object") is not None and before.get("object") == t.get("object"):
                 patched.append(TensorPatch.between(before, t))
@@ -205,6 +204,16 @@ class Probe:
         with guarded(torch, quiet=True):
             named = list(named_tensors(torch, self.shell, budget=Budget(REPORT_SECONDS)))
             return graph_of(torch, named, name, self.tracer.node_memory)
+
+
+def holds_output(stream: Any) -> bool:
+    """Whether `stream` may hold output not yet sent. An ipykernel stream's flush from the
+    cell's thread waits for its I/O thread to go through everything queued before it: a
+    millisecond or two a cell that printed nothing. Any other stream is flushed."""
+    buffers = getattr(stream, "_buffers", None)
+    if type(buffers) is not defaultdict:
+        return True
+    return any(buffer.tell() for buffer in list(buffers.values()))
 
 
 class TorchImportWatcher:
