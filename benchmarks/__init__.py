@@ -31,7 +31,8 @@ Rows
                            tensors), timed until status idle and the execute_reply.
                            Interleaved; medians. Target: ratio <= 1.2 / <= 2.
     snapshot-1e8           snapshot.snapshot() of a namespace holding one 1e8-element tensor,
-                           in this process, vs torch.Tensor.__repr__ of that tensor.
+                           in this process with the cyclic collector off (as the probe makes
+                           its report), vs torch.Tensor.__repr__ of that tensor.
                            Target: the slowest sample <= 2 ms.
     describe-1e8           values.describe_tensor of the 1e8 tensor vs of a 4x4 tensor. Info.
     describe-1e8-vs-repr   values.describe_tensor of the 1e8 tensor vs its repr. Info.

@@ -4,6 +4,7 @@ doing the same without it."""
 
 from __future__ import annotations
 
+import gc
 import itertools
 import time
 import types
@@ -29,8 +30,23 @@ def snapshot_samples(big: Any, samples: int) -> tuple[list[float], list[float], 
     describe_big = time_calls(lambda: describe_tensor(torch, "big", big), samples)
     describe_small = time_calls(lambda: describe_tensor(torch, "small", small), samples)
     repr_big = time_calls(lambda: torch.Tensor.__repr__(big), samples)
-    snap = time_calls(lambda: snapshot(shell), samples)
+    snap = time_calls(collector_off(lambda: snapshot(shell)), samples)
     return snap, repr_big, describe_big, describe_small
+
+
+def collector_off(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """fn as the probe makes its report: with the cyclic collector off (a collection that starts
+    inside, traversing every object of a process that imported torch, was the 2 to 144 ms
+    outlier of snapshot-1e8)."""
+
+    def call() -> Any:
+        gc.disable()
+        try:
+            return fn()
+        finally:
+            gc.enable()
+
+    return call
 
 
 def bench_snapshot(samples: int) -> list[Row]:
@@ -42,7 +58,7 @@ def bench_snapshot(samples: int) -> list[Row]:
     return [
         Row(
             "snapshot-1e8", median(snap), "ms", "repr(big)", median(repr_big), median(snap) / median(repr_big),
-            "max <= 2 ms", max(snap) <= 2.0, note=f"snapshot.snapshot, in process; median of {samples}; the target "
+            "max <= 2 ms", max(snap) <= 2.0, note=f"snapshot.snapshot, in process, the collector off as in the probe; median of {samples}; the target "
             f"holds for the slowest (max {max(snap):.2f} ms)",
             samples=snap, anchor_samples=repr_big, extra={"max_ms": max(snap)},
         ),

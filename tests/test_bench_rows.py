@@ -66,3 +66,24 @@ def test_a_scroll_counts_only_cells_above_the_last_frame() -> None:
     terminal = FakeTerminal(["cell-0995 cell-0990", "cursor", "cell-0984"])
     until_drawn(terminal, MARKER, 0.0, 5.0, lambda match: int(match.group(1)) < 990)  # type: ignore[arg-type]
     assert terminal.chunks == [] and re.search("0984", terminal.drawn)
+
+
+def test_snapshot_1e8_times_the_snapshot_with_the_collector_off_as_the_probe_makes_it(monkeypatch) -> None:
+    import gc
+
+    import torch
+
+    import gradrepl.inkernel.snapshot as snapshot_module
+    from benchmarks import probe as probe_rows
+
+    real = snapshot_module.snapshot
+    collecting: list[bool] = []
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        collecting.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(snapshot_module, "snapshot", watched)
+    snap, *_ = probe_rows.snapshot_samples(torch.randn(4, 4), 3)
+    assert len(snap) == 3 and collecting[-3:] == [False, False, False]
+    assert gc.isenabled()
