@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -186,3 +187,45 @@ def test_a_report_cut_short_leaves_the_next_comparing_with_the_last_one_that_end
     monkeypatch.setattr(snapshot_module, "describe_tensor", real)
     by_name = {info["name"]: info for info in snapshot(shell, memo)["tensors"]}
     assert by_name["a"]["data"]["preview"] == [5.0, 0.0]
+
+
+@pytest.mark.parametrize("size", [10, 1000])  # a non-leaf cached, and one too large to be
+def test_the_cache_holds_no_deleted_tensors_graph(size: int) -> None:
+    """What the cache keeps between reports names a tensor's grad_fn, it does not hold the node:
+    a deleted non-leaf's graph (and what it saved) is freed at once, as without gradrepl."""
+    x = torch.randn(size, requires_grad=True)
+    saved = torch.randn(size)
+    ns: dict[str, Any] = {"x": x, "y": x * saved}  # MulBackward0 saves `saved`
+    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
+    memo = ValuesMemo()
+    snapshot(shell, memo)
+    snapshot(shell, memo)
+    alive = weakref.ref(saved)
+    del ns["y"], saved
+    gc.collect()
+    assert alive() is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda: torch.nested.nested_tensor([torch.ones(2), torch.ones(3)]),  # strided: its shape cannot be read
+    lambda: torch.inference_mode()(lambda: torch.randn(1000))(),  # its version cannot be read
+], ids=["nested", "inference"])
+def test_a_tensor_whose_metadata_cannot_be_read_is_only_itself_described_again(make: Callable[[], Any],
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import gradrepl.inkernel.snapshot as snapshot_module
+
+    ns: dict[str, Any] = {f"t{k}": torch.randn(4) for k in range(20)}
+    ns["odd"] = make()
+    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
+    memo = ValuesMemo()
+    snapshot(shell, memo)
+    described: list[str] = []
+    real = snapshot_module.describe_tensor
+
+    def counted(torch_: Any, name: str, t: Any, memo_: Any = None) -> dict[str, Any]:
+        described.append(name)
+        return real(torch_, name, t, memo_)
+
+    monkeypatch.setattr(snapshot_module, "describe_tensor", counted)
+    snapshot(shell, memo)
+    assert described == ["odd"]

@@ -52,13 +52,15 @@ class _Layout:
 
     __slots__ = ("cached", "groups", "keys", "numbers")
 
-    def __init__(self, torch: Any, tensors: list[Any], numbers: list[int], keys: list[_Key],
+    def __init__(self, torch: Any, tensors: list[Any], numbers: list[int], keys: list[_Key | None],
                  described: dict[int, Kept]) -> None:
         self.numbers = numbers
         self.keys = keys
         self.cached: dict[int, _Key] = {}  # serial -> metadata key, of the cached tensors
         self.groups: dict[Any, tuple[list[int], list[int]]] = {}  # dtype -> (serials, picks)
         for index, (t, number, key) in enumerate(zip(tensors, numbers, keys, strict=True)):
+            if key is None:
+                continue
             before = described.get(number)
             if (before is None or before.key != key) and not _cacheable(torch, t, key):
                 continue
@@ -107,13 +109,13 @@ class DescribedCache:
             size = flat.element_size()
             as_int = flat.view({1: torch.uint8, 2: torch.int16, 4: torch.int32}.get(size, torch.int64))
             scale = size // as_int.element_size()
-            ends = list(accumulate([p.numel() * scale for p in found] if scale != 1 else [p.numel() for p in found]))
+            ends = list(accumulate([p.numel() * scale for p in found]))
             values[dtype] = _Values(as_int, order, ends)
             changed |= _changed(torch, self._values.get(dtype), values[dtype])
         self._next_values, self._next_layout = values, layout
         described = self._described
         if layout is self._layout and not changed:
-            return dict(described)  # what the last report kept, each with the metadata it has now
+            return dict(described)  # what the last report kept: each was kept with the key it has now
         return {
             number: before for number, key in layout.cached.items()
             if (before := described.get(number)) is not None and before.key == key
@@ -137,9 +139,8 @@ class DescribedCache:
     def end_report(self, sent: Any = None) -> None:
         """The report is made: what it kept is what the next one compares with. (A report cut
         short, by an interrupt, leaves the last one's.)"""
-        self._described, self._values, self._layout = self._next, self._next_values, self._next_layout
+        self._described, self._values, self._layout, self.last = self._next, self._next_values, self._next_layout, sent
         self._next, self._next_values, self._next_layout = {}, {}, None
-        self.last = sent
 
     def forget(self) -> None:
         """Describe everything afresh next time (the cache's own reading failed)."""
@@ -147,19 +148,34 @@ class DescribedCache:
         self._next, self._next_values, self._next_layout = {}, {}, None
 
 
-def _metadata_key(t: Any) -> _Key:
-    """What the description says of `t` besides its values (and its grad's), as a tuple (is_leaf
-    is grad_fn being None). Where the values live is not in it: they are compared themselves."""
-    grad_fn, retains = t.grad_fn, t.retains_grad
-    grad = t.grad if grad_fn is None or retains else None  # a non-leaf's .grad warns
-    grad_key = None if grad is None else (grad.dtype, grad.shape, grad.is_cpu, grad.layout)
-    return (type(t), t.dtype, t.shape, t._version, t.requires_grad, retains, grad_fn, t.is_cpu, grad_key)
+def _metadata_key(t: Any) -> _Key | None:
+    """What the description says of `t` besides its values (and its grad's), as a tuple; None for
+    a tensor whose metadata cannot be read so (a strided nested tensor's shape, an inference
+    tensor's version: it is not cached). Where the values live is not in it: they are compared
+    themselves. Its grad_fn stands as what names it, not as the node: a key kept between
+    reports must not hold a deleted tensor's graph (and what it saved) alive."""
+    try:
+        grad_fn, retains = t.grad_fn, t.retains_grad
+        grad = t.grad if grad_fn is None or retains else None  # a non-leaf's .grad warns
+        grad_key = None if grad is None else (grad.dtype, grad.shape, grad.is_cpu, grad.layout)
+        return (type(t), t.dtype, t.shape, t._version, t.requires_grad, retains, _node_kind(grad_fn), t.is_cpu, grad_key)
+    except Exception:
+        return None
+
+
+def _node_kind(node: Any) -> Any:
+    """What walker.node_name reads of a node (None for a leaf): its type, or a C++ node's name."""
+    if node is None:
+        return None
+    kind = type(node)
+    return node.name() if kind.__name__ == "CppFunction" else kind
 
 
 def _cacheable(torch: Any, t: Any, key: _Key) -> bool:
     """Whether `t` (with `key`) is cached: on the CPU, strided, neither nested nor quantized, at
-    most MEMO_LIMIT elements, its grad likewise. Read once while the key stays: what is not in it
-    cannot change for one tensor object (`.data =` takes only a tensor of the same kind)."""
+    most MEMO_LIMIT elements, its grad likewise. Not read again for a tensor cached with the same
+    key: what is not in it cannot change for one tensor object (`.data =` takes only a tensor of
+    the same kind)."""
     grad_key = key[-1]
     if grad_key is not None and not (grad_key[2] and grad_key[3] is torch.strided and _small(t.grad)):
         return False

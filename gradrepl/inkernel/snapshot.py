@@ -88,7 +88,7 @@ class _Plan:
 
     def holds(self, names: list[str], objects: list[Any], origins: list[Origin]) -> bool:
         return (self.bound is not None and names == self.names and origins == self.origins
-                and len(objects) == len(self.bound) and all(map(is_, objects, map(_deref, self.bound))))
+                and all(map(is_, objects, map(_deref, self.bound))))
 
 
 class _Sent:
