@@ -91,14 +91,10 @@ def test_each_report_of_a_long_lived_probe_equals_one_made_from_scratch(steps: i
         assert kept["notes"] == fresh["notes"], label
 
 
-def test_what_did_not_change_is_not_described_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The cache is used at all: a second report describes only the tensor that changed."""
+def names_described(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the tensors snapshots describe afresh from now on (not from the cache)."""
     import gradrepl.inkernel.snapshot as snapshot_module
 
-    ns = {f"t{k}": torch.randn(4, 4) for k in range(50)}
-    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
-    memo = ValuesMemo()
-    snapshot(shell, memo)
     described: list[str] = []
     real = snapshot_module.describe_tensor
 
@@ -107,6 +103,16 @@ def test_what_did_not_change_is_not_described_again(monkeypatch: pytest.MonkeyPa
         return real(torch_, name, t, memo_)
 
     monkeypatch.setattr(snapshot_module, "describe_tensor", counted)
+    return described
+
+
+def test_what_did_not_change_is_not_described_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache is used at all: a second report describes only the tensor that changed."""
+    ns = {f"t{k}": torch.randn(4, 4) for k in range(50)}
+    shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
+    memo = ValuesMemo()
+    snapshot(shell, memo)
+    described = names_described(monkeypatch)
     ns["t7"].data[2, 2] = 100.0
     snapshot(shell, memo)
     assert described == ["t7"]
@@ -212,20 +218,11 @@ def test_the_cache_holds_no_deleted_tensors_graph(size: int) -> None:
 ], ids=["nested", "inference"])
 def test_a_tensor_whose_metadata_cannot_be_read_is_only_itself_described_again(make: Callable[[], Any],
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import gradrepl.inkernel.snapshot as snapshot_module
-
     ns: dict[str, Any] = {f"t{k}": torch.randn(4) for k in range(20)}
     ns["odd"] = make()
     shell = types.SimpleNamespace(user_ns=ns, user_ns_hidden={})
     memo = ValuesMemo()
     snapshot(shell, memo)
-    described: list[str] = []
-    real = snapshot_module.describe_tensor
-
-    def counted(torch_: Any, name: str, t: Any, memo_: Any = None) -> dict[str, Any]:
-        described.append(name)
-        return real(torch_, name, t, memo_)
-
-    monkeypatch.setattr(snapshot_module, "describe_tensor", counted)
+    described = names_described(monkeypatch)
     snapshot(shell, memo)
     assert described == ["odd"]
