@@ -4,7 +4,6 @@ doing the same without it."""
 
 from __future__ import annotations
 
-import gc
 import itertools
 import time
 import types
@@ -30,23 +29,19 @@ def snapshot_samples(big: Any, samples: int) -> tuple[list[float], list[float], 
     describe_big = time_calls(lambda: describe_tensor(torch, "big", big), samples)
     describe_small = time_calls(lambda: describe_tensor(torch, "small", small), samples)
     repr_big = time_calls(lambda: torch.Tensor.__repr__(big), samples)
-    snap = time_calls(collector_off(lambda: snapshot(shell)), samples)
+    snap = time_calls(lambda: as_the_probe_makes_it(shell), samples)
     return snap, repr_big, describe_big, describe_small
 
 
-def collector_off(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """fn as the probe makes its report: with the cyclic collector off (a collection that starts
-    inside, traversing every object of a process that imported torch, was the 2 to 144 ms
+def as_the_probe_makes_it(shell: Any) -> dict[str, Any]:
+    """The snapshot with the cyclic collector off, as the probe makes its report (a collection
+    starting inside, through every object of a process that imported torch, was the 2 to 144 ms
     outlier of snapshot-1e8)."""
+    from gradrepl.inkernel.graph import no_collections
+    from gradrepl.inkernel.snapshot import snapshot
 
-    def call() -> Any:
-        gc.disable()
-        try:
-            return fn()
-        finally:
-            gc.enable()
-
-    return call
+    with no_collections():
+        return snapshot(shell)
 
 
 def bench_snapshot(samples: int) -> list[Row]:

@@ -85,8 +85,7 @@ class DescribedCache:
         self._next: dict[int, Kept] = {}  # what the report being made will leave, once it ends
         self._next_values: dict[Any, _Values] = {}
         self._next_layout: _Layout | None = None
-        self.plan: Any = None  # snapshot.py's: which tensors the last report's names made
-        self.last: Any = None  # snapshot.py's: what the last report that ended sent
+        self.last: Any = None  # snapshot.py's: what the last report that ended sent, and how its names grouped
 
     def unchanged(self, torch: Any, tensors: list[Any], numbers: list[int]) -> dict[int, Kept]:
         """For the tensors (with their serials) whose metadata and values are as in the last

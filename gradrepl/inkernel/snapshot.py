@@ -170,9 +170,9 @@ def snapshot(shell: Any, memo: ValuesMemo | None = None, budget: Budget | None =
     with guarded(torch, quiet=True):
         found = list(tensors_with_origins(torch, shell, container_notes, budget))
         names, objects, origins = (list(column) for column in zip(*found, strict=True)) if found else ([], [], [])
-        plan = cache.plan
-        if not isinstance(plan, _Plan) or not plan.holds(names, objects, origins):
-            plan = cache.plan = _Plan(names, objects, origins, memo.serial)
+        last = cache.last if isinstance(cache.last, _Sent) else None
+        plan = last.plan if last is not None and last.plan.holds(names, objects, origins) else _Plan(
+            names, objects, origins, memo.serial)
         tensors = [objects[position] for position in plan.positions]
         try:
             reused = cache.unchanged(torch, tensors, plan.numbers)
@@ -180,8 +180,7 @@ def snapshot(shell: Any, memo: ValuesMemo | None = None, budget: Budget | None =
             cache.forget()
             reused = {}
         stamps = [health.stamp(number) for number in plan.numbers] if health is not None and health.series else None
-        last = cache.last
-        if isinstance(last, _Sent) and last.plan is plan and last.stamps == stamps and len(reused) == len(plan.numbers):
+        if last is not None and last.plan is plan and last.stamps == stamps and len(reused) == len(plan.numbers):
             described = list(last.described)  # nothing about any tensor changed: the very descriptions sent
             cache.keep_all(reused)
         else:
